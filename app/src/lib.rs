@@ -1,0 +1,183 @@
+//! AutoLearn in the browser: a Leptos client-side rendered app that talks to the JSON API of
+//! `autolearn serve` on the same origin (SPEC §9).
+//!
+//! Layout: [`api`] holds every fetch; [`pages`] one page per file; this file holds the shell
+//! (session, header, routes). To add a page: write `pages/<name>.rs`, then add a `<Route>`
+//! in [`App`] (wrapped in [`RequireLogin`] unless it is public) and, if it is top level, a
+//! link in [`Header`].
+
+pub mod api;
+pub mod format;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::{A, Redirect, Route, Router, Routes};
+use leptos_router::hooks::{use_location, use_navigate};
+use leptos_router::path;
+use shared::api::User;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::pages::instance::InstancePage;
+use crate::pages::instances::InstancesPage;
+use crate::pages::login::LoginPage;
+use crate::pages::not_found::NotFound;
+
+/// Runs when the module is instantiated (`init()` in `index.html`).
+#[wasm_bindgen(start)]
+pub fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+/// Who is logged in, shared by every page through context.
+#[derive(Clone, Copy)]
+pub struct Session {
+    /// `None` until the first `GET /api/auth/me` answers, then the user or `Some(None)`.
+    state: RwSignal<Option<Option<User>>>,
+}
+
+/// The coarse session state pages branch on (cheap to compare, so a new `User` value with
+/// the same login does not re-render whole pages).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SessionStatus {
+    Checking,
+    LoggedOut,
+    LoggedIn,
+}
+
+impl Session {
+    fn new() -> Self {
+        let session = Self { state: RwSignal::new(None) };
+        spawn_local(async move {
+            // A server or network failure is treated as "not logged in": the login page
+            // then shows the real error when the user tries.
+            let user = api::me().await.unwrap_or(None);
+            session.state.set(Some(user));
+        });
+        session
+    }
+
+    pub fn user(&self) -> Option<User> {
+        self.state.get().flatten()
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.state.with(|s| match s {
+            None => SessionStatus::Checking,
+            Some(None) => SessionStatus::LoggedOut,
+            Some(Some(_)) => SessionStatus::LoggedIn,
+        })
+    }
+
+    pub fn logged_in(&self, user: User) {
+        self.state.set(Some(Some(user)));
+    }
+
+    pub fn logged_out(&self) {
+        self.state.set(Some(None));
+    }
+
+    /// Call with every API error: a 401 means the session is gone, so show the login page.
+    pub fn check(&self, error: &api::ApiError) {
+        if error.is_unauthorized() {
+            self.logged_out();
+        }
+    }
+}
+
+pub fn use_session() -> Session {
+    expect_context::<Session>()
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_context(Session::new());
+    view! {
+        <Router>
+            <Header/>
+            <main class="content">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/login") view=LoginPage/>
+                    <Route
+                        path=path!("/")
+                        view=|| view! { <RequireLogin><InstancesPage/></RequireLogin> }
+                    />
+                    <Route
+                        path=path!("/instances/:id")
+                        view=|| view! { <RequireLogin><InstancePage/></RequireLogin> }
+                    />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Product name, top-level navigation and the logged-in user.
+#[component]
+fn Header() -> impl IntoView {
+    let session = use_session();
+    let navigate = use_navigate();
+    let logging_out = RwSignal::new(false);
+    let logout = move |_| {
+        let navigate = navigate.clone();
+        logging_out.set(true);
+        spawn_local(async move {
+            // Whatever the server says, this browser forgets the user; a failed logout
+            // leaves a cookie that the next `me` would show, which is the honest state.
+            let _ = api::logout().await;
+            logging_out.set(false);
+            session.logged_out();
+            navigate("/login", Default::default());
+        });
+    };
+    view! {
+        <header class="topbar">
+            <A href="/" {..} class="brand" data-testid="brand">
+                <span class="brand-mark" aria-hidden="true">"◆"</span>
+                "AutoLearn"
+            </A>
+            <Show when=move || session.status() == SessionStatus::LoggedIn>
+                <nav class="nav" aria-label="Main">
+                    <A href="/" {..} data-testid="nav-instances">"Instances"</A>
+                </nav>
+                <div class="account">
+                    <span class="user" data-testid="current-user" title="Logged in as">
+                        {move || session.user().map(|u| u.username).unwrap_or_default()}
+                    </span>
+                    <button
+                        class="button subtle"
+                        data-testid="logout"
+                        on:click=logout.clone()
+                        disabled=move || logging_out.get()
+                    >
+                        "Log out"
+                    </button>
+                </div>
+            </Show>
+        </header>
+    }
+}
+
+/// Shows its children only to a logged-in user; sends others to the login page and back.
+#[component]
+fn RequireLogin(children: ChildrenFn) -> impl IntoView {
+    let session = use_session();
+    let location = use_location();
+    let status = Memo::new(move |_| session.status());
+    move || match status.get() {
+        SessionStatus::Checking => {
+            view! { <p class="muted" data-testid="loading">"Loading…"</p> }.into_any()
+        }
+        SessionStatus::LoggedOut => {
+            let here = location.pathname.get_untracked();
+            let path = if here == "/" {
+                "/login".to_owned()
+            } else {
+                format!("/login?next={}", String::from(js_sys::encode_uri_component(&here)))
+            };
+            view! { <Redirect path=path/> }.into_any()
+        }
+        SessionStatus::LoggedIn => children().into_any(),
+    }
+}

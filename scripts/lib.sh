@@ -1,0 +1,64 @@
+# Shared set-up for scripts/*.sh: tool locations, the cargo target directory, installers.
+# Sourced, not run.
+
+# One cargo target directory outside the clone, so every clone and CI run builds incrementally.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  if [ -d /work ] && [ -w /work ]; then CARGO_TARGET_DIR=/work/target; else CARGO_TARGET_DIR="$HOME/.cache/autolearn/target"; fi
+fi
+export CARGO_TARGET_DIR
+# Tools the scripts install (wasm-bindgen, s3s-fs) live here, outside the clone.
+AUTOLEARN_TOOLS="${AUTOLEARN_TOOLS:-$HOME/.cache/autolearn/tools}"
+export PATH="$AUTOLEARN_TOOLS/bin:$PATH"
+
+WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen version in Cargo.lock
+S3S_FS_VERSION=0.14.1          # the newest s3s-fs that builds on rustc 1.95
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_wasm_tools() {
+  if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+    log "installing the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! "$AUTOLEARN_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 5 minutes, once)"
+    # Not --locked: its lock file names a crate version missing from the registry.
+    cargo install --root "$AUTOLEARN_TOOLS" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
+
+ensure_s3_server() {
+  if ! "$AUTOLEARN_TOOLS/bin/s3s-fs" --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+    log "installing s3s-fs $S3S_FS_VERSION, the S3-compatible test server (about 3 minutes, once)"
+    cargo install --locked --root "$AUTOLEARN_TOOLS" s3s-fs --version "$S3S_FS_VERSION" --features binary
+  fi
+}
+
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Chromium from Debian"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y chromium chromium-driver >/dev/null; else sudo apt-get install -y chromium chromium-driver >/dev/null; fi
+  fi
+}
+
+ensure_postgres() {
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    log "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+    for _ in $(seq 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Waits until URL answers 200, or fails after $2 seconds.
+wait_for() {
+  for _ in $(seq "${2:-60}"); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 1
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}

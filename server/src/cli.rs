@@ -1,0 +1,228 @@
+//! The `autolearn` command line: `serve` runs the server; the other commands are a client
+//! of the management API (`--json` prints the API's JSON as is).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use shared::api::ErrorBody;
+
+#[derive(Parser)]
+#[command(name = "autolearn", version, about = "Self-hosted AutoML: server and command-line client")]
+pub struct Cli {
+    /// Server a client command talks to.
+    #[arg(long, global = true, env = "AUTOLEARN_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Bearer token for client commands (from `autolearn login`).
+    #[arg(long, global = true, env = "AUTOLEARN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the API server and web app.
+    Serve {
+        /// TOML configuration file; environment variables override its keys.
+        #[arg(long, env = "AUTOLEARN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Log in and print a bearer token (export it as AUTOLEARN_TOKEN). The password is read
+    /// from AUTOLEARN_PASSWORD or the first line of standard input.
+    Login {
+        #[arg(long, short)]
+        username: String,
+    },
+    /// Instances.
+    #[command(subcommand)]
+    Instance(InstanceCmd),
+    /// Datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Users (administrators only).
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand)]
+pub enum InstanceCmd {
+    List,
+    Create {
+        /// image_classification, object_detection, ocr or recommendation_recall.
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    Show { id: i64 },
+    Delete { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum DatasetCmd {
+    List {
+        #[arg(long)]
+        instance: i64,
+    },
+    /// Index a dataset from s3://bucket/prefix/ or a directory under the server's data roots.
+    Create {
+        #[arg(long)]
+        instance: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    Show { id: i64 },
+    Reindex { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    List,
+    /// Create a user; the password is read like `login` reads it.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Permissions on every instance, e.g. ListInstance,LabelInstance.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+    },
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.with_context(|| format!("cannot reach the server at {}", self.url))?;
+        let status = res.status();
+        let text = res.text().await?;
+        if !status.is_success() {
+            if let Ok(e) = serde_json::from_str::<ErrorBody>(&text) {
+                let field = e.error.field.map(|f| format!(" (field {f})")).unwrap_or_default();
+                bail!("{status}: {}{field}", e.error.message);
+            }
+            bail!("{status}: {text}");
+        }
+        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("AUTOLEARN_PASSWORD") {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Prints `v` as JSON, or as `columns` of a table (one row per object).
+fn print(v: &Value, json: bool, columns: &[&str]) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        return;
+    }
+    let rows: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Null => return,
+        other => vec![other],
+    };
+    let cell = |r: &Value, c: &str| match &r[c] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| rows.iter().map(|r| cell(r, c).chars().count()).max().unwrap_or(0).max(c.len()))
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
+    };
+    println!("{}", line(columns.iter().map(|c| c.to_uppercase()).collect()));
+    for r in rows {
+        println!("{}", line(columns.iter().map(|c| cell(r, c)).collect()));
+    }
+}
+
+/// Runs a client command.
+pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
+    use reqwest::Method as M;
+    let c = Client { http: reqwest::Client::new(), url: cli.url, token: cli.token };
+    let json = cli.json;
+    const INSTANCE: &[&str] = &["id", "name", "type", "image_count", "created_at"];
+    const DATASET: &[&str] = &["id", "name", "total", "labelled", "unlabelled", "path"];
+    match cli.command {
+        Command::Serve { .. } => unreachable!("serve is handled by main"),
+        Command::Login { username } => {
+            let password = read_password()?;
+            let v = c.call(M::POST, "/api/auth/login", Some(json!({"username": username, "password": password}))).await?;
+            if json {
+                print(&v, true, &[]);
+            } else {
+                println!("{}", v["token"].as_str().unwrap_or_default());
+            }
+        }
+        Command::Instance(cmd) => match cmd {
+            InstanceCmd::List => print(&c.call(M::GET, "/api/instances", None).await?, json, INSTANCE),
+            InstanceCmd::Create { kind, name, description } => {
+                let body = json!({"type": kind, "name": name, "description": description});
+                print(&c.call(M::POST, "/api/instances", Some(body)).await?, json, INSTANCE);
+            }
+            InstanceCmd::Show { id } => print(&c.call(M::GET, &format!("/api/instances/{id}"), None).await?, json, INSTANCE),
+            InstanceCmd::Delete { id } => {
+                c.call(M::DELETE, &format!("/api/instances/{id}"), None).await?;
+            }
+        },
+        Command::Dataset(cmd) => {
+            let v = match cmd {
+                DatasetCmd::List { instance } => c.call(M::GET, &format!("/api/instances/{instance}/datasets"), None).await?,
+                DatasetCmd::Create { instance, name, path, description } => {
+                    let body = json!({"name": name, "path": path, "description": description});
+                    c.call(M::POST, &format!("/api/instances/{instance}/datasets"), Some(body)).await?
+                }
+                DatasetCmd::Show { id } => c.call(M::GET, &format!("/api/datasets/{id}"), None).await?,
+                DatasetCmd::Reindex { id } => c.call(M::POST, &format!("/api/datasets/{id}/reindex"), None).await?,
+            };
+            print(&v, json, DATASET);
+            if !json {
+                for s in v.as_array().map_or_else(|| vec![&v], |a| a.iter().collect()) {
+                    for sk in s["skipped"].as_array().into_iter().flatten() {
+                        eprintln!("skipped {}: {}", sk["path"].as_str().unwrap_or(""), sk["reason"].as_str().unwrap_or(""));
+                    }
+                }
+            }
+        }
+        Command::User(cmd) => match cmd {
+            UserCmd::List => print(&c.call(M::GET, "/api/users", None).await?, json, &["id", "username", "is_admin", "created_at"]),
+            UserCmd::Create { username, permissions } => {
+                let password = read_password()?;
+                let grants: Vec<Value> = permissions.iter().map(|p| json!({"permission": p})).collect();
+                let body = json!({"username": username, "password": password, "permissions": grants});
+                print(&c.call(M::POST, "/api/users", Some(body)).await?, json, &["id", "username", "is_admin"]);
+            }
+        },
+    }
+    Ok(())
+}

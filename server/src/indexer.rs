@@ -1,0 +1,251 @@
+//! Dataset indexing (SPEC §3): lists a location, reads only image headers for sizes and the
+//! VOC files beside images, and reports every file it leaves out and why.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use shared::InstanceType;
+use shared::api::{Annotation, BoxAnnotation, SkippedFile};
+use shared::names::LabelName;
+
+use crate::storage::{ObjectInfo, StorageResult, Store};
+use crate::voc;
+
+/// Bytes read to find an image's size: enough for PNG and for JPEG with typical EXIF.
+const HEADER_BYTES: u64 = 64 * 1024;
+/// A JPEG whose EXIF block (thumbnails) is larger gets one longer read.
+const LONG_HEADER_BYTES: u64 = 1024 * 1024;
+/// Images larger than this are skipped (and never read whole).
+pub const MAX_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// Decoding an image this large would need gigabytes; skip it.
+pub const MAX_PIXELS: u64 = 80_000_000;
+/// Detection and OCR images must be larger than this on both sides (SPEC §3).
+const MIN_BOX_IMAGE_SIDE: u32 = 30;
+/// Concurrent header reads (matters for S3, where each read is a round trip).
+const CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedImage {
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
+    /// What the source layout says (folder label or VOC boxes); empty if unlabelled.
+    pub annotation: Annotation,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexReport {
+    pub images: Vec<IndexedImage>,
+    pub skipped: Vec<SkippedFile>,
+}
+
+impl IndexReport {
+    fn skip(&mut self, path: &str, reason: impl Into<String>) {
+        self.skipped.push(SkippedFile { path: path.to_owned(), reason: reason.into() });
+    }
+}
+
+fn extension(key: &str) -> String {
+    key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
+}
+
+fn is_image_ext(ext: &str) -> bool {
+    matches!(ext, "jpg" | "jpeg" | "png")
+}
+
+/// Indexes every object of `store` for an instance of type `kind`.
+pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexReport> {
+    let objects = store.list().await?;
+    let mut report = IndexReport::default();
+    let mut images = Vec::new();
+    let mut xmls: HashMap<String, &ObjectInfo> = HashMap::new();
+    for obj in &objects {
+        let ext = extension(&obj.key);
+        if is_image_ext(&ext) {
+            images.push(obj);
+        } else if ext == "xml" && kind.uses_boxes() {
+            let stem = obj.key[..obj.key.len() - 4].to_owned();
+            xmls.insert(stem, obj);
+        } else {
+            let expected = if kind.uses_boxes() { "JPG, JPEG or PNG images and VOC .xml files" } else { "JPG, JPEG or PNG images" };
+            report.skip(&obj.key, format!("unsupported file type; expected {expected}"));
+        }
+    }
+
+    // Read headers concurrently, keeping listing order in the result.
+    // Owned items: a stream of borrowed ones trips the compiler's higher-ranked lifetime
+    // check once the future must be `Send` for axum.
+    let headers: Vec<(ObjectInfo, Result<(u32, u32), String>)> = futures_util::stream::iter(images.into_iter().cloned())
+        .map(|obj| async move {
+            let size = image_size(store, &obj).await;
+            (obj, size)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut matched_xml = std::collections::HashSet::new();
+    for (obj, size) in headers {
+        let (width, height) = match size {
+            Ok(wh) => wh,
+            Err(reason) => {
+                report.skip(&obj.key, reason);
+                continue;
+            }
+        };
+        if kind.uses_boxes() && (width <= MIN_BOX_IMAGE_SIDE || height <= MIN_BOX_IMAGE_SIDE) {
+            report.skip(
+                &obj.key,
+                format!("image is {width}x{height} px; detection and OCR images must be larger than {MIN_BOX_IMAGE_SIDE} px"),
+            );
+            continue;
+        }
+        let annotation = if kind.uses_boxes() {
+            let stem = &obj.key[..obj.key.rfind('.').unwrap_or(obj.key.len())];
+            match xmls.get(stem) {
+                Some(xml) => {
+                    matched_xml.insert(xml.key.clone());
+                    match read_boxes(store, xml, kind, width, height, &mut report).await {
+                        Ok(boxes) => Annotation { labels: Vec::new(), boxes },
+                        Err(reason) => {
+                            report.skip(&xml.key, format!("{reason}; the image is indexed as unlabelled"));
+                            Annotation::default()
+                        }
+                    }
+                }
+                None => Annotation::default(),
+            }
+        } else {
+            match folder_label(&obj.key) {
+                Ok(None) => Annotation::default(),
+                Ok(Some(label)) => Annotation { labels: vec![label], boxes: Vec::new() },
+                Err(reason) => {
+                    report.skip(&obj.key, reason);
+                    continue;
+                }
+            }
+        };
+        report.images.push(IndexedImage { key: obj.key.clone(), width, height, size: obj.size, annotation });
+    }
+    let mut orphans: Vec<&&ObjectInfo> = xmls.values().filter(|x| !matched_xml.contains(&x.key)).collect();
+    orphans.sort_by(|a, b| a.key.cmp(&b.key));
+    for xml in orphans {
+        report.skip(&xml.key, "XML without an image of the same name (.jpg, .jpeg or .png)");
+    }
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(report)
+}
+
+/// Classification layout: `label/image` is labelled, `image` at the root is unlabelled.
+fn folder_label(key: &str) -> Result<Option<String>, String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    match parts.as_slice() {
+        [_] => Ok(None),
+        [dir, _] => LabelName::parse(*dir)
+            .map(|l| Some(l.to_string()))
+            .map_err(|e| format!("folder {dir:?} is not a valid label: {e} (labels are ASCII only)")),
+        _ => Err("nested more than one folder deep; use <dataset>/<label>/<image>".to_owned()),
+    }
+}
+
+/// Width and height from the image header, or why the image is skipped.
+async fn image_size(store: &Store, obj: &ObjectInfo) -> Result<(u32, u32), String> {
+    if obj.size > MAX_IMAGE_BYTES {
+        return Err(format!("file is {} bytes; images may be at most {MAX_IMAGE_BYTES} bytes", obj.size));
+    }
+    if obj.size == 0 {
+        return Err("empty file".to_owned());
+    }
+    let read = |len| async move { store.read_prefix(&obj.key, len).await.map_err(|e| format!("could not read: {e}")) };
+    let mut head = read(HEADER_BYTES).await?;
+    let kind = imagesize::image_type(&head).map_err(|_| "corrupt or not an image (no JPEG or PNG header)".to_owned())?;
+    if !matches!(kind, imagesize::ImageType::Jpeg | imagesize::ImageType::Png) {
+        return Err(format!("unsupported image format {kind:?}; use JPEG or PNG"));
+    }
+    let mut size = imagesize::blob_size(&head);
+    if size.is_err() && head.len() as u64 == HEADER_BYTES && obj.size > HEADER_BYTES {
+        head = read(LONG_HEADER_BYTES).await?;
+        size = imagesize::blob_size(&head);
+    }
+    let size = size.map_err(|_| "corrupt image: no readable size in its header".to_owned())?;
+    let (w, h) = (size.width as u64, size.height as u64);
+    if w == 0 || h == 0 {
+        return Err("corrupt image: zero width or height".to_owned());
+    }
+    if w * h > MAX_PIXELS {
+        return Err(format!("image is {w}x{h} px; at most {MAX_PIXELS} pixels are accepted"));
+    }
+    Ok((w as u32, h as u32))
+}
+
+/// Reads the VOC boxes of one image, checking each against the real image size. Bad boxes
+/// are reported and left out; a bad file is an error.
+async fn read_boxes(
+    store: &Store,
+    xml: &ObjectInfo,
+    kind: InstanceType,
+    width: u32,
+    height: u32,
+    report: &mut IndexReport,
+) -> Result<Vec<BoxAnnotation>, String> {
+    if xml.size > voc::MAX_XML_BYTES {
+        return Err(format!("XML is {} bytes; the limit is {}", xml.size, voc::MAX_XML_BYTES));
+    }
+    let bytes = store.read(&xml.key, voc::MAX_XML_BYTES).await.map_err(|e| format!("could not read: {e}"))?;
+    let doc = voc::parse(&bytes)?;
+    let mut boxes = Vec::with_capacity(doc.objects.len());
+    for (i, o) in doc.objects.into_iter().enumerate() {
+        let what = format!("object {} ({:?})", i + 1, o.name);
+        if let Err(reason) = check_box(&o.name, o.xmin, o.ymin, o.xmax, o.ymax, width, height) {
+            report.skip(&xml.key, format!("{what}: {reason}; box left out"));
+            continue;
+        }
+        let (label, text) = match kind {
+            InstanceType::Ocr => ("text".to_owned(), Some(o.name)),
+            _ => (o.name, None),
+        };
+        boxes.push(BoxAnnotation { label, xmin: o.xmin, ymin: o.ymin, xmax: o.xmax, ymax: o.ymax, text });
+    }
+    Ok(boxes)
+}
+
+/// Validates one box in pixels against the image size; the message says what is wrong.
+pub fn check_box(name: &str, xmin: f64, ymin: f64, xmax: f64, ymax: f64, width: u32, height: u32) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("empty <name>".to_owned());
+    }
+    if ![xmin, ymin, xmax, ymax].iter().all(|v| v.is_finite()) {
+        return Err("coordinates must be finite numbers".to_owned());
+    }
+    if xmax <= xmin || ymax <= ymin {
+        return Err(format!("box has zero area (xmin {xmin}, xmax {xmax}, ymin {ymin}, ymax {ymax})"));
+    }
+    if xmin < 0.0 || ymin < 0.0 || xmax > f64::from(width) || ymax > f64::from(height) {
+        return Err(format!(
+            "box ({xmin},{ymin})-({xmax},{ymax}) lies outside the {width}x{height} image"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_folders_give_labels() {
+        assert_eq!(folder_label("a.jpg"), Ok(None));
+        assert_eq!(folder_label("cat/a.jpg"), Ok(Some("cat".to_owned())));
+        assert!(folder_label("猫/a.jpg").unwrap_err().contains("ASCII"));
+        assert!(folder_label("a/b/c.jpg").unwrap_err().contains("nested"));
+    }
+
+    #[test]
+    fn boxes_must_have_area_and_fit() {
+        assert!(check_box("dog", 0.0, 0.0, 10.0, 10.0, 64, 64).is_ok());
+        assert!(check_box("dog", 5.0, 0.0, 5.0, 10.0, 64, 64).unwrap_err().contains("zero area"));
+        assert!(check_box("dog", 0.0, 0.0, 65.0, 10.0, 64, 64).unwrap_err().contains("outside"));
+        assert!(check_box(" ", 0.0, 0.0, 1.0, 1.0, 64, 64).is_err());
+    }
+}

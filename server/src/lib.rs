@@ -1,0 +1,139 @@
+//! The AutoLearn server: configuration, database, storage, dataset indexing and the HTTP API.
+//! `main.rs` wraps it as the `autolearn` binary (server and CLI client).
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod export;
+pub mod indexer;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod storage;
+pub mod voc;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Secret};
+use crate::db::Db;
+use crate::db::users::NewUser;
+use crate::storage::Storage;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub storage: Storage,
+    pub config: Arc<Config>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Signs preview links; from `AUTOLEARN_SECRET` or generated once into the data dir.
+    pub secret: Secret,
+}
+
+/// A server bound to its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database (running migrations), creates the first admin if there are
+    /// no users, and binds the listen address (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let db = Db::connect(&config.database_url()).await?;
+        bootstrap_admin(&db, &config).await?;
+        let secret = load_secret(&config)?;
+        let storage = Storage::new(config.s3.as_ref());
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let state = AppState { db, storage, config: Arc::new(config), metrics: Arc::default(), secret };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = routes::router(self.state);
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// On first start (no users), creates `admin` with the configured password, or a generated
+/// one printed once.
+async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
+    if db.user_count().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.0.clone(), false),
+        None => (auth::generate_password(), true),
+    };
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password).map(|h| (h, password)))
+        .await??;
+    let new = NewUser { username: "admin", password_hash: &hash.0, is_admin: true, grants: &[] };
+    match db.create_user(&new).await {
+        Ok(_) => {}
+        // Another server sharing the database created it first.
+        Err(e) if db::is_unique_violation(&e) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if generated {
+        println!("Created user `admin` with password: {}\n(shown once; set AUTOLEARN_ADMIN_PASSWORD to choose it)", hash.1);
+    } else {
+        tracing::info!("created user `admin` with the password from AUTOLEARN_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+fn load_secret(config: &Config) -> anyhow::Result<Secret> {
+    if let Some(s) = &config.secret {
+        return Ok(s.clone());
+    }
+    let path = config.data_dir.join("secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(Secret(s.trim().to_owned()));
+    }
+    let s = auth::new_token();
+    std::fs::write(&path, &s).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Secret(s))
+}

@@ -1,0 +1,165 @@
+//! The OpenAPI 3.1 document served at `/api/openapi.json`, built from one table of routes.
+//! A test checks that every route in the table is served by the router.
+
+use serde_json::{Value, json};
+
+/// One documented operation.
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Permission needed, or "public", "login" (any user) or "admin".
+    pub access: &'static str,
+    pub request: Option<&'static str>,
+    pub response: &'static str,
+}
+
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    access: &'static str,
+    request: Option<&'static str>,
+    response: &'static str,
+) -> RouteDoc {
+    RouteDoc { method, path, summary, access, request, response }
+}
+
+pub const ROUTES: &[RouteDoc] = &[
+    r("get", "/healthz", "Liveness", "public", None, "text"),
+    r("get", "/readyz", "Readiness: database and storage reachable", "public", None, "Readiness"),
+    r("get", "/metrics", "Prometheus metrics", "public", None, "text"),
+    r("get", "/api/openapi.json", "This document", "public", None, "object"),
+    r("post", "/api/auth/login", "Log in: sets the session cookie and returns a bearer token", "public", Some("LoginRequest"), "LoginResponse"),
+    r("post", "/api/auth/logout", "End the session", "public", None, "empty"),
+    r("get", "/api/auth/me", "The logged-in user", "login", None, "User"),
+    r("get", "/api/users", "List users", "admin", None, "User[]"),
+    r("post", "/api/users", "Create a user", "admin", Some("CreateUser"), "User"),
+    r("put", "/api/users/{id}/permissions", "Replace a user's permissions", "admin", Some("SetPermissions"), "User"),
+    r("get", "/api/instances", "Instances the user may list", "ListInstance", None, "Instance[]"),
+    r("post", "/api/instances", "Create an instance", "CreateInstance", Some("CreateInstance"), "Instance"),
+    r("get", "/api/instances/{id}", "One instance", "ListInstance", None, "Instance"),
+    r("patch", "/api/instances/{id}", "Rename or describe an instance", "EditInstance", Some("UpdateInstance"), "Instance"),
+    r("delete", "/api/instances/{id}", "Delete an instance and its datasets (files in storage stay)", "CreateInstance", None, "empty"),
+    r("get", "/api/instances/{id}/datasets", "Datasets of an instance with counts", "ListInstance", None, "Dataset[]"),
+    r("post", "/api/instances/{id}/datasets", "Index a dataset from s3://bucket/prefix/ or a data-root directory", "EditInstance", Some("CreateDataset"), "Dataset"),
+    r("get", "/api/datasets/{id}", "Counts, per-label counts and skipped files", "ListInstance", None, "Dataset"),
+    r("delete", "/api/datasets/{id}", "Forget a dataset (files in storage stay)", "EditInstance", None, "empty"),
+    r("post", "/api/datasets/{id}/reindex", "Pick up new and removed files, keeping browser labels", "EditInstance", None, "Dataset"),
+    r("get", "/api/datasets/{id}/images", "Images with annotations; query: label, status (all|labelled|unlabelled|deleted), page, per_page", "ListInstance", None, "ImagePage"),
+    r("get", "/api/datasets/{id}/export", "Labelled data as a tar archive; query: format (folder|voc)", "ListInstance", None, "tar"),
+    r("get", "/api/images/{id}", "One image with its annotation", "ListInstance", None, "Image"),
+    r("delete", "/api/images/{id}", "Mark an image deleted", "LabelInstance", None, "empty"),
+    r("post", "/api/images/{id}/restore", "Undelete an image", "LabelInstance", None, "Image"),
+    r("get", "/api/images/{id}/content", "The image bytes", "ListInstance", None, "image"),
+    r("put", "/api/images/{id}/annotation", "Save labels or boxes (one transaction)", "LabelInstance", Some("Annotation"), "Image"),
+];
+
+fn schema_ref(name: &str) -> Value {
+    match name.strip_suffix("[]") {
+        Some(item) => json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}),
+        None => json!({"$ref": format!("#/components/schemas/{name}")}),
+    }
+}
+
+fn response(kind: &str) -> Value {
+    match kind {
+        "empty" => json!({"description": "done"}),
+        "text" => json!({"description": "plain text", "content": {"text/plain": {"schema": {"type": "string"}}}}),
+        "tar" => json!({"description": "tar archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}),
+        "image" => json!({"description": "image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}),
+        "object" => json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}),
+        name => json!({"description": "OK", "content": {"application/json": {"schema": schema_ref(name)}}}),
+    }
+}
+
+fn operation(d: &RouteDoc) -> Value {
+    let ok = if d.response == "empty" { "204" } else if d.method == "post" && matches!(d.response, "Instance" | "Dataset" | "User") && !d.path.ends_with("login") { "201" } else { "200" };
+    let mut responses = json!({ ok: response(d.response) });
+    let err = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": schema_ref("Error")}}});
+    if d.access != "public" {
+        responses["401"] = err("not logged in");
+    }
+    if !matches!(d.access, "public" | "login") {
+        responses["403"] = err(&format!("needs {}", d.access));
+    }
+    if d.request.is_some() || d.path.contains("images") {
+        responses["400"] = err("invalid input; `field` names the field");
+    }
+    if d.path.contains("{id}") {
+        responses["404"] = err("not found");
+    }
+    let mut op = json!({
+        "summary": d.summary,
+        "description": format!("Access: {}.", d.access),
+        "responses": responses,
+    });
+    if d.path.contains("{id}") {
+        op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]);
+    }
+    if d.access != "public" {
+        op["security"] = json!([{"bearer": []}, {"cookie": []}]);
+    }
+    if let Some(req) = d.request {
+        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(req)}}});
+    }
+    op
+}
+
+fn schemas() -> Value {
+    let s = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    let boolean = json!({"type": "boolean"});
+    let grant = s(json!({"permission": {"enum": ["CreateInstance", "EditInstance", "LabelInstance", "TrainInstance", "ListInstance"]}, "instance_id": int}), &["permission"]);
+    let bbox = s(
+        json!({"label": string, "xmin": {"type": "number"}, "ymin": {"type": "number"}, "xmax": {"type": "number"}, "ymax": {"type": "number"}, "text": string}),
+        &["label", "xmin", "ymin", "xmax", "ymax"],
+    );
+    let annotation = s(json!({"labels": {"type": "array", "items": string}, "boxes": {"type": "array", "items": schema_ref("Box")}}), &[]);
+    json!({
+        "Error": s(json!({"error": s(json!({"code": string, "message": string, "field": string}), &["code", "message"])}), &["error"]),
+        "Readiness": s(json!({"database": boolean, "storage": boolean}), &["database", "storage"]),
+        "LoginRequest": s(json!({"username": string, "password": string}), &["username", "password"]),
+        "LoginResponse": s(json!({"token": string, "user": schema_ref("User")}), &["token", "user"]),
+        "Grant": grant,
+        "User": s(json!({"id": int, "username": string, "is_admin": boolean, "permissions": {"type": "array", "items": schema_ref("Grant")}, "created_at": string}), &["id", "username", "is_admin", "permissions", "created_at"]),
+        "CreateUser": s(json!({"username": string, "password": {"type": "string", "minLength": 8}, "is_admin": boolean, "permissions": {"type": "array", "items": schema_ref("Grant")}}), &["username", "password"]),
+        "SetPermissions": s(json!({"permissions": {"type": "array", "items": schema_ref("Grant")}}), &["permissions"]),
+        "InstanceType": {"enum": ["image_classification", "object_detection", "ocr", "recommendation_recall"]},
+        "Instance": s(json!({"id": int, "type": schema_ref("InstanceType"), "name": string, "description": string, "created_at": string, "dataset_count": int, "image_count": int}), &["id", "type", "name", "description", "created_at"]),
+        "CreateInstance": {"oneOf": [
+            s(json!({"type": schema_ref("InstanceType"), "name": {"type": "string", "description": "1-30 chars; first an ASCII letter, digit or CJK; then letters, digits, CJK, _ or - (recall: 1-20, no -)"}, "description": string}), &["type", "name"]),
+            s(json!({"template": string}), &["template"]),
+        ]},
+        "UpdateInstance": s(json!({"name": string, "description": string}), &[]),
+        "CreateDataset": s(json!({"name": string, "description": string, "path": {"type": "string", "description": "s3://bucket/prefix/ or a directory under AUTOLEARN_DATA_ROOTS"}}), &["name", "path"]),
+        "Skipped": s(json!({"path": string, "reason": string}), &["path", "reason"]),
+        "Dataset": s(json!({"id": int, "instance_id": int, "name": string, "description": string, "path": string, "created_at": string, "indexed_at": string, "total": int, "labelled": int, "unlabelled": int, "deleted": int, "per_label": {"type": "object", "additionalProperties": int}, "skipped": {"type": "array", "items": schema_ref("Skipped")}}), &["id", "total", "labelled", "unlabelled", "per_label", "skipped"]),
+        "Box": bbox,
+        "Annotation": annotation,
+        "Image": s(json!({"id": int, "dataset_id": int, "path": string, "width": int, "height": int, "size_bytes": int, "labelled": boolean, "deleted": boolean, "annotation": schema_ref("Annotation"), "updated_at": string}), &["id", "path", "width", "height", "annotation"]),
+        "ImagePage": s(json!({"items": {"type": "array", "items": schema_ref("Image")}, "page": int, "per_page": int, "total": int}), &["items", "page", "per_page", "total"]),
+    })
+}
+
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for d in ROUTES {
+        let entry = paths.entry(d.path).or_insert_with(|| json!({}));
+        entry[d.method] = operation(d);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "AutoLearn API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Management API of AutoLearn. Errors: {\"error\":{\"code\",\"message\",\"field\"?}}."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE},
+            },
+        },
+    })
+}

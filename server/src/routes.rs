@@ -1,0 +1,35 @@
+//! The HTTP surface: one module per resource, each with its own `router()`, merged here.
+
+mod auth;
+mod datasets;
+mod images;
+mod instances;
+mod system;
+mod users;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::any;
+use axum::Router;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let web = &state.config.web_dir;
+    // The web app: static files, and index.html for its client-side routes.
+    let app = ServeDir::new(web).fallback(ServeFile::new(web.join("index.html")));
+    Router::new()
+        .merge(system::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(instances::router())
+        .merge(datasets::router())
+        .merge(images::router())
+        .route("/api/{*rest}", any(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route; see /api/openapi.json") }))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .fallback_service(app)
+        .with_state(state)
+}

@@ -1,0 +1,172 @@
+//! Datasets: indexed from a storage location, counted, listed, re-indexed and exported.
+
+use axum::extract::State;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use shared::api::{CreateDataset, Dataset, ImagePage, ImageStatus};
+use shared::names::DatasetName;
+use shared::{InstanceType, Permission};
+
+use super::instances::{authorised_instance, check_description};
+use crate::auth::Principal;
+use crate::db::datasets::DatasetRef;
+use crate::db::images::ImageFilter;
+use crate::db::is_unique_violation;
+use crate::error::{ApiError, ApiResult, Id, Json, Query};
+use crate::storage::Location;
+use crate::{export, indexer, AppState};
+
+pub const MAX_PER_PAGE: i64 = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/instances/{id}/datasets", get(list).post(create))
+        .route("/api/datasets/{id}", get(show).delete(remove))
+        .route("/api/datasets/{id}/reindex", post(reindex))
+        .route("/api/datasets/{id}/images", get(images))
+        .route("/api/datasets/{id}/export", get(export_archive))
+}
+
+/// Loads a dataset after checking `perm` on its instance.
+pub async fn authorised_dataset(s: &AppState, p: &Principal, perm: Permission, id: i64) -> ApiResult<DatasetRef> {
+    let d = s.db.dataset_ref(id).await?.ok_or_else(|| ApiError::not_found("dataset"))?;
+    p.require(perm, Some(d.instance_id))?;
+    Ok(d)
+}
+
+async fn list(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Vec<Dataset>>> {
+    authorised_instance(&s, &p, Permission::ListInstance, id).await?;
+    let mut out = Vec::new();
+    for ds in s.db.dataset_ids(id).await? {
+        if let Some(d) = s.db.dataset(ds).await? {
+            out.push(d);
+        }
+    }
+    Ok(axum::Json(out))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    Json(req): Json<CreateDataset>,
+) -> ApiResult<(StatusCode, axum::Json<Dataset>)> {
+    let inst = authorised_instance(&s, &p, Permission::EditInstance, id).await?;
+    if inst.kind == InstanceType::RecommendationRecall {
+        return Err(ApiError::unprocessable(
+            "wrong_instance_type",
+            "recommendation_recall instances take tables, not image datasets",
+        ));
+    }
+    DatasetName::parse(req.name.as_str()).map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))?;
+    check_description(&req.description)?;
+    let loc = Location::parse(req.path.trim(), &s.config.data_roots).map_err(|e| ApiError::from(e).with_field("path"))?;
+    let store = s.storage.open(&loc).map_err(|e| ApiError::from(e).with_field("path"))?;
+    let report = indexer::index(&store, inst.kind).await.map_err(|e| {
+        ApiError::unprocessable("index_failed", format!("could not index {}: {e}", loc.to_uri())).with_field("path")
+    })?;
+    let ds = match s.db.create_dataset(id, &req.name, &req.description, &loc.to_uri(), &report).await {
+        Ok(ds) => ds,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::conflict(format!("this instance already has a dataset named {:?}", req.name))
+                .with_field("name"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let d = s.db.dataset(ds).await?.ok_or_else(|| ApiError::not_found("dataset"))?;
+    Ok((StatusCode::CREATED, axum::Json(d)))
+}
+
+async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Dataset>> {
+    authorised_dataset(&s, &p, Permission::ListInstance, id).await?;
+    s.db.dataset(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("dataset"))
+}
+
+async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<StatusCode> {
+    authorised_dataset(&s, &p, Permission::EditInstance, id).await?;
+    s.db.delete_dataset(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Picks up new and removed files; annotations edited in the browser are kept.
+async fn reindex(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Dataset>> {
+    let d = authorised_dataset(&s, &p, Permission::EditInstance, id).await?;
+    let store = s.storage.open_uri(&d.location)?;
+    let report = indexer::index(&store, d.kind)
+        .await
+        .map_err(|e| ApiError::unprocessable("index_failed", format!("could not index {}: {e}", d.location)))?;
+    s.db.reindex_dataset(id, &report).await?;
+    s.db.dataset(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("dataset"))
+}
+
+#[derive(Deserialize)]
+struct ImagesQuery {
+    label: Option<String>,
+    status: Option<ImageStatus>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+async fn images(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    Query(q): Query<ImagesQuery>,
+) -> ApiResult<axum::Json<ImagePage>> {
+    authorised_dataset(&s, &p, Permission::ListInstance, id).await?;
+    let page = q.page.unwrap_or(1);
+    let per_page = q.per_page.unwrap_or(50);
+    if page < 1 {
+        return Err(ApiError::invalid("page", "invalid_page", "page starts at 1"));
+    }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(ApiError::invalid("per_page", "invalid_page", format!("per_page must be 1 to {MAX_PER_PAGE}")));
+    }
+    let filter = ImageFilter {
+        label: q.label.as_deref().filter(|l| !l.is_empty()),
+        status: q.status.unwrap_or(ImageStatus::All),
+        page,
+        per_page,
+    };
+    let (items, total) = s.db.images(id, &filter).await?;
+    Ok(axum::Json(ImagePage { items, page, per_page, total }))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export_archive(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    let d = authorised_dataset(&s, &p, Permission::ListInstance, id).await?;
+    let expected = if d.kind.uses_boxes() { "voc" } else { "folder" };
+    let format = q.format.as_deref().unwrap_or(expected);
+    if format != expected {
+        return Err(ApiError::invalid(
+            "format",
+            "invalid_format",
+            format!("{} datasets export as format={expected}", d.kind.as_str()),
+        ));
+    }
+    let images = s.db.labelled_images(id).await?;
+    let store = s.storage.open_uri(&d.location)?;
+    let tar = export::archive(&store, d.kind, &images).await?;
+    let filename = format!("{}-{format}.tar", d.name);
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-tar".to_owned()),
+            (CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
+        tar,
+    )
+        .into_response())
+}

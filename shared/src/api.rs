@@ -1,0 +1,242 @@
+//! JSON bodies of the management API (SPEC §9). Field names are the wire format: keep them
+//! stable, add fields rather than rename.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{InstanceType, Permission};
+
+/// Error body of every management API error: `{"error":{"code":..,"message":..}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// snake_case, stable, for programs.
+    pub code: String,
+    /// Says what to fix, for people.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// Bearer token for scripts (`Authorization: Bearer <token>`); the browser gets the
+    /// same session as an HttpOnly cookie.
+    pub token: String,
+    pub user: User,
+}
+
+/// One permission, on every instance (`instance_id: None`) or on one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Grant {
+    pub permission: Permission,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub is_admin: bool,
+    pub permissions: Vec<Grant>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub is_admin: bool,
+    #[serde(default)]
+    pub permissions: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetPermissions {
+    pub permissions: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: InstanceType,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub dataset_count: i64,
+    pub image_count: i64,
+}
+
+/// `POST /api/instances`: `{type, name, description}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateInstance {
+    #[serde(rename = "type")]
+    pub kind: InstanceType,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `PATCH /api/instances/{id}`: any of the fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateInstance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `POST /api/instances/{id}/datasets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateDataset {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `s3://bucket/prefix/` or a directory under one of the server's data roots.
+    pub path: String,
+}
+
+/// A file the indexer left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    pub id: i64,
+    pub instance_id: i64,
+    pub name: String,
+    pub description: String,
+    pub path: String,
+    pub created_at: String,
+    pub indexed_at: String,
+    pub total: i64,
+    pub labelled: i64,
+    pub unlabelled: i64,
+    pub deleted: i64,
+    /// Images per label (for boxes: images having at least one box of the label).
+    pub per_label: BTreeMap<String, i64>,
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// One box in pixel coordinates of the image. `text` is the transcription for OCR.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoxAnnotation {
+    pub label: String,
+    pub xmin: f64,
+    pub ymin: f64,
+    pub xmax: f64,
+    pub ymax: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// `PUT /api/images/{id}/annotation`: `{"labels":[..]}` or `{"boxes":[..]}`. An empty
+/// annotation marks the image unlabelled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<BoxAnnotation>,
+}
+
+impl Annotation {
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.boxes.is_empty()
+    }
+
+    /// Distinct label names used, sorted.
+    pub fn label_set(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.labels.iter().cloned().chain(self.boxes.iter().map(|b| b.label.clone())).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: i64,
+    pub dataset_id: i64,
+    /// Path relative to the dataset root, `/`-separated.
+    pub path: String,
+    pub width: i64,
+    pub height: i64,
+    pub size_bytes: i64,
+    pub labelled: bool,
+    pub deleted: bool,
+    pub annotation: Annotation,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePage {
+    pub items: Vec<Image>,
+    pub page: i64,
+    pub per_page: i64,
+    /// Number of images matching the filter, over all pages.
+    pub total: i64,
+}
+
+/// Filter of `GET /api/datasets/{id}/images?status=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatus {
+    /// Every image not deleted (the default).
+    All,
+    Labelled,
+    Unlabelled,
+    Deleted,
+}
+
+/// `GET /readyz` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Readiness {
+    pub database: bool,
+    pub storage: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotation_wire_format_matches_spec() {
+        let a: Annotation = serde_json::from_str(r#"{"labels":["horse"]}"#).unwrap();
+        assert_eq!(a.labels, vec!["horse"]);
+        let b: Annotation = serde_json::from_str(
+            r#"{"boxes":[{"label":"dog","xmin":1,"ymin":2,"xmax":30,"ymax":40,"text":"猫"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(b.boxes[0].text.as_deref(), Some("猫"));
+        assert_eq!(b.label_set(), vec!["dog"]);
+        assert_eq!(serde_json::to_string(&Annotation::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn instance_type_field_is_named_type() {
+        let c: CreateInstance =
+            serde_json::from_str(r#"{"type":"ocr","name":"plates"}"#).unwrap();
+        assert_eq!(c.kind, InstanceType::Ocr);
+        assert_eq!(c.description, "");
+    }
+}

@@ -1,0 +1,9 @@
+//! One integration-test binary; every test runs on SQLite and on PostgreSQL.
+
+mod auth;
+mod datasets;
+mod hostile;
+mod images;
+mod instances;
+mod s3;
+mod system;
