@@ -44,7 +44,7 @@ cargo test
 
 log "end-to-end tests in Chromium"
 scripts/build-web.sh
-cargo build -p server
+cargo build   # all default members: the same feature set as `cargo test`, so nothing rebuilds
 APP_PORT=$(free_port)
 AUTOLEARN_ADDR="127.0.0.1:$APP_PORT" AUTOLEARN_DATA_DIR="$WORK/app-data" AUTOLEARN_ADMIN_PASSWORD=e2e-admin-pw \
   AUTOLEARN_WEB_DIR="$PWD/dist" "$CARGO_TARGET_DIR/debug/autolearn" serve >"$WORK/server.log" 2>&1 &

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use autolearn_server::Application;
+use autolearn_server::config::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use server::config::Config;
-use server::Application;
 use sqlx::Connection;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -33,7 +33,8 @@ macro_rules! both_backends {
 
 /// PostgreSQL server the tests create their databases on.
 fn pg_base() -> String {
-    std::env::var("AUTOLEARN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("AUTOLEARN_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 /// S3 server started by the test script (`scripts/test.sh`), if any.
@@ -46,8 +47,10 @@ pub struct S3Env {
 pub fn s3_env() -> Option<S3Env> {
     Some(S3Env {
         endpoint: std::env::var("AUTOLEARN_TEST_S3_ENDPOINT").ok()?,
-        access_key: std::env::var("AUTOLEARN_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "autolearn".into()),
-        secret_key: std::env::var("AUTOLEARN_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "autolearn-secret".into()),
+        access_key: std::env::var("AUTOLEARN_TEST_S3_ACCESS_KEY")
+            .unwrap_or_else(|_| "autolearn".into()),
+        secret_key: std::env::var("AUTOLEARN_TEST_S3_SECRET_KEY")
+            .unwrap_or_else(|_| "autolearn-secret".into()),
     })
 }
 
@@ -58,7 +61,7 @@ pub struct TestApp {
     pub admin_token: String,
     /// The data dir, which is also the one data root datasets may come from.
     pub data_dir: PathBuf,
-    pub state: server::AppState,
+    pub state: autolearn_server::AppState,
     _tmp: tempfile::TempDir,
 }
 
@@ -73,7 +76,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             let mut conn = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base()))
                 .await
                 .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) is needed for the postgres tests");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             format!("{}/{name}", pg_base())
         }
     };
@@ -82,7 +88,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ("data_dir".to_owned(), data_dir.display().to_string()),
         ("database_url".to_owned(), database_url),
         ("admin_password".to_owned(), ADMIN_PASSWORD.to_owned()),
-        ("web_dir".to_owned(), tmp.path().join("web").display().to_string()),
+        (
+            "web_dir".to_owned(),
+            tmp.path().join("web").display().to_string(),
+        ),
         ("max_body_bytes".to_owned(), (256 * 1024).to_string()),
         ("log".to_owned(), "warn".to_owned()),
     ]);
@@ -96,8 +105,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let url = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));
-    let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let mut t = TestApp { url, http, admin_token: String::new(), data_dir, state, _tmp: tmp };
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let mut t = TestApp {
+        url,
+        http,
+        admin_token: String::new(),
+        data_dir,
+        state,
+        _tmp: tmp,
+    };
     t.admin_token = t.login("admin", ADMIN_PASSWORD).await;
     t
 }
@@ -119,13 +138,31 @@ impl Res {
 
 impl TestApp {
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self.call(None, Method::POST, "/api/auth/login", Some(json!({"username": username, "password": password}))).await;
-        assert_eq!(r.status, StatusCode::OK, "login as {username}: {:?}", r.body);
+        let r = self
+            .call(
+                None,
+                Method::POST,
+                "/api/auth/login",
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "login as {username}: {:?}",
+            r.body
+        );
         r.body["token"].as_str().unwrap().to_owned()
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Res {
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Res {
         let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -137,16 +174,27 @@ impl TestApp {
         let status = res.status();
         let bytes = res.bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Res { status, body, bytes }
+        Res {
+            status,
+            body,
+            bytes,
+        }
     }
 
     /// As admin.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Res {
-        self.call(Some(&self.admin_token.clone()), method, path, body).await
+        self.call(Some(&self.admin_token.clone()), method, path, body)
+            .await
     }
 
     pub async fn create_instance(&self, kind: &str, name: &str) -> i64 {
-        let r = self.admin(Method::POST, "/api/instances", Some(json!({"type": kind, "name": name}))).await;
+        let r = self
+            .admin(
+                Method::POST,
+                "/api/instances",
+                Some(json!({"type": kind, "name": name})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["id"].as_i64().unwrap()
     }
@@ -154,7 +202,11 @@ impl TestApp {
     /// Creates a dataset from `path` and returns its JSON (asserting 201).
     pub async fn create_dataset(&self, instance: i64, name: &str, path: &str) -> Value {
         let r = self
-            .admin(Method::POST, &format!("/api/instances/{instance}/datasets"), Some(json!({"name": name, "path": path})))
+            .admin(
+                Method::POST,
+                &format!("/api/instances/{instance}/datasets"),
+                Some(json!({"name": name, "path": path})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
@@ -166,7 +218,10 @@ impl TestApp {
             .admin(Method::POST, "/api/users", Some(json!({"username": username, "password": "password-123", "permissions": grants})))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        (r.body["id"].as_i64().unwrap(), self.login(username, "password-123").await)
+        (
+            r.body["id"].as_i64().unwrap(),
+            self.login(username, "password-123").await,
+        )
     }
 
     /// A fresh directory under the data root.
@@ -188,7 +243,9 @@ pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
 }
 
 fn encode(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 128]));
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 7) as u8, (y * 5) as u8, 128])
+    });
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, format).unwrap();
     out.into_inner()
@@ -203,7 +260,9 @@ pub fn write(dir: &Path, rel: &str, bytes: &[u8]) {
 
 /// A VOC annotation with `(name, xmin, ymin, xmax, ymax)` objects.
 pub fn voc(width: u32, height: u32, objects: &[(&str, f64, f64, f64, f64)]) -> String {
-    let mut s = format!("<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>");
+    let mut s = format!(
+        "<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+    );
     for (n, x0, y0, x1, y1) in objects {
         s += &format!(
             "<object><name>{n}</name><bndbox><xmin>{x0}</xmin><xmax>{x1}</xmax><ymin>{y0}</ymin><ymax>{y1}</ymax></bndbox><truncated>0</truncated><difficult>0</difficult></object>"

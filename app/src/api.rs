@@ -22,11 +22,21 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &str, message: &str) -> Self {
-        Self { status, code: code.to_owned(), message: message.to_owned(), field: None }
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+            field: None,
+        }
     }
 
     fn local(code: &str, message: String) -> Self {
-        Self { status: 0, code: code.to_owned(), message, field: None }
+        Self {
+            status: 0,
+            code: code.to_owned(),
+            message,
+            field: None,
+        }
     }
 
     /// The session is missing or expired: the user has to log in again.
@@ -49,8 +59,8 @@ impl fmt::Display for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 async fn send(request: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
-    let request =
-        request.map_err(|e| ApiError::local("bad_request", format!("Could not build the request: {e}")))?;
+    let request = request
+        .map_err(|e| ApiError::local("bad_request", format!("Could not build the request: {e}")))?;
     let response = request
         .send()
         .await
@@ -79,7 +89,10 @@ async fn error_from(response: Response) -> ApiError {
                 401 => "Please log in.".to_owned(),
                 403 => "You do not have permission to do that.".to_owned(),
                 404 => "Not found.".to_owned(),
-                s if s >= 500 => format!("The server failed ({s} {}). Try again.", response.status_text()),
+                s if s >= 500 => format!(
+                    "The server failed ({s} {}). Try again.",
+                    response.status_text()
+                ),
                 s => format!("Request refused ({s} {}).", response.status_text()),
             },
             field: None,
@@ -88,10 +101,12 @@ async fn error_from(response: Response) -> ApiError {
 }
 
 async fn json<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
-    response
-        .json::<T>()
-        .await
-        .map_err(|e| ApiError::local("bad_response", format!("Unexpected answer from the server: {e}")))
+    response.json::<T>().await.map_err(|e| {
+        ApiError::local(
+            "bad_response",
+            format!("Unexpected answer from the server: {e}"),
+        )
+    })
 }
 
 fn get(url: &str) -> Result<Request, gloo_net::Error> {
@@ -110,7 +125,9 @@ pub async fn login(username: String, password: String) -> ApiResult<LoginRespons
 
 /// `POST /api/auth/logout`: the server clears the session cookie.
 pub async fn logout() -> ApiResult<()> {
-    send(with_accept(Request::post("/api/auth/logout")).build()).await.map(drop)
+    send(with_accept(Request::post("/api/auth/logout")).build())
+        .await
+        .map(drop)
 }
 
 /// `GET /api/auth/me`: the logged-in user, or `None` without a (valid) session.
@@ -139,5 +156,7 @@ pub async fn create_instance(body: CreateInstance) -> ApiResult<Instance> {
 
 /// `DELETE /api/instances/{id}`.
 pub async fn delete_instance(id: i64) -> ApiResult<()> {
-    send(with_accept(Request::delete(&format!("/api/instances/{id}"))).build()).await.map(drop)
+    send(with_accept(Request::delete(&format!("/api/instances/{id}"))).build())
+        .await
+        .map(drop)
 }

@@ -48,7 +48,9 @@ pub enum SessionStatus {
 
 impl Session {
     fn new() -> Self {
-        let session = Self { state: RwSignal::new(None) };
+        let session = Self {
+            state: RwSignal::new(None),
+        };
         spawn_local(async move {
             // A server or network failure is treated as "not logged in": the login page
             // then shows the real error when the user tries.
@@ -174,7 +176,10 @@ fn RequireLogin(children: ChildrenFn) -> impl IntoView {
             let path = if here == "/" {
                 "/login".to_owned()
             } else {
-                format!("/login?next={}", String::from(js_sys::encode_uri_component(&here)))
+                format!(
+                    "/login?next={}",
+                    String::from(js_sys::encode_uri_component(&here))
+                )
             };
             view! { <Redirect path=path/> }.into_any()
         }

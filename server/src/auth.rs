@@ -1,18 +1,18 @@
 //! Authentication: argon2 password hashes, random session tokens (stored only as SHA-256),
 //! and the extractor that turns a cookie or bearer token into a [`Principal`].
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
-use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::AppState;
 pub use crate::db::users::Principal;
 use crate::error::ApiError;
-use crate::AppState;
 
 pub const SESSION_COOKIE: &str = "autolearn_session";
 /// Sessions and API tokens last a week.
@@ -28,7 +28,11 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// 256 random bits, hex-encoded.
@@ -48,15 +52,19 @@ pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut b = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut b);
-    b.iter().map(|x| ALPHABET[usize::from(*x) % ALPHABET.len()] as char).collect()
+    b.iter()
+        .map(|x| ALPHABET[usize::from(*x) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// The session token of a request: `Authorization: Bearer <t>` or the session cookie.
 pub fn request_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_owned());
-        }
+    if let Some(t) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(t.trim().to_owned());
     }
     headers
         .get_all(COOKIE)
@@ -73,17 +81,29 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = request_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        state.db.session_principal(&token_hash(&token)).await?.ok_or_else(ApiError::unauthorized)
+        state
+            .db
+            .session_principal(&token_hash(&token))
+            .await?
+            .ok_or_else(ApiError::unauthorized)
     }
 }
 
 impl Principal {
     pub fn require(&self, perm: shared::Permission, instance: Option<i64>) -> Result<(), ApiError> {
-        if self.can(perm, instance) { Ok(()) } else { Err(ApiError::forbidden(perm)) }
+        if self.can(perm, instance) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(perm))
+        }
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin { Ok(()) } else { Err(ApiError::admin_only()) }
+        if self.is_admin {
+            Ok(())
+        } else {
+            Err(ApiError::admin_only())
+        }
     }
 }
 

@@ -9,10 +9,19 @@ use serde_json::{Value, json};
 use shared::api::ErrorBody;
 
 #[derive(Parser)]
-#[command(name = "autolearn", version, about = "Self-hosted AutoML: server and command-line client")]
+#[command(
+    name = "autolearn",
+    version,
+    about = "Self-hosted AutoML: server and command-line client"
+)]
 pub struct Cli {
     /// Server a client command talks to.
-    #[arg(long, global = true, env = "AUTOLEARN_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTOLEARN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// Bearer token for client commands (from `autolearn login`).
     #[arg(long, global = true, env = "AUTOLEARN_TOKEN", hide_env_values = true)]
@@ -61,8 +70,12 @@ pub enum InstanceCmd {
         #[arg(long, default_value = "")]
         description: String,
     },
-    Show { id: i64 },
-    Delete { id: i64 },
+    Show {
+        id: i64,
+    },
+    Delete {
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,8 +95,12 @@ pub enum DatasetCmd {
         #[arg(long, default_value = "")]
         description: String,
     },
-    Show { id: i64 },
-    Reindex { id: i64 },
+    Show {
+        id: i64,
+    },
+    Reindex {
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,25 +123,43 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.with_context(|| format!("cannot reach the server at {}", self.url))?;
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.url))?;
         let status = res.status();
         let text = res.text().await?;
         if !status.is_success() {
             if let Ok(e) = serde_json::from_str::<ErrorBody>(&text) {
-                let field = e.error.field.map(|f| format!(" (field {f})")).unwrap_or_default();
+                let field = e
+                    .error
+                    .field
+                    .map(|f| format!(" (field {f})"))
+                    .unwrap_or_default();
                 bail!("{status}: {}{field}", e.error.message);
             }
             bail!("{status}: {text}");
         }
-        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 }
 
@@ -155,12 +190,26 @@ fn print(v: &Value, json: bool, columns: &[&str]) {
     };
     let widths: Vec<usize> = columns
         .iter()
-        .map(|c| rows.iter().map(|r| cell(r, c).chars().count()).max().unwrap_or(0).max(c.len()))
+        .map(|c| {
+            rows.iter()
+                .map(|r| cell(r, c).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
         .collect();
     let line = |cells: Vec<String>| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
     };
-    println!("{}", line(columns.iter().map(|c| c.to_uppercase()).collect()));
+    println!(
+        "{}",
+        line(columns.iter().map(|c| c.to_uppercase()).collect())
+    );
     for r in rows {
         println!("{}", line(columns.iter().map(|c| cell(r, c)).collect()));
     }
@@ -169,7 +218,11 @@ fn print(v: &Value, json: bool, columns: &[&str]) {
 /// Runs a client command.
 pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
     use reqwest::Method as M;
-    let c = Client { http: reqwest::Client::new(), url: cli.url, token: cli.token };
+    let c = Client {
+        http: reqwest::Client::new(),
+        url: cli.url,
+        token: cli.token,
+    };
     let json = cli.json;
     const INSTANCE: &[&str] = &["id", "name", "type", "image_count", "created_at"];
     const DATASET: &[&str] = &["id", "name", "total", "labelled", "unlabelled", "path"];
@@ -177,7 +230,13 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => unreachable!("serve is handled by main"),
         Command::Login { username } => {
             let password = read_password()?;
-            let v = c.call(M::POST, "/api/auth/login", Some(json!({"username": username, "password": password}))).await?;
+            let v = c
+                .call(
+                    M::POST,
+                    "/api/auth/login",
+                    Some(json!({"username": username, "password": password})),
+                )
+                .await?;
             if json {
                 print(&v, true, &[]);
             } else {
@@ -185,42 +244,100 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Instance(cmd) => match cmd {
-            InstanceCmd::List => print(&c.call(M::GET, "/api/instances", None).await?, json, INSTANCE),
-            InstanceCmd::Create { kind, name, description } => {
+            InstanceCmd::List => print(
+                &c.call(M::GET, "/api/instances", None).await?,
+                json,
+                INSTANCE,
+            ),
+            InstanceCmd::Create {
+                kind,
+                name,
+                description,
+            } => {
                 let body = json!({"type": kind, "name": name, "description": description});
-                print(&c.call(M::POST, "/api/instances", Some(body)).await?, json, INSTANCE);
+                print(
+                    &c.call(M::POST, "/api/instances", Some(body)).await?,
+                    json,
+                    INSTANCE,
+                );
             }
-            InstanceCmd::Show { id } => print(&c.call(M::GET, &format!("/api/instances/{id}"), None).await?, json, INSTANCE),
+            InstanceCmd::Show { id } => print(
+                &c.call(M::GET, &format!("/api/instances/{id}"), None)
+                    .await?,
+                json,
+                INSTANCE,
+            ),
             InstanceCmd::Delete { id } => {
-                c.call(M::DELETE, &format!("/api/instances/{id}"), None).await?;
+                c.call(M::DELETE, &format!("/api/instances/{id}"), None)
+                    .await?;
             }
         },
         Command::Dataset(cmd) => {
             let v = match cmd {
-                DatasetCmd::List { instance } => c.call(M::GET, &format!("/api/instances/{instance}/datasets"), None).await?,
-                DatasetCmd::Create { instance, name, path, description } => {
-                    let body = json!({"name": name, "path": path, "description": description});
-                    c.call(M::POST, &format!("/api/instances/{instance}/datasets"), Some(body)).await?
+                DatasetCmd::List { instance } => {
+                    c.call(M::GET, &format!("/api/instances/{instance}/datasets"), None)
+                        .await?
                 }
-                DatasetCmd::Show { id } => c.call(M::GET, &format!("/api/datasets/{id}"), None).await?,
-                DatasetCmd::Reindex { id } => c.call(M::POST, &format!("/api/datasets/{id}/reindex"), None).await?,
+                DatasetCmd::Create {
+                    instance,
+                    name,
+                    path,
+                    description,
+                } => {
+                    let body = json!({"name": name, "path": path, "description": description});
+                    c.call(
+                        M::POST,
+                        &format!("/api/instances/{instance}/datasets"),
+                        Some(body),
+                    )
+                    .await?
+                }
+                DatasetCmd::Show { id } => {
+                    c.call(M::GET, &format!("/api/datasets/{id}"), None).await?
+                }
+                DatasetCmd::Reindex { id } => {
+                    c.call(M::POST, &format!("/api/datasets/{id}/reindex"), None)
+                        .await?
+                }
             };
             print(&v, json, DATASET);
             if !json {
-                for s in v.as_array().map_or_else(|| vec![&v], |a| a.iter().collect()) {
+                for s in v
+                    .as_array()
+                    .map_or_else(|| vec![&v], |a| a.iter().collect())
+                {
                     for sk in s["skipped"].as_array().into_iter().flatten() {
-                        eprintln!("skipped {}: {}", sk["path"].as_str().unwrap_or(""), sk["reason"].as_str().unwrap_or(""));
+                        eprintln!(
+                            "skipped {}: {}",
+                            sk["path"].as_str().unwrap_or(""),
+                            sk["reason"].as_str().unwrap_or("")
+                        );
                     }
                 }
             }
         }
         Command::User(cmd) => match cmd {
-            UserCmd::List => print(&c.call(M::GET, "/api/users", None).await?, json, &["id", "username", "is_admin", "created_at"]),
-            UserCmd::Create { username, permissions } => {
+            UserCmd::List => print(
+                &c.call(M::GET, "/api/users", None).await?,
+                json,
+                &["id", "username", "is_admin", "created_at"],
+            ),
+            UserCmd::Create {
+                username,
+                permissions,
+            } => {
                 let password = read_password()?;
-                let grants: Vec<Value> = permissions.iter().map(|p| json!({"permission": p})).collect();
-                let body = json!({"username": username, "password": password, "permissions": grants});
-                print(&c.call(M::POST, "/api/users", Some(body)).await?, json, &["id", "username", "is_admin"]);
+                let grants: Vec<Value> = permissions
+                    .iter()
+                    .map(|p| json!({"permission": p}))
+                    .collect();
+                let body =
+                    json!({"username": username, "password": password, "permissions": grants});
+                print(
+                    &c.call(M::POST, "/api/users", Some(body)).await?,
+                    json,
+                    &["id", "username", "is_admin"],
+                );
             }
         },
     }

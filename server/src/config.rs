@@ -74,7 +74,8 @@ impl Config {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
-            values = parse_file(&text).with_context(|| format!("in config file {}", path.display()))?;
+            values =
+                parse_file(&text).with_context(|| format!("in config file {}", path.display()))?;
         }
         for (key, var) in KEYS {
             if let Ok(v) = std::env::var(var) {
@@ -105,13 +106,17 @@ impl Config {
                 path_style: get("s3_path_style").is_none_or(|v| v != "false" && v != "0"),
             }),
             (None, None) if get("s3_endpoint").is_some() => {
-                bail!("AUTOLEARN_S3_ENDPOINT is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not")
+                bail!(
+                    "AUTOLEARN_S3_ENDPOINT is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not"
+                )
             }
             (None, None) => None,
             _ => bail!("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"),
         };
         let max_body_bytes = match get("max_body_bytes") {
-            Some(v) => v.parse().context("max_body_bytes must be a number of bytes")?,
+            Some(v) => v
+                .parse()
+                .context("max_body_bytes must be a number of bytes")?,
             None => 2 * 1024 * 1024,
         };
         Ok(Self {
@@ -131,7 +136,10 @@ impl Config {
     /// The database URL in use: the configured one or the embedded SQLite file.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("autolearn.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("autolearn.db").display()
+            )
         })
     }
 }
@@ -150,9 +158,13 @@ fn parse_file(text: &str) -> anyhow::Result<HashMap<String, String>> {
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => {
-                let parts: Option<Vec<String>> =
-                    items.into_iter().map(|i| i.as_str().map(str::to_owned)).collect();
-                parts.with_context(|| format!("{k}: a list must hold strings"))?.join(":")
+                let parts: Option<Vec<String>> = items
+                    .into_iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect();
+                parts
+                    .with_context(|| format!("{k}: a list must hold strings"))?
+                    .join(":")
             }
             other => bail!("{k}: unsupported value of type {}", other.type_str()),
         };
@@ -169,7 +181,10 @@ mod tests {
     fn defaults_need_nothing_installed() {
         let c = Config::from_values(&HashMap::new()).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
-        assert!(c.database_url().starts_with("sqlite://./autolearn-data/autolearn.db"));
+        assert!(
+            c.database_url()
+                .starts_with("sqlite://./autolearn-data/autolearn.db")
+        );
         assert_eq!(c.data_roots, vec![PathBuf::from("./autolearn-data")]);
         assert!(c.s3.is_none());
     }

@@ -52,12 +52,18 @@ impl Db {
                 })
             });
         }
-        let pool = opts.connect(url).await.with_context(|| format!("connecting to {}", redact(url)))?;
+        let pool = opts
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to {}", redact(url)))?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.context("running database migrations")?;
+        migrator
+            .run(&pool)
+            .await
+            .context("running database migrations")?;
         Ok(Self { pool, backend })
     }
 
@@ -75,7 +81,9 @@ fn redact(url: &str) -> String {
 }
 
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs().cast_signed())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().cast_signed())
 }
 
 /// The current time as RFC 3339 UTC, e.g. `2026-11-27T08:05:09Z`.
@@ -108,7 +116,9 @@ pub fn rfc3339(secs: i64) -> String {
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
-            d.is_unique_violation() || d.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+            d.is_unique_violation()
+                || d.code()
+                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
     }
@@ -127,7 +137,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:pw@h:5432/db"), "postgres://***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:pw@h:5432/db"),
+            "postgres://***@h:5432/db"
+        );
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -21,7 +21,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -50,16 +55,27 @@ impl ApiError {
         Self::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("this needs the {} permission; ask an administrator", permission.as_str()),
+            format!(
+                "this needs the {} permission; ask an administrator",
+                permission.as_str()
+            ),
         )
     }
 
     pub fn admin_only() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "only administrators may do this")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only administrators may do this",
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -88,7 +104,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field },
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
         };
         (self.status, axum::Json(body)).into_response()
     }
@@ -112,7 +132,9 @@ impl From<crate::storage::StorageError> for ApiError {
         match e {
             E::NotFound(key) => Self::not_found(&format!("object {key:?}")),
             E::TooLarge { .. } => Self::too_large(e.to_string()),
-            E::BadPath(_) | E::OutsideRoots(_) | E::NoS3 => Self::invalid("path", "invalid_path", e.to_string()),
+            E::BadPath(_) | E::OutsideRoots(_) | E::NoS3 => {
+                Self::invalid("path", "invalid_path", e.to_string())
+            }
             E::Io(_) | E::S3(_) => Self::internal(e),
         }
     }
@@ -143,7 +165,10 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::too_large("the request body is larger than this endpoint accepts")
         }
-        other => ApiError::bad_request("invalid_json", format!("invalid JSON body: {}", other.body_text())),
+        other => ApiError::bad_request(
+            "invalid_json",
+            format!("invalid JSON body: {}", other.body_text()),
+        ),
     }
 }
 
@@ -171,7 +196,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 }
 
 fn query_rejection(rej: &QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("invalid query string: {}", rej.body_text()))
+    ApiError::bad_request(
+        "invalid_query",
+        format!("invalid query string: {}", rej.body_text()),
+    )
 }
 
 /// Path parameters that are ids: a non-number is a 404, not a 400, as no such resource exists.
@@ -181,9 +209,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("resource"))?;
-        raw.parse().map(Id).map_err(|_| ApiError::not_found("resource"))
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found("resource"))?;
+        raw.parse()
+            .map(Id)
+            .map_err(|_| ApiError::not_found("resource"))
     }
 }

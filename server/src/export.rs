@@ -20,14 +20,25 @@ pub async fn archive(store: &Store, kind: InstanceType, images: &[Image]) -> Api
         )));
     }
     let mut used = std::collections::HashSet::new();
-    let mut tar = tar::Builder::new(Vec::with_capacity(usize::try_from(total).unwrap_or(0) + 4096));
+    let mut tar = tar::Builder::new(Vec::with_capacity(
+        usize::try_from(total).unwrap_or(0) + 4096,
+    ));
     for img in images {
         let bytes = store.read(&img.path, MAX_IMAGE_BYTES).await?;
         let file_name = img.path.rsplit('/').next().unwrap_or(&img.path);
         if kind.uses_boxes() {
             append(&mut tar, &img.path, &bytes)?;
-            let stem = img.path.rsplit_once('.').map_or(img.path.as_str(), |(s, _)| s);
-            let xml = voc::write(file_name, img.width, img.height, &img.annotation.boxes, kind == InstanceType::Ocr);
+            let stem = img
+                .path
+                .rsplit_once('.')
+                .map_or(img.path.as_str(), |(s, _)| s);
+            let xml = voc::write(
+                file_name,
+                img.width,
+                img.height,
+                &img.annotation.boxes,
+                kind == InstanceType::Ocr,
+            );
             append(&mut tar, &format!("{stem}.xml"), xml.as_bytes())?;
         } else if let Some(label) = img.annotation.labels.first() {
             // Two source folders may hold the same file name under one label now.
@@ -48,5 +59,6 @@ fn append(tar: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) -> ApiResult
     header.set_size(data.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    tar.append_data(&mut header, path, data).map_err(ApiError::internal)
+    tar.append_data(&mut header, path, data)
+        .map_err(ApiError::internal)
 }

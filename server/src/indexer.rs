@@ -24,6 +24,9 @@ const MIN_BOX_IMAGE_SIDE: u32 = 30;
 /// Concurrent header reads (matters for S3, where each read is a round trip).
 const CONCURRENCY: usize = 16;
 
+/// An image's `(width, height)`, or why it is skipped.
+type SizeResult = Result<(u32, u32), String>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedImage {
     pub key: String,
@@ -42,12 +45,17 @@ pub struct IndexReport {
 
 impl IndexReport {
     fn skip(&mut self, path: &str, reason: impl Into<String>) {
-        self.skipped.push(SkippedFile { path: path.to_owned(), reason: reason.into() });
+        self.skipped.push(SkippedFile {
+            path: path.to_owned(),
+            reason: reason.into(),
+        });
     }
 }
 
 fn extension(key: &str) -> String {
-    key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
+    key.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 fn is_image_ext(ext: &str) -> bool {
@@ -68,22 +76,30 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
             let stem = obj.key[..obj.key.len() - 4].to_owned();
             xmls.insert(stem, obj);
         } else {
-            let expected = if kind.uses_boxes() { "JPG, JPEG or PNG images and VOC .xml files" } else { "JPG, JPEG or PNG images" };
-            report.skip(&obj.key, format!("unsupported file type; expected {expected}"));
+            let expected = if kind.uses_boxes() {
+                "JPG, JPEG or PNG images and VOC .xml files"
+            } else {
+                "JPG, JPEG or PNG images"
+            };
+            report.skip(
+                &obj.key,
+                format!("unsupported file type; expected {expected}"),
+            );
         }
     }
 
     // Read headers concurrently, keeping listing order in the result.
     // Owned items: a stream of borrowed ones trips the compiler's higher-ranked lifetime
     // check once the future must be `Send` for axum.
-    let headers: Vec<(ObjectInfo, Result<(u32, u32), String>)> = futures_util::stream::iter(images.into_iter().cloned())
-        .map(|obj| async move {
-            let size = image_size(store, &obj).await;
-            (obj, size)
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
+    let headers: Vec<(ObjectInfo, SizeResult)> =
+        futures_util::stream::iter(images.into_iter().cloned())
+            .map(|obj| async move {
+                let size = image_size(store, &obj).await;
+                (obj, size)
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
 
     let mut matched_xml = std::collections::HashSet::new();
     for (obj, size) in headers {
@@ -107,9 +123,15 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
                 Some(xml) => {
                     matched_xml.insert(xml.key.clone());
                     match read_boxes(store, xml, kind, width, height, &mut report).await {
-                        Ok(boxes) => Annotation { labels: Vec::new(), boxes },
+                        Ok(boxes) => Annotation {
+                            labels: Vec::new(),
+                            boxes,
+                        },
                         Err(reason) => {
-                            report.skip(&xml.key, format!("{reason}; the image is indexed as unlabelled"));
+                            report.skip(
+                                &xml.key,
+                                format!("{reason}; the image is indexed as unlabelled"),
+                            );
                             Annotation::default()
                         }
                     }
@@ -119,19 +141,34 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
         } else {
             match folder_label(&obj.key) {
                 Ok(None) => Annotation::default(),
-                Ok(Some(label)) => Annotation { labels: vec![label], boxes: Vec::new() },
+                Ok(Some(label)) => Annotation {
+                    labels: vec![label],
+                    boxes: Vec::new(),
+                },
                 Err(reason) => {
                     report.skip(&obj.key, reason);
                     continue;
                 }
             }
         };
-        report.images.push(IndexedImage { key: obj.key.clone(), width, height, size: obj.size, annotation });
+        report.images.push(IndexedImage {
+            key: obj.key.clone(),
+            width,
+            height,
+            size: obj.size,
+            annotation,
+        });
     }
-    let mut orphans: Vec<&&ObjectInfo> = xmls.values().filter(|x| !matched_xml.contains(&x.key)).collect();
+    let mut orphans: Vec<&&ObjectInfo> = xmls
+        .values()
+        .filter(|x| !matched_xml.contains(&x.key))
+        .collect();
     orphans.sort_by(|a, b| a.key.cmp(&b.key));
     for xml in orphans {
-        report.skip(&xml.key, "XML without an image of the same name (.jpg, .jpeg or .png)");
+        report.skip(
+            &xml.key,
+            "XML without an image of the same name (.jpg, .jpeg or .png)",
+        );
     }
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(report)
@@ -144,24 +181,37 @@ fn folder_label(key: &str) -> Result<Option<String>, String> {
         [_] => Ok(None),
         [dir, _] => LabelName::parse(*dir)
             .map(|l| Some(l.to_string()))
-            .map_err(|e| format!("folder {dir:?} is not a valid label: {e} (labels are ASCII only)")),
+            .map_err(|e| {
+                format!("folder {dir:?} is not a valid label: {e} (labels are ASCII only)")
+            }),
         _ => Err("nested more than one folder deep; use <dataset>/<label>/<image>".to_owned()),
     }
 }
 
 /// Width and height from the image header, or why the image is skipped.
-async fn image_size(store: &Store, obj: &ObjectInfo) -> Result<(u32, u32), String> {
+async fn image_size(store: &Store, obj: &ObjectInfo) -> SizeResult {
     if obj.size > MAX_IMAGE_BYTES {
-        return Err(format!("file is {} bytes; images may be at most {MAX_IMAGE_BYTES} bytes", obj.size));
+        return Err(format!(
+            "file is {} bytes; images may be at most {MAX_IMAGE_BYTES} bytes",
+            obj.size
+        ));
     }
     if obj.size == 0 {
         return Err("empty file".to_owned());
     }
-    let read = |len| async move { store.read_prefix(&obj.key, len).await.map_err(|e| format!("could not read: {e}")) };
+    let read = |len| async move {
+        store
+            .read_prefix(&obj.key, len)
+            .await
+            .map_err(|e| format!("could not read: {e}"))
+    };
     let mut head = read(HEADER_BYTES).await?;
-    let kind = imagesize::image_type(&head).map_err(|_| "corrupt or not an image (no JPEG or PNG header)".to_owned())?;
+    let kind = imagesize::image_type(&head)
+        .map_err(|_| "corrupt or not an image (no JPEG or PNG header)".to_owned())?;
     if !matches!(kind, imagesize::ImageType::Jpeg | imagesize::ImageType::Png) {
-        return Err(format!("unsupported image format {kind:?}; use JPEG or PNG"));
+        return Err(format!(
+            "unsupported image format {kind:?}; use JPEG or PNG"
+        ));
     }
     let mut size = imagesize::blob_size(&head);
     if size.is_err() && head.len() as u64 == HEADER_BYTES && obj.size > HEADER_BYTES {
@@ -174,7 +224,9 @@ async fn image_size(store: &Store, obj: &ObjectInfo) -> Result<(u32, u32), Strin
         return Err("corrupt image: zero width or height".to_owned());
     }
     if w * h > MAX_PIXELS {
-        return Err(format!("image is {w}x{h} px; at most {MAX_PIXELS} pixels are accepted"));
+        return Err(format!(
+            "image is {w}x{h} px; at most {MAX_PIXELS} pixels are accepted"
+        ));
     }
     Ok((w as u32, h as u32))
 }
@@ -190,9 +242,16 @@ async fn read_boxes(
     report: &mut IndexReport,
 ) -> Result<Vec<BoxAnnotation>, String> {
     if xml.size > voc::MAX_XML_BYTES {
-        return Err(format!("XML is {} bytes; the limit is {}", xml.size, voc::MAX_XML_BYTES));
+        return Err(format!(
+            "XML is {} bytes; the limit is {}",
+            xml.size,
+            voc::MAX_XML_BYTES
+        ));
     }
-    let bytes = store.read(&xml.key, voc::MAX_XML_BYTES).await.map_err(|e| format!("could not read: {e}"))?;
+    let bytes = store
+        .read(&xml.key, voc::MAX_XML_BYTES)
+        .await
+        .map_err(|e| format!("could not read: {e}"))?;
     let doc = voc::parse(&bytes)?;
     let mut boxes = Vec::with_capacity(doc.objects.len());
     for (i, o) in doc.objects.into_iter().enumerate() {
@@ -205,13 +264,28 @@ async fn read_boxes(
             InstanceType::Ocr => ("text".to_owned(), Some(o.name)),
             _ => (o.name, None),
         };
-        boxes.push(BoxAnnotation { label, xmin: o.xmin, ymin: o.ymin, xmax: o.xmax, ymax: o.ymax, text });
+        boxes.push(BoxAnnotation {
+            label,
+            xmin: o.xmin,
+            ymin: o.ymin,
+            xmax: o.xmax,
+            ymax: o.ymax,
+            text,
+        });
     }
     Ok(boxes)
 }
 
 /// Validates one box in pixels against the image size; the message says what is wrong.
-pub fn check_box(name: &str, xmin: f64, ymin: f64, xmax: f64, ymax: f64, width: u32, height: u32) -> Result<(), String> {
+pub fn check_box(
+    name: &str,
+    xmin: f64,
+    ymin: f64,
+    xmax: f64,
+    ymax: f64,
+    width: u32,
+    height: u32,
+) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("empty <name>".to_owned());
     }
@@ -219,7 +293,9 @@ pub fn check_box(name: &str, xmin: f64, ymin: f64, xmax: f64, ymax: f64, width: 
         return Err("coordinates must be finite numbers".to_owned());
     }
     if xmax <= xmin || ymax <= ymin {
-        return Err(format!("box has zero area (xmin {xmin}, xmax {xmax}, ymin {ymin}, ymax {ymax})"));
+        return Err(format!(
+            "box has zero area (xmin {xmin}, xmax {xmax}, ymin {ymin}, ymax {ymax})"
+        ));
     }
     if xmin < 0.0 || ymin < 0.0 || xmax > f64::from(width) || ymax > f64::from(height) {
         return Err(format!(
@@ -244,8 +320,16 @@ mod tests {
     #[test]
     fn boxes_must_have_area_and_fit() {
         assert!(check_box("dog", 0.0, 0.0, 10.0, 10.0, 64, 64).is_ok());
-        assert!(check_box("dog", 5.0, 0.0, 5.0, 10.0, 64, 64).unwrap_err().contains("zero area"));
-        assert!(check_box("dog", 0.0, 0.0, 65.0, 10.0, 64, 64).unwrap_err().contains("outside"));
+        assert!(
+            check_box("dog", 5.0, 0.0, 5.0, 10.0, 64, 64)
+                .unwrap_err()
+                .contains("zero area")
+        );
+        assert!(
+            check_box("dog", 0.0, 0.0, 65.0, 10.0, 64, 64)
+                .unwrap_err()
+                .contains("outside")
+        );
         assert!(check_box(" ", 0.0, 0.0, 1.0, 1.0, 64, 64).is_err());
     }
 }

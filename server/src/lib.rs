@@ -55,12 +55,20 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
-        let state = AppState { db, storage, config: Arc::new(config), metrics: Arc::default(), secret };
+        let state = AppState {
+            db,
+            storage,
+            config: Arc::new(config),
+            metrics: Arc::default(),
+            secret,
+        };
         Ok(Self { listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -68,9 +76,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes requests in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let app = routes::router(self.state);
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
     }
 
     /// Serves until Ctrl-C or SIGTERM.
@@ -85,7 +99,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -108,9 +123,15 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
         Some(p) => (p.0.clone(), false),
         None => (auth::generate_password(), true),
     };
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password).map(|h| (h, password)))
-        .await??;
-    let new = NewUser { username: "admin", password_hash: &hash.0, is_admin: true, grants: &[] };
+    let hash =
+        tokio::task::spawn_blocking(move || auth::hash_password(&password).map(|h| (h, password)))
+            .await??;
+    let new = NewUser {
+        username: "admin",
+        password_hash: &hash.0,
+        is_admin: true,
+        grants: &[],
+    };
     match db.create_user(&new).await {
         Ok(_) => {}
         // Another server sharing the database created it first.
@@ -118,7 +139,10 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     }
     if generated {
-        println!("Created user `admin` with password: {}\n(shown once; set AUTOLEARN_ADMIN_PASSWORD to choose it)", hash.1);
+        println!(
+            "Created user `admin` with password: {}\n(shown once; set AUTOLEARN_ADMIN_PASSWORD to choose it)",
+            hash.1
+        );
     } else {
         tracing::info!("created user `admin` with the password from AUTOLEARN_ADMIN_PASSWORD");
     }

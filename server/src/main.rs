@@ -2,9 +2,9 @@
 
 use clap::Parser;
 
+use autolearn_server::Application;
 use autolearn_server::cli::{Cli, Command};
 use autolearn_server::config::Config;
-use autolearn_server::Application;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

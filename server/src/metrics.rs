@@ -27,8 +27,13 @@ pub struct Metrics {
 
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, secs: f64) {
-        let mut map = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let s = map.entry((method.to_owned(), route.to_owned(), status)).or_default();
+        let mut map = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let s = map
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
         s.count += 1;
         s.sum_secs += secs;
         for (i, le) in BUCKETS.iter().enumerate() {
@@ -40,23 +45,46 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let map = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
         out.push_str("# HELP autolearn_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE autolearn_http_requests_total counter\n");
         for ((m, r, st), s) in map.iter() {
-            let _ = writeln!(out, "autolearn_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{st}\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "autolearn_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{st}\"}} {}",
+                s.count
+            );
         }
         out.push_str("# HELP autolearn_http_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE autolearn_http_request_duration_seconds histogram\n");
         for ((m, r, st), s) in map.iter() {
             let labels = format!("method=\"{m}\",route=\"{r}\",status=\"{st}\"");
             for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "autolearn_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}", s.buckets[i]);
+                let _ = writeln!(
+                    out,
+                    "autolearn_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    s.buckets[i]
+                );
             }
-            let _ = writeln!(out, "autolearn_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "autolearn_http_request_duration_seconds_sum{{{labels}}} {}", s.sum_secs);
-            let _ = writeln!(out, "autolearn_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "autolearn_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "autolearn_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "autolearn_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
         out
     }
@@ -72,7 +100,12 @@ pub async fn track(State(m): State<std::sync::Arc<Metrics>>, req: Request, next:
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let res = next.run(req).await;
-    m.record(&method, &route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    m.record(
+        &method,
+        &route,
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     res
 }
 

@@ -22,42 +22,226 @@ const fn r(
     request: Option<&'static str>,
     response: &'static str,
 ) -> RouteDoc {
-    RouteDoc { method, path, summary, access, request, response }
+    RouteDoc {
+        method,
+        path,
+        summary,
+        access,
+        request,
+        response,
+    }
 }
 
 pub const ROUTES: &[RouteDoc] = &[
     r("get", "/healthz", "Liveness", "public", None, "text"),
-    r("get", "/readyz", "Readiness: database and storage reachable", "public", None, "Readiness"),
-    r("get", "/metrics", "Prometheus metrics", "public", None, "text"),
-    r("get", "/api/openapi.json", "This document", "public", None, "object"),
-    r("post", "/api/auth/login", "Log in: sets the session cookie and returns a bearer token", "public", Some("LoginRequest"), "LoginResponse"),
-    r("post", "/api/auth/logout", "End the session", "public", None, "empty"),
-    r("get", "/api/auth/me", "The logged-in user", "login", None, "User"),
+    r(
+        "get",
+        "/readyz",
+        "Readiness: database and storage reachable",
+        "public",
+        None,
+        "Readiness",
+    ),
+    r(
+        "get",
+        "/metrics",
+        "Prometheus metrics",
+        "public",
+        None,
+        "text",
+    ),
+    r(
+        "get",
+        "/api/openapi.json",
+        "This document",
+        "public",
+        None,
+        "object",
+    ),
+    r(
+        "post",
+        "/api/auth/login",
+        "Log in: sets the session cookie and returns a bearer token",
+        "public",
+        Some("LoginRequest"),
+        "LoginResponse",
+    ),
+    r(
+        "post",
+        "/api/auth/logout",
+        "End the session",
+        "public",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/auth/me",
+        "The logged-in user",
+        "login",
+        None,
+        "User",
+    ),
     r("get", "/api/users", "List users", "admin", None, "User[]"),
-    r("post", "/api/users", "Create a user", "admin", Some("CreateUser"), "User"),
-    r("put", "/api/users/{id}/permissions", "Replace a user's permissions", "admin", Some("SetPermissions"), "User"),
-    r("get", "/api/instances", "Instances the user may list", "ListInstance", None, "Instance[]"),
-    r("post", "/api/instances", "Create an instance", "CreateInstance", Some("CreateInstance"), "Instance"),
-    r("get", "/api/instances/{id}", "One instance", "ListInstance", None, "Instance"),
-    r("patch", "/api/instances/{id}", "Rename or describe an instance", "EditInstance", Some("UpdateInstance"), "Instance"),
-    r("delete", "/api/instances/{id}", "Delete an instance and its datasets (files in storage stay)", "CreateInstance", None, "empty"),
-    r("get", "/api/instances/{id}/datasets", "Datasets of an instance with counts", "ListInstance", None, "Dataset[]"),
-    r("post", "/api/instances/{id}/datasets", "Index a dataset from s3://bucket/prefix/ or a data-root directory", "EditInstance", Some("CreateDataset"), "Dataset"),
-    r("get", "/api/datasets/{id}", "Counts, per-label counts and skipped files", "ListInstance", None, "Dataset"),
-    r("delete", "/api/datasets/{id}", "Forget a dataset (files in storage stay)", "EditInstance", None, "empty"),
-    r("post", "/api/datasets/{id}/reindex", "Pick up new and removed files, keeping browser labels", "EditInstance", None, "Dataset"),
-    r("get", "/api/datasets/{id}/images", "Images with annotations; query: label, status (all|labelled|unlabelled|deleted), page, per_page", "ListInstance", None, "ImagePage"),
-    r("get", "/api/datasets/{id}/export", "Labelled data as a tar archive; query: format (folder|voc)", "ListInstance", None, "tar"),
-    r("get", "/api/images/{id}", "One image with its annotation", "ListInstance", None, "Image"),
-    r("delete", "/api/images/{id}", "Mark an image deleted", "LabelInstance", None, "empty"),
-    r("post", "/api/images/{id}/restore", "Undelete an image", "LabelInstance", None, "Image"),
-    r("get", "/api/images/{id}/content", "The image bytes", "ListInstance", None, "image"),
-    r("put", "/api/images/{id}/annotation", "Save labels or boxes (one transaction)", "LabelInstance", Some("Annotation"), "Image"),
+    r(
+        "post",
+        "/api/users",
+        "Create a user",
+        "admin",
+        Some("CreateUser"),
+        "User",
+    ),
+    r(
+        "put",
+        "/api/users/{id}/permissions",
+        "Replace a user's permissions",
+        "admin",
+        Some("SetPermissions"),
+        "User",
+    ),
+    r(
+        "get",
+        "/api/instances",
+        "Instances the user may list",
+        "ListInstance",
+        None,
+        "Instance[]",
+    ),
+    r(
+        "post",
+        "/api/instances",
+        "Create an instance",
+        "CreateInstance",
+        Some("CreateInstance"),
+        "Instance",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}",
+        "One instance",
+        "ListInstance",
+        None,
+        "Instance",
+    ),
+    r(
+        "patch",
+        "/api/instances/{id}",
+        "Rename or describe an instance",
+        "EditInstance",
+        Some("UpdateInstance"),
+        "Instance",
+    ),
+    r(
+        "delete",
+        "/api/instances/{id}",
+        "Delete an instance and its datasets (files in storage stay)",
+        "CreateInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/datasets",
+        "Datasets of an instance with counts",
+        "ListInstance",
+        None,
+        "Dataset[]",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/datasets",
+        "Index a dataset from s3://bucket/prefix/ or a data-root directory",
+        "EditInstance",
+        Some("CreateDataset"),
+        "Dataset",
+    ),
+    r(
+        "get",
+        "/api/datasets/{id}",
+        "Counts, per-label counts and skipped files",
+        "ListInstance",
+        None,
+        "Dataset",
+    ),
+    r(
+        "delete",
+        "/api/datasets/{id}",
+        "Forget a dataset (files in storage stay)",
+        "EditInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "post",
+        "/api/datasets/{id}/reindex",
+        "Pick up new and removed files, keeping browser labels",
+        "EditInstance",
+        None,
+        "Dataset",
+    ),
+    r(
+        "get",
+        "/api/datasets/{id}/images",
+        "Images with annotations; query: label, status (all|labelled|unlabelled|deleted), page, per_page",
+        "ListInstance",
+        None,
+        "ImagePage",
+    ),
+    r(
+        "get",
+        "/api/datasets/{id}/export",
+        "Labelled data as a tar archive; query: format (folder|voc)",
+        "ListInstance",
+        None,
+        "tar",
+    ),
+    r(
+        "get",
+        "/api/images/{id}",
+        "One image with its annotation",
+        "ListInstance",
+        None,
+        "Image",
+    ),
+    r(
+        "delete",
+        "/api/images/{id}",
+        "Mark an image deleted",
+        "LabelInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "post",
+        "/api/images/{id}/restore",
+        "Undelete an image",
+        "LabelInstance",
+        None,
+        "Image",
+    ),
+    r(
+        "get",
+        "/api/images/{id}/content",
+        "The image bytes",
+        "ListInstance",
+        None,
+        "image",
+    ),
+    r(
+        "put",
+        "/api/images/{id}/annotation",
+        "Save labels or boxes (one transaction)",
+        "LabelInstance",
+        Some("Annotation"),
+        "Image",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
     match name.strip_suffix("[]") {
-        Some(item) => json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}),
+        Some(item) => {
+            json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}})
+        }
         None => json!({"$ref": format!("#/components/schemas/{name}")}),
     }
 }
@@ -65,16 +249,35 @@ fn schema_ref(name: &str) -> Value {
 fn response(kind: &str) -> Value {
     match kind {
         "empty" => json!({"description": "done"}),
-        "text" => json!({"description": "plain text", "content": {"text/plain": {"schema": {"type": "string"}}}}),
-        "tar" => json!({"description": "tar archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}),
-        "image" => json!({"description": "image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}),
-        "object" => json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}),
-        name => json!({"description": "OK", "content": {"application/json": {"schema": schema_ref(name)}}}),
+        "text" => {
+            json!({"description": "plain text", "content": {"text/plain": {"schema": {"type": "string"}}}})
+        }
+        "tar" => {
+            json!({"description": "tar archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}})
+        }
+        "image" => {
+            json!({"description": "image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}})
+        }
+        "object" => {
+            json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}})
+        }
+        name => {
+            json!({"description": "OK", "content": {"application/json": {"schema": schema_ref(name)}}})
+        }
     }
 }
 
 fn operation(d: &RouteDoc) -> Value {
-    let ok = if d.response == "empty" { "204" } else if d.method == "post" && matches!(d.response, "Instance" | "Dataset" | "User") && !d.path.ends_with("login") { "201" } else { "200" };
+    let ok = if d.response == "empty" {
+        "204"
+    } else if d.method == "post"
+        && matches!(d.response, "Instance" | "Dataset" | "User")
+        && !d.path.ends_with("login")
+    {
+        "201"
+    } else {
+        "200"
+    };
     let mut responses = json!({ ok: response(d.response) });
     let err = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": schema_ref("Error")}}});
     if d.access != "public" {
@@ -95,13 +298,15 @@ fn operation(d: &RouteDoc) -> Value {
         "responses": responses,
     });
     if d.path.contains("{id}") {
-        op["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]);
+        op["parameters"] =
+            json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]);
     }
     if d.access != "public" {
         op["security"] = json!([{"bearer": []}, {"cookie": []}]);
     }
     if let Some(req) = d.request {
-        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(req)}}});
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": schema_ref(req)}}});
     }
     op
 }
@@ -111,12 +316,18 @@ fn schemas() -> Value {
     let string = json!({"type": "string"});
     let int = json!({"type": "integer"});
     let boolean = json!({"type": "boolean"});
-    let grant = s(json!({"permission": {"enum": ["CreateInstance", "EditInstance", "LabelInstance", "TrainInstance", "ListInstance"]}, "instance_id": int}), &["permission"]);
+    let grant = s(
+        json!({"permission": {"enum": ["CreateInstance", "EditInstance", "LabelInstance", "TrainInstance", "ListInstance"]}, "instance_id": int}),
+        &["permission"],
+    );
     let bbox = s(
         json!({"label": string, "xmin": {"type": "number"}, "ymin": {"type": "number"}, "xmax": {"type": "number"}, "ymax": {"type": "number"}, "text": string}),
         &["label", "xmin", "ymin", "xmax", "ymax"],
     );
-    let annotation = s(json!({"labels": {"type": "array", "items": string}, "boxes": {"type": "array", "items": schema_ref("Box")}}), &[]);
+    let annotation = s(
+        json!({"labels": {"type": "array", "items": string}, "boxes": {"type": "array", "items": schema_ref("Box")}}),
+        &[],
+    );
     json!({
         "Error": s(json!({"error": s(json!({"code": string, "message": string, "field": string}), &["code", "message"])}), &["error"]),
         "Readiness": s(json!({"database": boolean, "storage": boolean}), &["database", "storage"]),

@@ -7,14 +7,14 @@ mod instances;
 mod system;
 mod users;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::any;
-use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 pub fn router(state: AppState) -> Router {
     let web = &state.config.web_dir;
@@ -27,8 +27,20 @@ pub fn router(state: AppState) -> Router {
         .merge(instances::router())
         .merge(datasets::router())
         .merge(images::router())
-        .route("/api/{*rest}", any(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route; see /api/openapi.json") }))
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
+        .route(
+            "/api/{*rest}",
+            any(|| async {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such API route; see /api/openapi.json",
+                )
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .fallback_service(app)
         .with_state(state)

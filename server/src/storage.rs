@@ -26,7 +26,9 @@ pub enum StorageError {
     BadPath(String),
     #[error("{0} is not under any configured data root (AUTOLEARN_DATA_ROOTS)")]
     OutsideRoots(String),
-    #[error("s3:// paths need S3 storage configured (AUTOLEARN_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
+    #[error(
+        "s3:// paths need S3 storage configured (AUTOLEARN_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+    )]
     NoS3,
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -91,7 +93,11 @@ impl Store {
 /// Checks a relative key: `/`-separated, no empty, `.` or `..` segments, no backslashes or
 /// NULs, not absolute. Returns it normalised (no leading `./`).
 pub fn safe_key(key: &str) -> StorageResult<String> {
-    let bad = |why: &str| Err(StorageError::BadPath(format!("unsafe object key {key:?}: {why}")));
+    let bad = |why: &str| {
+        Err(StorageError::BadPath(format!(
+            "unsafe object key {key:?}: {why}"
+        )))
+    };
     if key.is_empty() {
         return bad("empty");
     }
@@ -101,7 +107,10 @@ pub fn safe_key(key: &str) -> StorageResult<String> {
     if key.starts_with('/') {
         return bad("must be relative");
     }
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return bad("empty, '.' and '..' path segments are not allowed");
     }
     Ok(key.to_owned())
@@ -124,15 +133,24 @@ impl Location {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty()
                 || bucket.len() > 63
-                || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                || !bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
             {
                 return Err(StorageError::BadPath(format!(
                     "{path:?}: a bucket name is 1-63 lowercase letters, digits, '-' or '.'"
                 )));
             }
             let prefix = prefix.trim_end_matches('/');
-            let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", safe_key(prefix)?) };
-            return Ok(Location::S3 { bucket: bucket.to_owned(), prefix });
+            let prefix = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", safe_key(prefix)?)
+            };
+            return Ok(Location::S3 {
+                bucket: bucket.to_owned(),
+                prefix,
+            });
         }
         if path.contains("://") {
             return Err(StorageError::BadPath(format!(
@@ -143,7 +161,9 @@ impl Location {
             .canonicalize()
             .map_err(|e| StorageError::BadPath(format!("{path:?}: {e}")))?;
         if !dir.is_dir() {
-            return Err(StorageError::BadPath(format!("{path:?} is not a directory")));
+            return Err(StorageError::BadPath(format!(
+                "{path:?} is not a directory"
+            )));
         }
         let inside = roots
             .iter()
@@ -172,7 +192,9 @@ pub struct Storage {
 
 impl Storage {
     pub fn new(s3: Option<&S3Config>) -> Self {
-        Self { s3: s3.map(s3::client) }
+        Self {
+            s3: s3.map(s3::client),
+        }
     }
 
     pub fn open(&self, loc: &Location) -> StorageResult<Store> {
@@ -180,7 +202,11 @@ impl Storage {
             Location::Dir(root) => Ok(Store::Local(LocalStore::new(root.clone()))),
             Location::S3 { bucket, prefix } => {
                 let client = self.s3.clone().ok_or(StorageError::NoS3)?;
-                Ok(Store::S3(S3Store::new(client, bucket.clone(), prefix.clone())))
+                Ok(Store::S3(S3Store::new(
+                    client,
+                    bucket.clone(),
+                    prefix.clone(),
+                )))
             }
         }
     }
@@ -210,7 +236,15 @@ mod tests {
 
     #[test]
     fn keys_with_traversal_are_refused() {
-        for bad in ["../etc/passwd", "a/../../b", "/abs", "a//b", "a\\b", "", "a/./b"] {
+        for bad in [
+            "../etc/passwd",
+            "a/../../b",
+            "/abs",
+            "a//b",
+            "a\\b",
+            "",
+            "a/./b",
+        ] {
             assert!(safe_key(bad).is_err(), "{bad:?} should be refused");
         }
         assert_eq!(safe_key("cat/1.jpg").unwrap(), "cat/1.jpg");
@@ -219,11 +253,20 @@ mod tests {
     #[test]
     fn s3_paths_parse() {
         let loc = Location::parse("s3://my-bucket/data/flowers/", &[]).unwrap();
-        assert_eq!(loc, Location::S3 { bucket: "my-bucket".into(), prefix: "data/flowers/".into() });
+        assert_eq!(
+            loc,
+            Location::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "data/flowers/".into()
+            }
+        );
         assert_eq!(loc.to_uri(), "s3://my-bucket/data/flowers/");
         assert_eq!(
             Location::parse("s3://b", &[]).unwrap(),
-            Location::S3 { bucket: "b".into(), prefix: String::new() }
+            Location::S3 {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
         );
         assert!(Location::parse("s3://b/../x", &[]).is_err());
         assert!(Location::parse("s3://Bad_Bucket/x", &[]).is_err());

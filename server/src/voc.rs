@@ -30,7 +30,10 @@ pub struct VocDoc {
 /// Parses a VOC document. The error says what is wrong, for the skipped-file report.
 pub fn parse(bytes: &[u8]) -> Result<VocDoc, String> {
     if bytes.len() as u64 > MAX_XML_BYTES {
-        return Err(format!("XML is {} bytes; the limit is {MAX_XML_BYTES}", bytes.len()));
+        return Err(format!(
+            "XML is {} bytes; the limit is {MAX_XML_BYTES}",
+            bytes.len()
+        ));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "XML is not valid UTF-8".to_owned())?;
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
@@ -38,21 +41,46 @@ pub fn parse(bytes: &[u8]) -> Result<VocDoc, String> {
     }
     let depth = max_depth(text);
     if depth > MAX_DEPTH {
-        return Err(format!("XML nests {depth} levels deep; VOC needs 4 (limit {MAX_DEPTH})"));
+        return Err(format!(
+            "XML nests {depth} levels deep; VOC needs 4 (limit {MAX_DEPTH})"
+        ));
     }
-    let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES };
-    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| format!("invalid XML: {e}"))?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opts)
+        .map_err(|e| format!("invalid XML: {e}"))?;
     let root = doc.root_element();
     if root.tag_name().name() != "annotation" {
-        return Err(format!("root element is <{}>, expected <annotation>", root.tag_name().name()));
+        return Err(format!(
+            "root element is <{}>, expected <annotation>",
+            root.tag_name().name()
+        ));
     }
     let child_text = |n: roxmltree::Node<'_, '_>, tag: &str| {
-        n.children().find(|c| c.has_tag_name(tag)).and_then(|c| c.text()).map(str::trim).map(str::to_owned)
+        n.children()
+            .find(|c| c.has_tag_name(tag))
+            .and_then(|c| c.text())
+            .map(str::trim)
+            .map(str::to_owned)
     };
     let size = root.children().find(|c| c.has_tag_name("size"));
-    let dim = |tag| size.and_then(|s| child_text(s, tag)).and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32);
-    let mut out = VocDoc { width: dim("width"), height: dim("height"), objects: Vec::new() };
-    for (i, obj) in root.children().filter(|c| c.has_tag_name("object")).enumerate() {
+    let dim = |tag| {
+        size.and_then(|s| child_text(s, tag))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u32)
+    };
+    let mut out = VocDoc {
+        width: dim("width"),
+        height: dim("height"),
+        objects: Vec::new(),
+    };
+    for (i, obj) in root
+        .children()
+        .filter(|c| c.has_tag_name("object"))
+        .enumerate()
+    {
         let n = i + 1;
         let name = child_text(obj, "name").unwrap_or_default();
         let bb = obj
@@ -60,7 +88,8 @@ pub fn parse(bytes: &[u8]) -> Result<VocDoc, String> {
             .find(|c| c.has_tag_name("bndbox"))
             .ok_or_else(|| format!("object {n} has no <bndbox>"))?;
         let coord = |tag: &str| -> Result<f64, String> {
-            let v = child_text(bb, tag).ok_or_else(|| format!("object {n}: <bndbox> lacks <{tag}>"))?;
+            let v =
+                child_text(bb, tag).ok_or_else(|| format!("object {n}: <bndbox> lacks <{tag}>"))?;
             v.parse::<f64>()
                 .ok()
                 .filter(|x| x.is_finite())
@@ -104,11 +133,20 @@ fn max_depth(text: &str) -> usize {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Writes a VOC document. For OCR, each box's `<name>` is its transcription.
-pub fn write(filename: &str, width: i64, height: i64, boxes: &[BoxAnnotation], ocr: bool) -> String {
+pub fn write(
+    filename: &str,
+    width: i64,
+    height: i64,
+    boxes: &[BoxAnnotation],
+    ocr: bool,
+) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -116,7 +154,11 @@ pub fn write(filename: &str, width: i64, height: i64, boxes: &[BoxAnnotation], o
         escape(filename)
     );
     for b in boxes {
-        let name = if ocr { b.text.as_deref().unwrap_or(&b.label) } else { &b.label };
+        let name = if ocr {
+            b.text.as_deref().unwrap_or(&b.label)
+        } else {
+            &b.label
+        };
         let _ = write!(
             s,
             "  <object>\n    <name>{}</name>\n    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>\n  </object>\n",
@@ -145,7 +187,13 @@ mod tests {
         assert_eq!((d.width, d.height), (Some(640), Some(480)));
         assert_eq!(
             d.objects,
-            vec![VocObject { name: "dog".into(), xmin: 10.0, ymin: 20.0, xmax: 100.0, ymax: 200.0 }]
+            vec![VocObject {
+                name: "dog".into(),
+                xmin: 10.0,
+                ymin: 20.0,
+                xmax: 100.0,
+                ymax: 200.0
+            }]
         );
     }
 
@@ -159,7 +207,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_and_huge_files_are_refused() {
-        let deep = format!("<annotation>{}{}</annotation>", "<a>".repeat(100), "</a>".repeat(100));
+        let deep = format!(
+            "<annotation>{}{}</annotation>",
+            "<a>".repeat(100),
+            "</a>".repeat(100)
+        );
         assert!(parse(deep.as_bytes()).unwrap_err().contains("levels deep"));
         let huge = vec![b' '; (MAX_XML_BYTES + 1) as usize];
         assert!(parse(&huge).unwrap_err().contains("limit"));
@@ -168,7 +220,10 @@ mod tests {
     #[test]
     fn bad_coordinates_name_the_object() {
         let bad = SAMPLE.replace("<xmin>10</xmin>", "<xmin>ten</xmin>");
-        assert_eq!(parse(bad.as_bytes()).unwrap_err(), "object 1: <xmin> is \"ten\", not a number");
+        assert_eq!(
+            parse(bad.as_bytes()).unwrap_err(),
+            "object 1: <xmin> is \"ten\", not a number"
+        );
     }
 
     #[test]

@@ -165,8 +165,12 @@ impl Annotation {
 
     /// Distinct label names used, sorted.
     pub fn label_set(&self) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.labels.iter().cloned().chain(self.boxes.iter().map(|b| b.label.clone())).collect();
+        let mut v: Vec<String> = self
+            .labels
+            .iter()
+            .cloned()
+            .chain(self.boxes.iter().map(|b| b.label.clone()))
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -234,8 +238,7 @@ mod tests {
 
     #[test]
     fn instance_type_field_is_named_type() {
-        let c: CreateInstance =
-            serde_json::from_str(r#"{"type":"ocr","name":"plates"}"#).unwrap();
+        let c: CreateInstance = serde_json::from_str(r#"{"type":"ocr","name":"plates"}"#).unwrap();
         assert_eq!(c.kind, InstanceType::Ocr);
         assert_eq!(c.description, "");
     }

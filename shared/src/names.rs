@@ -11,11 +11,22 @@ pub enum NameError {
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("{what} must be at most {max} characters (got {got})")]
-    TooLong { what: &'static str, max: usize, got: usize },
+    TooLong {
+        what: &'static str,
+        max: usize,
+        got: usize,
+    },
     #[error("{what} must start with {rule}")]
-    BadFirst { what: &'static str, rule: &'static str },
+    BadFirst {
+        what: &'static str,
+        rule: &'static str,
+    },
     #[error("{what} may contain only {rule}; {ch:?} is not allowed")]
-    BadChar { what: &'static str, rule: &'static str, ch: char },
+    BadChar {
+        what: &'static str,
+        rule: &'static str,
+        ch: char,
+    },
 }
 
 /// CJK unified ideographs (the basic block and extension A) and compatibility ideographs.
@@ -41,13 +52,24 @@ impl Rule {
         };
         let len = s.chars().count();
         if len > self.max {
-            return Err(NameError::TooLong { what, max: self.max, got: len });
+            return Err(NameError::TooLong {
+                what,
+                max: self.max,
+                got: len,
+            });
         }
         if !(self.first_ok)(first) {
-            return Err(NameError::BadFirst { what, rule: self.first_rule });
+            return Err(NameError::BadFirst {
+                what,
+                rule: self.first_rule,
+            });
         }
         if let Some(ch) = chars.find(|&c| !(self.rest_ok)(c)) {
-            return Err(NameError::BadChar { what, rule: self.rest_rule, ch });
+            return Err(NameError::BadChar {
+                what,
+                rule: self.rest_rule,
+                ch,
+            });
         }
         Ok(())
     }
@@ -286,9 +308,14 @@ mod tests {
         assert!(InstanceName::parse("猫").is_ok());
         assert_eq!(
             InstanceName::parse(""),
-            Err(NameError::Empty { what: "instance name" })
+            Err(NameError::Empty {
+                what: "instance name"
+            })
         );
-        assert!(matches!(InstanceName::parse("_x"), Err(NameError::BadFirst { .. })));
+        assert!(matches!(
+            InstanceName::parse("_x"),
+            Err(NameError::BadFirst { .. })
+        ));
         assert!(matches!(
             InstanceName::parse("a b"),
             Err(NameError::BadChar { ch: ' ', .. })

@@ -7,12 +7,20 @@ fn reasons(ds: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["path"].as_str().unwrap().to_owned(), s["reason"].as_str().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
 fn reason_for<'a>(r: &'a [(String, String)], path: &str) -> &'a str {
-    &r.iter().find(|(p, _)| p == path).unwrap_or_else(|| panic!("{path} not reported in {r:?}")).1
+    &r.iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| panic!("{path} not reported in {r:?}"))
+        .1
 }
 
 async fn classification_folders_are_indexed_with_a_skip_report(b: Backend) {
@@ -31,8 +39,17 @@ async fn classification_folders_are_indexed_with_a_skip_report(b: Backend) {
     // 11 MB of junk named like an image: skipped after reading only its header.
     write(&dir, "dog/junk.png", &vec![0x5a; 11 * 1024 * 1024]);
 
-    let ds = app.create_dataset(inst, "pets-v1", dir.to_str().unwrap()).await;
-    assert_eq!((ds["total"].as_i64(), ds["labelled"].as_i64(), ds["unlabelled"].as_i64()), (Some(4), Some(3), Some(1)));
+    let ds = app
+        .create_dataset(inst, "pets-v1", dir.to_str().unwrap())
+        .await;
+    assert_eq!(
+        (
+            ds["total"].as_i64(),
+            ds["labelled"].as_i64(),
+            ds["unlabelled"].as_i64()
+        ),
+        (Some(4), Some(3), Some(1))
+    );
     assert_eq!(ds["per_label"], json!({"cat": 2, "dog": 1}));
     let r = reasons(&ds);
     assert!(reason_for(&r, "猫/e.png").contains("ASCII"));
@@ -43,12 +60,31 @@ async fn classification_folders_are_indexed_with_a_skip_report(b: Backend) {
     assert!(reason_for(&r, "dog/junk.png").contains("corrupt"));
     assert_eq!(r.len(), 6, "{r:?}");
 
-    let inst_json = app.admin(Method::GET, &format!("/api/instances/{inst}"), None).await.body;
-    assert_eq!((inst_json["dataset_count"].as_i64(), inst_json["image_count"].as_i64()), (Some(1), Some(4)));
-    let list = app.admin(Method::GET, &format!("/api/instances/{inst}/datasets"), None).await;
+    let inst_json = app
+        .admin(Method::GET, &format!("/api/instances/{inst}"), None)
+        .await
+        .body;
+    assert_eq!(
+        (
+            inst_json["dataset_count"].as_i64(),
+            inst_json["image_count"].as_i64()
+        ),
+        (Some(1), Some(4))
+    );
+    let list = app
+        .admin(
+            Method::GET,
+            &format!("/api/instances/{inst}/datasets"),
+            None,
+        )
+        .await;
     assert_eq!(list.body[0]["name"], "pets-v1");
     let again = app
-        .admin(Method::POST, &format!("/api/instances/{inst}/datasets"), Some(json!({"name": "pets-v1", "path": dir})))
+        .admin(
+            Method::POST,
+            &format!("/api/instances/{inst}/datasets"),
+            Some(json!({"name": "pets-v1", "path": dir})),
+        )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
@@ -60,22 +96,47 @@ async fn dataset_paths_must_stay_inside_the_data_roots(b: Backend) {
     let escape = format!("{}/../..", inside.display());
     let outside = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside.path(), app.data_dir.join("link")).unwrap();
-    for path in ["/etc", escape.as_str(), &format!("{}/link", app.data_dir.display()), "/no/such/dir", "http://x/y", "s3://Bad_Bucket/"] {
+    for path in [
+        "/etc",
+        escape.as_str(),
+        &format!("{}/link", app.data_dir.display()),
+        "/no/such/dir",
+        "http://x/y",
+        "s3://Bad_Bucket/",
+    ] {
         let r = app
-            .admin(Method::POST, &format!("/api/instances/{inst}/datasets"), Some(json!({"name": "d", "path": path})))
+            .admin(
+                Method::POST,
+                &format!("/api/instances/{inst}/datasets"),
+                Some(json!({"name": "d", "path": path})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
         assert_eq!(r.body["error"]["field"], "path", "{path}");
     }
     let r = app
-        .admin(Method::POST, &format!("/api/instances/{inst}/datasets"), Some(json!({"name": "bad name", "path": inside})))
+        .admin(
+            Method::POST,
+            &format!("/api/instances/{inst}/datasets"),
+            Some(json!({"name": "bad name", "path": inside})),
+        )
         .await;
     assert_eq!(r.body["error"]["field"], "name");
-    let ds = app.admin(Method::GET, &format!("/api/instances/{inst}/datasets"), None).await;
+    let ds = app
+        .admin(
+            Method::GET,
+            &format!("/api/instances/{inst}/datasets"),
+            None,
+        )
+        .await;
     assert_eq!(ds.body, json!([]), "nothing half-written");
     let rec = app.create_instance("recommendation_recall", "rec").await;
     let r = app
-        .admin(Method::POST, &format!("/api/instances/{rec}/datasets"), Some(json!({"name": "d", "path": inside})))
+        .admin(
+            Method::POST,
+            &format!("/api/instances/{rec}/datasets"),
+            Some(json!({"name": "d", "path": inside})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -85,9 +146,26 @@ async fn detection_datasets_read_voc_and_report_bad_boxes(b: Backend) {
     let inst = app.create_instance("object_detection", "cells").await;
     let dir = app.dataset_dir("cells");
     write(&dir, "a.jpg", &jpeg(100, 80));
-    write(&dir, "a.xml", voc(100, 80, &[("rbc", 10.0, 10.0, 50.0, 40.0), ("wbc", 5.0, 5.0, 5.0, 20.0), ("platelet", 60.0, 10.0, 120.0, 30.0)]).as_bytes());
+    write(
+        &dir,
+        "a.xml",
+        voc(
+            100,
+            80,
+            &[
+                ("rbc", 10.0, 10.0, 50.0, 40.0),
+                ("wbc", 5.0, 5.0, 5.0, 20.0),
+                ("platelet", 60.0, 10.0, 120.0, 30.0),
+            ],
+        )
+        .as_bytes(),
+    );
     write(&dir, "b.jpg", &jpeg(64, 64));
-    write(&dir, "orphan.xml", voc(64, 64, &[("rbc", 1.0, 1.0, 2.0, 2.0)]).as_bytes());
+    write(
+        &dir,
+        "orphan.xml",
+        voc(64, 64, &[("rbc", 1.0, 1.0, 2.0, 2.0)]).as_bytes(),
+    );
     write(&dir, "tiny.png", &png(20, 40));
     write(&dir, "bomb.jpg", &jpeg(64, 64));
     write(
@@ -96,23 +174,62 @@ async fn detection_datasets_read_voc_and_report_bad_boxes(b: Backend) {
         b"<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x \"xxxxxxxx\"><!ENTITY y \"&x;&x;&x;&x;\">]><annotation><object><name>&y;</name></object></annotation>",
     );
     write(&dir, "deep.jpg", &jpeg(64, 64));
-    write(&dir, "deep.xml", format!("<annotation>{}{}</annotation>", "<x>".repeat(5000), "</x>".repeat(5000)).as_bytes());
+    write(
+        &dir,
+        "deep.xml",
+        format!(
+            "<annotation>{}{}</annotation>",
+            "<x>".repeat(5000),
+            "</x>".repeat(5000)
+        )
+        .as_bytes(),
+    );
 
-    let ds = app.create_dataset(inst, "cells", dir.to_str().unwrap()).await;
-    assert_eq!((ds["total"].as_i64(), ds["labelled"].as_i64()), (Some(4), Some(1)));
+    let ds = app
+        .create_dataset(inst, "cells", dir.to_str().unwrap())
+        .await;
+    assert_eq!(
+        (ds["total"].as_i64(), ds["labelled"].as_i64()),
+        (Some(4), Some(1))
+    );
     assert_eq!(ds["per_label"], json!({"rbc": 1}));
     let r = reasons(&ds);
-    assert!(r.iter().any(|(p, why)| p == "a.xml" && why.contains("object 2 (\"wbc\")") && why.contains("zero area")), "{r:?}");
-    assert!(r.iter().any(|(p, why)| p == "a.xml" && why.contains("platelet") && why.contains("outside")), "{r:?}");
+    assert!(
+        r.iter().any(|(p, why)| p == "a.xml"
+            && why.contains("object 2 (\"wbc\")")
+            && why.contains("zero area")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|(p, why)| p == "a.xml" && why.contains("platelet") && why.contains("outside")),
+        "{r:?}"
+    );
     assert!(reason_for(&r, "orphan.xml").contains("without an image"));
     assert!(reason_for(&r, "tiny.png").contains("larger than 30 px"));
     assert!(reason_for(&r, "bomb.xml").contains("DOCTYPE"));
     assert!(reason_for(&r, "deep.xml").contains("levels deep"));
 
-    let imgs = app.admin(Method::GET, &format!("/api/datasets/{}/images?status=labelled", ds["id"]), None).await;
+    let imgs = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/images?status=labelled", ds["id"]),
+            None,
+        )
+        .await;
     let a = &imgs.body["items"][0];
-    assert_eq!((a["path"].as_str(), a["width"].as_i64(), a["height"].as_i64()), (Some("a.jpg"), Some(100), Some(80)));
-    assert_eq!(a["annotation"], json!({"boxes": [{"label": "rbc", "xmin": 10.0, "ymin": 10.0, "xmax": 50.0, "ymax": 40.0}]}));
+    assert_eq!(
+        (
+            a["path"].as_str(),
+            a["width"].as_i64(),
+            a["height"].as_i64()
+        ),
+        (Some("a.jpg"), Some(100), Some(80))
+    );
+    assert_eq!(
+        a["annotation"],
+        json!({"boxes": [{"label": "rbc", "xmin": 10.0, "ymin": 10.0, "xmax": 50.0, "ymax": 40.0}]})
+    );
 }
 
 async fn ocr_datasets_keep_unicode_transcriptions(b: Backend) {
@@ -120,10 +237,25 @@ async fn ocr_datasets_keep_unicode_transcriptions(b: Backend) {
     let inst = app.create_instance("ocr", "plates").await;
     let dir = app.dataset_dir("plates");
     write(&dir, "car.jpg", &jpeg(120, 60));
-    write(&dir, "car.xml", voc(120, 60, &[("京A·12345", 10.0, 20.0, 90.0, 40.0)]).as_bytes());
-    let ds = app.create_dataset(inst, "plates", dir.to_str().unwrap()).await;
-    let imgs = app.admin(Method::GET, &format!("/api/datasets/{}/images", ds["id"]), None).await;
-    assert_eq!(imgs.body["items"][0]["annotation"]["boxes"][0]["text"], "京A·12345");
+    write(
+        &dir,
+        "car.xml",
+        voc(120, 60, &[("京A·12345", 10.0, 20.0, 90.0, 40.0)]).as_bytes(),
+    );
+    let ds = app
+        .create_dataset(inst, "plates", dir.to_str().unwrap())
+        .await;
+    let imgs = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/images", ds["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        imgs.body["items"][0]["annotation"]["boxes"][0]["text"],
+        "京A·12345"
+    );
 }
 
 /// Re-indexing picks up new and removed files and keeps labels made in the browser, also
@@ -135,26 +267,69 @@ async fn reindexing_keeps_browser_labels(b: Backend) {
     write(&dir, "cat/1.png", &png(32, 32));
     write(&dir, "loose.png", &png(32, 32));
     write(&dir, "gone.png", &png(32, 32));
-    let ds = app.create_dataset(inst, "grow", dir.to_str().unwrap()).await;
+    let ds = app
+        .create_dataset(inst, "grow", dir.to_str().unwrap())
+        .await;
     let id = ds["id"].as_i64().unwrap();
-    let list = app.admin(Method::GET, &format!("/api/datasets/{id}/images?status=unlabelled"), None).await;
-    let by_path = |path: &str| list.body["items"].as_array().unwrap().iter().find(|i| i["path"] == path).unwrap()["id"].as_i64().unwrap();
+    let list = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{id}/images?status=unlabelled"),
+            None,
+        )
+        .await;
+    let by_path = |path: &str| {
+        list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == path)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
     let (loose, gone) = (by_path("loose.png"), by_path("gone.png"));
     for (img, label) in [(loose, "dog"), (gone, "cat")] {
-        let r = app.admin(Method::PUT, &format!("/api/images/{img}/annotation"), Some(json!({"labels": [label]}))).await;
+        let r = app
+            .admin(
+                Method::PUT,
+                &format!("/api/images/{img}/annotation"),
+                Some(json!({"labels": [label]})),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     }
 
     std::fs::remove_file(dir.join("gone.png")).unwrap();
     write(&dir, "dog/2.png", &png(32, 32));
-    let r = app.admin(Method::POST, &format!("/api/datasets/{id}/reindex"), None).await;
-    assert_eq!((r.body["total"].as_i64(), r.body["labelled"].as_i64()), (Some(3), Some(3)));
-    assert_eq!(r.body["per_label"], json!({"cat": 1, "dog": 2}), "browser label on loose.png kept");
-    assert_eq!(app.admin(Method::GET, &format!("/api/images/{gone}"), None).await.status, StatusCode::NOT_FOUND);
+    let r = app
+        .admin(Method::POST, &format!("/api/datasets/{id}/reindex"), None)
+        .await;
+    assert_eq!(
+        (r.body["total"].as_i64(), r.body["labelled"].as_i64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        r.body["per_label"],
+        json!({"cat": 1, "dog": 2}),
+        "browser label on loose.png kept"
+    );
+    assert_eq!(
+        app.admin(Method::GET, &format!("/api/images/{gone}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     write(&dir, "gone.png", &png(32, 32));
-    let r = app.admin(Method::POST, &format!("/api/datasets/{id}/reindex"), None).await;
-    assert_eq!(r.body["per_label"], json!({"cat": 2, "dog": 2}), "the returning file has its label back");
+    let r = app
+        .admin(Method::POST, &format!("/api/datasets/{id}/reindex"), None)
+        .await;
+    assert_eq!(
+        r.body["per_label"],
+        json!({"cat": 2, "dog": 2}),
+        "the returning file has its label back"
+    );
 }
 
 async fn datasets_export_to_their_input_layouts(b: Backend) {
@@ -165,7 +340,13 @@ async fn datasets_export_to_their_input_layouts(b: Backend) {
     write(&dir, "cat/1.png", &cat);
     write(&dir, "root.png", &png(8, 8));
     let ds = app.create_dataset(inst, "exp", dir.to_str().unwrap()).await;
-    let r = app.admin(Method::GET, &format!("/api/datasets/{}/export?format=folder", ds["id"]), None).await;
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/export?format=folder", ds["id"]),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let mut ar = tar::Archive::new(&r.bytes[..]);
     let entries: Vec<(String, Vec<u8>)> = ar
@@ -178,26 +359,67 @@ async fn datasets_export_to_their_input_layouts(b: Backend) {
             (e.path().unwrap().display().to_string(), v)
         })
         .collect();
-    assert_eq!(entries, vec![("cat/1.png".to_owned(), cat)], "only labelled images, under their label");
-    let r = app.admin(Method::GET, &format!("/api/datasets/{}/export?format=voc", ds["id"]), None).await;
-    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("format")));
+    assert_eq!(
+        entries,
+        vec![("cat/1.png".to_owned(), cat)],
+        "only labelled images, under their label"
+    );
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/export?format=voc", ds["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("format"))
+    );
 
     let det = app.create_instance("object_detection", "expdet").await;
     let ddir = app.dataset_dir("expdet");
     write(&ddir, "a.jpg", &jpeg(64, 64));
-    let ds = app.create_dataset(det, "expdet", ddir.to_str().unwrap()).await;
-    let img = app.admin(Method::GET, &format!("/api/datasets/{}/images", ds["id"]), None).await.body["items"][0]["id"].clone();
-    let boxes = json!({"boxes": [{"label": "dog & cat", "xmin": 1, "ymin": 2, "xmax": 30, "ymax": 40}]});
-    app.admin(Method::PUT, &format!("/api/images/{img}/annotation"), Some(boxes)).await;
-    let r = app.admin(Method::GET, &format!("/api/datasets/{}/export?format=voc", ds["id"]), None).await;
+    let ds = app
+        .create_dataset(det, "expdet", ddir.to_str().unwrap())
+        .await;
+    let img = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/images", ds["id"]),
+            None,
+        )
+        .await
+        .body["items"][0]["id"]
+        .clone();
+    let boxes =
+        json!({"boxes": [{"label": "dog & cat", "xmin": 1, "ymin": 2, "xmax": 30, "ymax": 40}]});
+    app.admin(
+        Method::PUT,
+        &format!("/api/images/{img}/annotation"),
+        Some(boxes),
+    )
+    .await;
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/export?format=voc", ds["id"]),
+            None,
+        )
+        .await;
     let mut ar = tar::Archive::new(&r.bytes[..]);
-    let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
     assert_eq!(names, ["a.jpg", "a.xml"]);
     // The exported XML indexes back to the same box.
     let back = app.dataset_dir("back");
     let mut ar = tar::Archive::new(&r.bytes[..]);
     ar.unpack(&back).unwrap();
-    let ds2 = app.create_dataset(det, "back", back.to_str().unwrap()).await;
+    let ds2 = app
+        .create_dataset(det, "back", back.to_str().unwrap())
+        .await;
     assert_eq!(ds2["per_label"], json!({"dog & cat": 1}));
 }
 

@@ -1,6 +1,6 @@
+use autolearn_server::openapi::ROUTES;
 use integration_tests::{Backend, both_backends, spawn_app};
 use reqwest::{Method, StatusCode};
-use server::openapi::ROUTES;
 
 async fn health_readiness_and_metrics(b: Backend) {
     let app = spawn_app(b).await;
@@ -8,11 +8,16 @@ async fn health_readiness_and_metrics(b: Backend) {
     assert_eq!((r.status, &r.bytes[..]), (StatusCode::OK, &b"ok"[..]));
     let r = app.call(None, Method::GET, "/readyz", None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, serde_json::json!({"database": true, "storage": true}));
+    assert_eq!(
+        r.body,
+        serde_json::json!({"database": true, "storage": true})
+    );
     let r = app.call(None, Method::GET, "/metrics", None).await;
     let text = String::from_utf8_lossy(&r.bytes);
     assert!(
-        text.contains("autolearn_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"),
+        text.contains(
+            "autolearn_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"
+        ),
         "{text}"
     );
 }
@@ -23,13 +28,27 @@ async fn openapi_documents_served_routes(b: Backend) {
     let doc = app.call(None, Method::GET, "/api/openapi.json", None).await;
     assert_eq!(doc.body["openapi"], "3.1.0");
     for route in ROUTES {
-        assert!(doc.body["paths"][route.path][route.method].is_object(), "{} {} undocumented", route.method, route.path);
+        assert!(
+            doc.body["paths"][route.path][route.method].is_object(),
+            "{} {} undocumented",
+            route.method,
+            route.path
+        );
         let path = route.path.replace("{id}", "999999");
         let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
         let r = app.admin(method, &path, None).await;
-        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{} {}", route.method, route.path);
+        assert_ne!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{} {}",
+            route.method,
+            route.path
+        );
         assert!(
-            !r.body["error"]["message"].as_str().unwrap_or("").contains("no such API route"),
+            !r.body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no such API route"),
             "{} {} is documented but not routed",
             route.method,
             route.path
@@ -39,4 +58,7 @@ async fn openapi_documents_served_routes(b: Backend) {
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
-both_backends!(health_readiness_and_metrics, openapi_documents_served_routes);
+both_backends!(
+    health_readiness_and_metrics,
+    openapi_documents_served_routes
+);

@@ -19,7 +19,11 @@ pub fn InstancePage() -> impl IntoView {
         let id = id.get();
         async move {
             let Some(id) = id else {
-                return Err(ApiError::new(404, "not_found", "There is no such instance."));
+                return Err(ApiError::new(
+                    404,
+                    "not_found",
+                    "There is no such instance.",
+                ));
             };
             let result = api::get_instance(id).await;
             if let Err(e) = &result {
@@ -67,7 +71,9 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
 
     let delete = move |_| {
         let confirmed = window()
-            .confirm_with_message(&format!("Delete instance \u{201c}{name}\u{201d} and everything in it?"))
+            .confirm_with_message(&format!(
+                "Delete instance \u{201c}{name}\u{201d} and everything in it?"
+            ))
             .unwrap_or(false);
         if !confirmed {
             return;

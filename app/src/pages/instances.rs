@@ -160,11 +160,23 @@ fn CreateInstanceForm(on_created: Callback<Instance>, on_cancel: Callback<()>) -
     let pending = RwSignal::new(false);
     let server_error = RwSignal::new(None::<ApiError>);
 
-    let rule_error =
-        Memo::new(move |_| name.with(|n| validate_instance_name(kind.get(), n).err().map(|e| e.to_string())));
-    let shown_rule = move || if touched.get() { rule_error.get() } else { None };
+    let rule_error = Memo::new(move |_| {
+        name.with(|n| {
+            validate_instance_name(kind.get(), n)
+                .err()
+                .map(|e| e.to_string())
+        })
+    });
+    let shown_rule = move || {
+        if touched.get() {
+            rule_error.get()
+        } else {
+            None
+        }
+    };
     let name_invalid = move || {
-        shown_rule().is_some() || server_error.with(|e| e.as_ref().is_some_and(|e| e.is_for_field("name")))
+        shown_rule().is_some()
+            || server_error.with(|e| e.as_ref().is_some_and(|e| e.is_for_field("name")))
     };
 
     let submit = move |ev: leptos::ev::SubmitEvent| {

@@ -69,8 +69,9 @@ impl Db {
             instance_id: r.try_get(1)?,
             name: r.try_get(2)?,
             location: r.try_get(3)?,
-            kind: shared::InstanceType::parse(&kind)
-                .ok_or_else(|| sqlx::Error::Decode(format!("unknown instance type {kind:?}").into()))?,
+            kind: shared::InstanceType::parse(&kind).ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown instance type {kind:?}").into())
+            })?,
         }))
     }
 
@@ -140,7 +141,11 @@ impl Db {
 /// Brings the image rows of a dataset in line with a fresh index: new files are added,
 /// vanished files marked `removed` (their labels kept in case they return), and
 /// annotations taken from the source files unless a user edited them in the browser.
-async fn apply_index(tx: &mut Transaction<'_, Any>, dataset_id: i64, report: &IndexReport) -> sqlx::Result<()> {
+async fn apply_index(
+    tx: &mut Transaction<'_, Any>,
+    dataset_id: i64,
+    report: &IndexReport,
+) -> sqlx::Result<()> {
     struct Existing {
         id: i64,
         edited: bool,
@@ -167,7 +172,11 @@ async fn apply_index(tx: &mut Transaction<'_, Any>, dataset_id: i64, report: &In
     }
     let now = now_rfc3339();
     for img in &report.images {
-        let (w, h, size) = (i64::from(img.width), i64::from(img.height), img.size.cast_signed());
+        let (w, h, size) = (
+            i64::from(img.width),
+            i64::from(img.height),
+            img.size.cast_signed(),
+        );
         let json = annotation_json(&img.annotation);
         match existing.remove(&img.key) {
             Some(e) if e.edited => {
@@ -203,9 +212,13 @@ async fn apply_index(tx: &mut Transaction<'_, Any>, dataset_id: i64, report: &In
         }
     }
     for gone in existing.values().filter(|e| !e.removed) {
-        sqlx::query("UPDATE images SET removed = 1 WHERE id = $1").bind(gone.id).execute(&mut **tx).await?;
+        sqlx::query("UPDATE images SET removed = 1 WHERE id = $1")
+            .bind(gone.id)
+            .execute(&mut **tx)
+            .await?;
     }
-    let skipped = serde_json::to_string(&report.skipped).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let skipped =
+        serde_json::to_string(&report.skipped).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query("UPDATE datasets SET skipped = $1, indexed_at = $2 WHERE id = $3")
         .bind(skipped)
         .bind(&now)
@@ -220,8 +233,15 @@ pub(crate) fn annotation_json(a: &Annotation) -> String {
 }
 
 /// Rewrites the label index of one image from its annotation.
-pub(crate) async fn replace_labels(tx: &mut Transaction<'_, Any>, image_id: i64, a: &Annotation) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM image_labels WHERE image_id = $1").bind(image_id).execute(&mut **tx).await?;
+pub(crate) async fn replace_labels(
+    tx: &mut Transaction<'_, Any>,
+    image_id: i64,
+    a: &Annotation,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM image_labels WHERE image_id = $1")
+        .bind(image_id)
+        .execute(&mut **tx)
+        .await?;
     for label in a.label_set() {
         sqlx::query("INSERT INTO image_labels (image_id, label) VALUES ($1, $2)")
             .bind(image_id)
@@ -240,8 +260,15 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM images WHERE dataset_id = $1").bind(id).execute(&mut *tx).await?;
-        let n = sqlx::query("DELETE FROM datasets WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM images WHERE dataset_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM datasets WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(n > 0)
     }

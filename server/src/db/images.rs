@@ -35,7 +35,11 @@ pub struct ImageFilter<'a> {
 
 impl Db {
     /// One page of a dataset's images in path order, and the number matching the filter.
-    pub async fn images(&self, dataset_id: i64, f: &ImageFilter<'_>) -> sqlx::Result<(Vec<Image>, i64)> {
+    pub async fn images(
+        &self,
+        dataset_id: i64,
+        f: &ImageFilter<'_>,
+    ) -> sqlx::Result<(Vec<Image>, i64)> {
         let status = match f.status {
             ImageStatus::All => "m.deleted = 0",
             ImageStatus::Labelled => "m.deleted = 0 AND m.labelled = 1",
@@ -44,11 +48,15 @@ impl Db {
         };
         // The label filter adds a parameter, so the paging placeholders move along.
         let (label, next) = if f.label.is_some() {
-            (" AND EXISTS (SELECT 1 FROM image_labels l WHERE l.image_id = m.id AND l.label = $2)", 3)
+            (
+                " AND EXISTS (SELECT 1 FROM image_labels l WHERE l.image_id = m.id AND l.label = $2)",
+                3,
+            )
         } else {
             ("", 2)
         };
-        let filter = format!("FROM images m WHERE m.dataset_id = $1 AND m.removed = 0 AND {status}{label}");
+        let filter =
+            format!("FROM images m WHERE m.dataset_id = $1 AND m.removed = 0 AND {status}{label}");
         let count_sql = format!("SELECT COUNT(*) {filter}");
         let mut count = sqlx::query(&count_sql).bind(dataset_id);
         if let Some(l) = f.label {
@@ -89,13 +97,15 @@ impl Db {
     }
 
     pub async fn image(&self, id: i64) -> sqlx::Result<Option<Image>> {
-        sqlx::query(&format!("SELECT {COLUMNS} FROM images m WHERE m.id = $1 AND m.removed = 0"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(from_row)
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM images m WHERE m.id = $1 AND m.removed = 0"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
     }
 
     /// Saves an annotation and its label index in one transaction; marks the image as

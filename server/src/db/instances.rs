@@ -28,7 +28,12 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Instance> {
 }
 
 impl Db {
-    pub async fn create_instance(&self, kind: InstanceType, name: &str, description: &str) -> sqlx::Result<i64> {
+    pub async fn create_instance(
+        &self,
+        kind: InstanceType,
+        name: &str,
+        description: &str,
+    ) -> sqlx::Result<i64> {
         sqlx::query("INSERT INTO instances (name, kind, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(name)
             .bind(kind.as_str())
@@ -58,7 +63,12 @@ impl Db {
             .collect()
     }
 
-    pub async fn update_instance(&self, id: i64, name: &str, description: &str) -> sqlx::Result<()> {
+    pub async fn update_instance(
+        &self,
+        id: i64,
+        name: &str,
+        description: &str,
+    ) -> sqlx::Result<()> {
         sqlx::query("UPDATE instances SET name = $1, description = $2 WHERE id = $3")
             .bind(name)
             .bind(description)
@@ -77,9 +87,19 @@ impl Db {
             .bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM images WHERE dataset_id IN (SELECT id FROM datasets WHERE instance_id = $1)")
             .bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM datasets WHERE instance_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM grants WHERE instance_id = $1").bind(id).execute(&mut *tx).await?;
-        let n = sqlx::query("DELETE FROM instances WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM datasets WHERE instance_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM grants WHERE instance_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(n > 0)
     }

@@ -39,7 +39,10 @@ pub struct NewUser<'a> {
 
 impl Db {
     pub async fn user_count(&self) -> sqlx::Result<i64> {
-        sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?.try_get(0)
+        sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)
     }
 
     /// Creates a user with its grants in one transaction; returns its id.
@@ -71,7 +74,10 @@ impl Db {
         if !exists {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM grants WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM grants WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         insert_grants(&mut tx, user_id, grants).await?;
         tx.commit().await?;
         Ok(true)
@@ -86,7 +92,12 @@ impl Db {
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
-    pub async fn create_session(&self, token_hash: &str, user_id: i64, ttl_secs: i64) -> sqlx::Result<()> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        ttl_secs: i64,
+    ) -> sqlx::Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(user_id)
@@ -98,7 +109,10 @@ impl Db {
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -132,7 +146,10 @@ impl Db {
             let name: String = r.try_get(0)?;
             let instance: i64 = r.try_get(1)?;
             if let Some(permission) = Permission::parse(&name) {
-                out.push(Grant { permission, instance_id: (instance != 0).then_some(instance) });
+                out.push(Grant {
+                    permission,
+                    instance_id: (instance != 0).then_some(instance),
+                });
             }
         }
         Ok(out)
@@ -172,7 +189,11 @@ impl Db {
     }
 }
 
-async fn insert_grants(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user_id: i64, grants: &[Grant]) -> sqlx::Result<()> {
+async fn insert_grants(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    grants: &[Grant],
+) -> sqlx::Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for g in grants {
         let instance = g.instance_id.unwrap_or(0);

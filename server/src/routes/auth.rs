@@ -1,16 +1,16 @@
 //! Login, logout and the current user.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use shared::api::{LoginRequest, LoginResponse, User};
 
+use crate::AppState;
 use crate::auth::{self, Principal, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::error::{ApiError, ApiResult, Json};
-use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,10 +42,20 @@ async fn login(State(s): State<AppState>, Json(req): Json<LoginRequest>) -> ApiR
         ));
     };
     let token = auth::new_token();
-    s.db.create_session(&auth::token_hash(&token), user_id, SESSION_TTL_SECS).await?;
-    let user = s.db.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_TTL_SECS}");
-    Ok(([(SET_COOKIE, cookie)], axum::Json(LoginResponse { token, user })).into_response())
+    s.db.create_session(&auth::token_hash(&token), user_id, SESSION_TTL_SECS)
+        .await?;
+    let user =
+        s.db.user(user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_TTL_SECS}"
+    );
+    Ok((
+        [(SET_COOKIE, cookie)],
+        axum::Json(LoginResponse { token, user }),
+    )
+        .into_response())
 }
 
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
@@ -57,5 +67,8 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
 }
 
 async fn me(State(s): State<AppState>, p: Principal) -> ApiResult<axum::Json<User>> {
-    s.db.user(p.id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("user"))
+    s.db.user(p.id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("user"))
 }

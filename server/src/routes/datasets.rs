@@ -1,11 +1,11 @@
 //! Datasets: indexed from a storage location, counted, listed, re-indexed and exported.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use shared::api::{CreateDataset, Dataset, ImagePage, ImageStatus};
 use shared::names::DatasetName;
@@ -18,7 +18,7 @@ use crate::db::images::ImageFilter;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json, Query};
 use crate::storage::Location;
-use crate::{export, indexer, AppState};
+use crate::{AppState, export, indexer};
 
 pub const MAX_PER_PAGE: i64 = 500;
 
@@ -32,13 +32,25 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Loads a dataset after checking `perm` on its instance.
-pub async fn authorised_dataset(s: &AppState, p: &Principal, perm: Permission, id: i64) -> ApiResult<DatasetRef> {
-    let d = s.db.dataset_ref(id).await?.ok_or_else(|| ApiError::not_found("dataset"))?;
+pub async fn authorised_dataset(
+    s: &AppState,
+    p: &Principal,
+    perm: Permission,
+    id: i64,
+) -> ApiResult<DatasetRef> {
+    let d =
+        s.db.dataset_ref(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("dataset"))?;
     p.require(perm, Some(d.instance_id))?;
     Ok(d)
 }
 
-async fn list(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Vec<Dataset>>> {
+async fn list(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Vec<Dataset>>> {
     authorised_instance(&s, &p, Permission::ListInstance, id).await?;
     let mut out = Vec::new();
     for ds in s.db.dataset_ids(id).await? {
@@ -62,28 +74,54 @@ async fn create(
             "recommendation_recall instances take tables, not image datasets",
         ));
     }
-    DatasetName::parse(req.name.as_str()).map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))?;
+    DatasetName::parse(req.name.as_str())
+        .map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))?;
     check_description(&req.description)?;
-    let loc = Location::parse(req.path.trim(), &s.config.data_roots).map_err(|e| ApiError::from(e).with_field("path"))?;
-    let store = s.storage.open(&loc).map_err(|e| ApiError::from(e).with_field("path"))?;
+    let loc = Location::parse(req.path.trim(), &s.config.data_roots)
+        .map_err(|e| ApiError::from(e).with_field("path"))?;
+    let store = s
+        .storage
+        .open(&loc)
+        .map_err(|e| ApiError::from(e).with_field("path"))?;
     let report = indexer::index(&store, inst.kind).await.map_err(|e| {
-        ApiError::unprocessable("index_failed", format!("could not index {}: {e}", loc.to_uri())).with_field("path")
+        ApiError::unprocessable(
+            "index_failed",
+            format!("could not index {}: {e}", loc.to_uri()),
+        )
+        .with_field("path")
     })?;
-    let ds = match s.db.create_dataset(id, &req.name, &req.description, &loc.to_uri(), &report).await {
+    let ds = match s
+        .db
+        .create_dataset(id, &req.name, &req.description, &loc.to_uri(), &report)
+        .await
+    {
         Ok(ds) => ds,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict(format!("this instance already has a dataset named {:?}", req.name))
-                .with_field("name"));
+            return Err(ApiError::conflict(format!(
+                "this instance already has a dataset named {:?}",
+                req.name
+            ))
+            .with_field("name"));
         }
         Err(e) => return Err(e.into()),
     };
-    let d = s.db.dataset(ds).await?.ok_or_else(|| ApiError::not_found("dataset"))?;
+    let d =
+        s.db.dataset(ds)
+            .await?
+            .ok_or_else(|| ApiError::not_found("dataset"))?;
     Ok((StatusCode::CREATED, axum::Json(d)))
 }
 
-async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Dataset>> {
+async fn show(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Dataset>> {
     authorised_dataset(&s, &p, Permission::ListInstance, id).await?;
-    s.db.dataset(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("dataset"))
+    s.db.dataset(id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("dataset"))
 }
 
 async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<StatusCode> {
@@ -93,14 +131,24 @@ async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResul
 }
 
 /// Picks up new and removed files; annotations edited in the browser are kept.
-async fn reindex(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Dataset>> {
+async fn reindex(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Dataset>> {
     let d = authorised_dataset(&s, &p, Permission::EditInstance, id).await?;
     let store = s.storage.open_uri(&d.location)?;
-    let report = indexer::index(&store, d.kind)
-        .await
-        .map_err(|e| ApiError::unprocessable("index_failed", format!("could not index {}: {e}", d.location)))?;
+    let report = indexer::index(&store, d.kind).await.map_err(|e| {
+        ApiError::unprocessable(
+            "index_failed",
+            format!("could not index {}: {e}", d.location),
+        )
+    })?;
     s.db.reindex_dataset(id, &report).await?;
-    s.db.dataset(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("dataset"))
+    s.db.dataset(id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("dataset"))
 }
 
 #[derive(Deserialize)]
@@ -121,10 +169,18 @@ async fn images(
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(50);
     if page < 1 {
-        return Err(ApiError::invalid("page", "invalid_page", "page starts at 1"));
+        return Err(ApiError::invalid(
+            "page",
+            "invalid_page",
+            "page starts at 1",
+        ));
     }
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(ApiError::invalid("per_page", "invalid_page", format!("per_page must be 1 to {MAX_PER_PAGE}")));
+        return Err(ApiError::invalid(
+            "per_page",
+            "invalid_page",
+            format!("per_page must be 1 to {MAX_PER_PAGE}"),
+        ));
     }
     let filter = ImageFilter {
         label: q.label.as_deref().filter(|l| !l.is_empty()),
@@ -133,7 +189,12 @@ async fn images(
         per_page,
     };
     let (items, total) = s.db.images(id, &filter).await?;
-    Ok(axum::Json(ImagePage { items, page, per_page, total }))
+    Ok(axum::Json(ImagePage {
+        items,
+        page,
+        per_page,
+        total,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -164,7 +225,10 @@ async fn export_archive(
     Ok((
         [
             (CONTENT_TYPE, "application/x-tar".to_owned()),
-            (CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
         ],
         tar,
     )

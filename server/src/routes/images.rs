@@ -1,21 +1,21 @@
 //! Single images: metadata, content, annotation, deletion.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::Router;
 use shared::api::{Annotation, Image};
 use shared::names::LabelName;
 use shared::{InstanceType, Permission};
 
 use super::datasets::authorised_dataset;
+use crate::AppState;
 use crate::auth::Principal;
 use crate::db::datasets::DatasetRef;
 use crate::error::{ApiError, ApiResult, Id, Json};
-use crate::indexer::{check_box, MAX_IMAGE_BYTES};
-use crate::AppState;
+use crate::indexer::{MAX_IMAGE_BYTES, check_box};
 
 /// Boxes on one image; more is a labelling mistake or an attack.
 pub const MAX_BOXES: usize = 5000;
@@ -29,34 +29,64 @@ pub fn router() -> Router<AppState> {
         .route("/api/images/{id}/annotation", put(annotate))
 }
 
-async fn authorised_image(s: &AppState, p: &Principal, perm: Permission, id: i64) -> ApiResult<(Image, DatasetRef)> {
-    let img = s.db.image(id).await?.ok_or_else(|| ApiError::not_found("image"))?;
+async fn authorised_image(
+    s: &AppState,
+    p: &Principal,
+    perm: Permission,
+    id: i64,
+) -> ApiResult<(Image, DatasetRef)> {
+    let img =
+        s.db.image(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("image"))?;
     let d = authorised_dataset(s, p, perm, img.dataset_id).await?;
     Ok((img, d))
 }
 
 async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Image>> {
-    Ok(axum::Json(authorised_image(&s, &p, Permission::ListInstance, id).await?.0))
+    Ok(axum::Json(
+        authorised_image(&s, &p, Permission::ListInstance, id)
+            .await?
+            .0,
+    ))
 }
 
 async fn content(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<Response> {
     let (img, d) = authorised_image(&s, &p, Permission::ListInstance, id).await?;
     let store = s.storage.open_uri(&d.location)?;
     let bytes = store.read(&img.path, MAX_IMAGE_BYTES).await?;
-    let mime = if img.path.to_ascii_lowercase().ends_with(".png") { "image/png" } else { "image/jpeg" };
-    Ok(([(CONTENT_TYPE, mime), (CACHE_CONTROL, "private, max-age=3600")], bytes).into_response())
+    let mime = if img.path.to_ascii_lowercase().ends_with(".png") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, mime),
+            (CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Checks an annotation against the instance type and the image; the error names the field.
 fn validate(kind: InstanceType, img: &Image, a: &Annotation) -> ApiResult<()> {
-    let bad = |field: String, msg: String| Err(ApiError::invalid(&field, "invalid_annotation", msg));
+    let bad =
+        |field: String, msg: String| Err(ApiError::invalid(&field, "invalid_annotation", msg));
     match kind {
         InstanceType::ImageClassification => {
             if !a.boxes.is_empty() {
-                return bad("boxes".into(), "classification images take labels, not boxes".into());
+                return bad(
+                    "boxes".into(),
+                    "classification images take labels, not boxes".into(),
+                );
             }
             if a.labels.len() > 1 {
-                return bad("labels".into(), "a classification image takes one label".into());
+                return bad(
+                    "labels".into(),
+                    "a classification image takes one label".into(),
+                );
             }
             for (i, l) in a.labels.iter().enumerate() {
                 if let Err(e) = LabelName::parse(l.as_str()) {
@@ -66,26 +96,47 @@ fn validate(kind: InstanceType, img: &Image, a: &Annotation) -> ApiResult<()> {
         }
         InstanceType::ObjectDetection | InstanceType::Ocr => {
             if !a.labels.is_empty() {
-                return bad("labels".into(), "detection and OCR images take boxes, not labels".into());
+                return bad(
+                    "labels".into(),
+                    "detection and OCR images take boxes, not labels".into(),
+                );
             }
             if a.boxes.len() > MAX_BOXES {
-                return bad("boxes".into(), format!("at most {MAX_BOXES} boxes per image"));
+                return bad(
+                    "boxes".into(),
+                    format!("at most {MAX_BOXES} boxes per image"),
+                );
             }
-            let (w, h) = (u32::try_from(img.width).unwrap_or(0), u32::try_from(img.height).unwrap_or(0));
+            let (w, h) = (
+                u32::try_from(img.width).unwrap_or(0),
+                u32::try_from(img.height).unwrap_or(0),
+            );
             for (i, b) in a.boxes.iter().enumerate() {
                 if b.label.chars().count() > 64 {
-                    return bad(format!("boxes[{i}].label"), "labels are at most 64 characters".into());
+                    return bad(
+                        format!("boxes[{i}].label"),
+                        "labels are at most 64 characters".into(),
+                    );
                 }
                 if let Err(e) = check_box(&b.label, b.xmin, b.ymin, b.xmax, b.ymax, w, h) {
                     return bad(format!("boxes[{i}]"), e);
                 }
-                if b.text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
-                    return bad(format!("boxes[{i}].text"), format!("text is at most {MAX_TEXT_CHARS} characters"));
+                if b.text
+                    .as_ref()
+                    .is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS)
+                {
+                    return bad(
+                        format!("boxes[{i}].text"),
+                        format!("text is at most {MAX_TEXT_CHARS} characters"),
+                    );
                 }
             }
         }
         InstanceType::RecommendationRecall => {
-            return Err(ApiError::unprocessable("wrong_instance_type", "recall instances have no images"));
+            return Err(ApiError::unprocessable(
+                "wrong_instance_type",
+                "recall instances have no images",
+            ));
         }
     }
     Ok(())
@@ -100,7 +151,10 @@ async fn annotate(
     let (img, d) = authorised_image(&s, &p, Permission::LabelInstance, id).await?;
     validate(d.kind, &img, &a)?;
     s.db.save_annotation(id, &a).await?;
-    s.db.image(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("image"))
+    s.db.image(id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("image"))
 }
 
 async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<StatusCode> {
@@ -109,8 +163,15 @@ async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResul
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn restore(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Image>> {
+async fn restore(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Image>> {
     authorised_image(&s, &p, Permission::LabelInstance, id).await?;
     s.db.set_image_deleted(id, false).await?;
-    s.db.image(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("image"))
+    s.db.image(id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("image"))
 }

@@ -1,25 +1,28 @@
 //! Instances of the four types (SPEC §1).
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use shared::api::{CreateInstance, Instance, UpdateInstance};
 use shared::names::validate_instance_name;
 use shared::{InstanceType, Permission};
 
+use crate::AppState;
 use crate::auth::Principal;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json};
-use crate::AppState;
 
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/instances", get(list).post(create))
-        .route("/api/instances/{id}", get(show).patch(update).delete(remove))
+        .route(
+            "/api/instances/{id}",
+            get(show).patch(update).delete(remove),
+        )
 }
 
 pub fn check_description(d: &str) -> ApiResult<()> {
@@ -34,19 +37,31 @@ pub fn check_description(d: &str) -> ApiResult<()> {
 }
 
 fn check_name(kind: InstanceType, name: &str) -> ApiResult<()> {
-    validate_instance_name(kind, name).map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))
+    validate_instance_name(kind, name)
+        .map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))
 }
 
 /// Loads an instance the principal may see with `perm`; 403 before 404 so that names of
 /// instances one may not see do not leak.
-pub async fn authorised_instance(s: &AppState, p: &Principal, perm: Permission, id: i64) -> ApiResult<Instance> {
+pub async fn authorised_instance(
+    s: &AppState,
+    p: &Principal,
+    perm: Permission,
+    id: i64,
+) -> ApiResult<Instance> {
     p.require(perm, Some(id))?;
-    s.db.instance(id).await?.ok_or_else(|| ApiError::not_found("instance"))
+    s.db.instance(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("instance"))
 }
 
 async fn list(State(s): State<AppState>, p: Principal) -> ApiResult<axum::Json<Vec<Instance>>> {
     let all = s.db.instances().await?;
-    Ok(axum::Json(all.into_iter().filter(|i| p.can(Permission::ListInstance, Some(i.id))).collect()))
+    Ok(axum::Json(
+        all.into_iter()
+            .filter(|i| p.can(Permission::ListInstance, Some(i.id)))
+            .collect(),
+    ))
 }
 
 /// Either a new instance or one made from a template.
@@ -81,19 +96,36 @@ async fn create(
     };
     check_name(req.kind, &req.name)?;
     check_description(&req.description)?;
-    let id = match s.db.create_instance(req.kind, &req.name, &req.description).await {
+    let id = match s
+        .db
+        .create_instance(req.kind, &req.name, &req.description)
+        .await
+    {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict(format!("an instance named {:?} already exists", req.name)).with_field("name"));
+            return Err(ApiError::conflict(format!(
+                "an instance named {:?} already exists",
+                req.name
+            ))
+            .with_field("name"));
         }
         Err(e) => return Err(e.into()),
     };
-    let inst = s.db.instance(id).await?.ok_or_else(|| ApiError::not_found("instance"))?;
+    let inst =
+        s.db.instance(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("instance"))?;
     Ok((StatusCode::CREATED, axum::Json(inst)))
 }
 
-async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<axum::Json<Instance>> {
-    authorised_instance(&s, &p, Permission::ListInstance, id).await.map(axum::Json)
+async fn show(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Instance>> {
+    authorised_instance(&s, &p, Permission::ListInstance, id)
+        .await
+        .map(axum::Json)
 }
 
 async fn update(
@@ -110,11 +142,17 @@ async fn update(
     match s.db.update_instance(id, &name, &description).await {
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict(format!("an instance named {name:?} already exists")).with_field("name"));
+            return Err(
+                ApiError::conflict(format!("an instance named {name:?} already exists"))
+                    .with_field("name"),
+            );
         }
         Err(e) => return Err(e.into()),
     }
-    s.db.instance(id).await?.map(axum::Json).ok_or_else(|| ApiError::not_found("instance"))
+    s.db.instance(id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("instance"))
 }
 
 async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<StatusCode> {

@@ -1,16 +1,16 @@
 //! Administration of users and their permissions (SPEC §2).
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
-use axum::Router;
 use shared::api::{CreateUser, Grant, SetPermissions, User};
 
-use crate::auth::{self, MIN_PASSWORD_CHARS, Principal};
-use crate::db::users::NewUser;
-use crate::db::is_unique_violation;
-use crate::error::{ApiError, ApiResult, Id, Json};
 use crate::AppState;
+use crate::auth::{self, MIN_PASSWORD_CHARS, Principal};
+use crate::db::is_unique_violation;
+use crate::db::users::NewUser;
+use crate::error::{ApiError, ApiResult, Id, Json};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,7 +25,9 @@ async fn list(State(s): State<AppState>, p: Principal) -> ApiResult<axum::Json<V
 
 fn check_username(name: &str) -> ApiResult<()> {
     let ok = (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
     if ok {
         Ok(())
     } else {
@@ -39,14 +41,17 @@ fn check_username(name: &str) -> ApiResult<()> {
 
 async fn check_grants(s: &AppState, grants: &[Grant]) -> ApiResult<()> {
     for g in grants {
-        if let Some(id) = g.instance_id {
-            if s.db.instance(id).await?.is_none() {
-                return Err(ApiError::invalid(
-                    "permissions",
-                    "unknown_instance",
-                    format!("permission {} names instance {id}, which does not exist", g.permission.as_str()),
-                ));
-            }
+        if let Some(id) = g.instance_id
+            && s.db.instance(id).await?.is_none()
+        {
+            return Err(ApiError::invalid(
+                "permissions",
+                "unknown_instance",
+                format!(
+                    "permission {} names instance {id}, which does not exist",
+                    g.permission.as_str()
+                ),
+            ));
         }
     }
     Ok(())
@@ -71,15 +76,26 @@ async fn create(
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(ApiError::internal)??;
-    let new = NewUser { username: &req.username, password_hash: &hash, is_admin: req.is_admin, grants: &req.permissions };
+    let new = NewUser {
+        username: &req.username,
+        password_hash: &hash,
+        is_admin: req.is_admin,
+        grants: &req.permissions,
+    };
     let id = match s.db.create_user(&new).await {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::conflict(format!("user {:?} already exists", req.username)).with_field("username"));
+            return Err(
+                ApiError::conflict(format!("user {:?} already exists", req.username))
+                    .with_field("username"),
+            );
         }
         Err(e) => return Err(e.into()),
     };
-    let user = s.db.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user =
+        s.db.user(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
@@ -94,6 +110,9 @@ async fn set_permissions(
     if !s.db.set_grants(id, &req.permissions).await? {
         return Err(ApiError::not_found("user"));
     }
-    let user = s.db.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user =
+        s.db.user(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(axum::Json(user))
 }

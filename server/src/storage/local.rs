@@ -26,13 +26,22 @@ impl LocalStore {
             while let Some((dir, rel)) = stack.pop() {
                 for entry in std::fs::read_dir(&dir)? {
                     let entry = entry?;
-                    let Ok(name) = entry.file_name().into_string() else { continue };
-                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    let key = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
                     let ty = entry.file_type()?;
                     if ty.is_dir() {
                         stack.push((entry.path(), key));
                     } else if ty.is_file() {
-                        out.push(ObjectInfo { key, size: entry.metadata()?.len() });
+                        out.push(ObjectInfo {
+                            key,
+                            size: entry.metadata()?.len(),
+                        });
                         if out.len() > MAX_OBJECTS {
                             return Err(StorageError::BadPath(format!(
                                 "{} holds more than {MAX_OBJECTS} files; index a smaller directory",
@@ -67,14 +76,24 @@ impl LocalStore {
 
     pub async fn read(&self, key: &str, limit: u64) -> StorageResult<Bytes> {
         let path = self.path(key);
-        let meta = tokio::fs::metadata(&path).await.map_err(|e| not_found(e, key))?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| not_found(e, key))?;
         if !meta.is_file() {
             return Err(StorageError::NotFound(key.to_owned()));
         }
         if meta.len() > limit {
-            return Err(StorageError::TooLarge { key: key.to_owned(), size: meta.len(), limit });
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                size: meta.len(),
+                limit,
+            });
         }
-        Ok(Bytes::from(tokio::fs::read(&path).await.map_err(|e| not_found(e, key))?))
+        Ok(Bytes::from(
+            tokio::fs::read(&path)
+                .await
+                .map_err(|e| not_found(e, key))?,
+        ))
     }
 
     /// Writes through a temporary file and a rename, so readers never see half an object.

@@ -49,7 +49,11 @@ fn s3_err(e: impl std::error::Error) -> StorageError {
 
 impl S3Store {
     pub fn new(client: Client, bucket: String, prefix: String) -> Self {
-        Self { client, bucket, prefix }
+        Self {
+            client,
+            bucket,
+            prefix,
+        }
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -68,13 +72,18 @@ impl S3Store {
         while let Some(page) = pages.next().await {
             let page = page.map_err(s3_err)?;
             for obj in page.contents() {
-                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else { continue };
+                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
                 // "Directory" marker objects end in '/': not images.
                 if key.is_empty() || key.ends_with('/') {
                     continue;
                 }
                 let size = obj.size().unwrap_or(0).max(0).cast_unsigned();
-                out.push(ObjectInfo { key: key.to_owned(), size });
+                out.push(ObjectInfo {
+                    key: key.to_owned(),
+                    size,
+                });
             }
             if out.len() > MAX_OBJECTS {
                 return Err(StorageError::BadPath(format!(
@@ -104,7 +113,9 @@ impl S3Store {
                 Err(StorageError::NotFound(key.to_owned()))
             }
             // An empty object has no byte 0: a range request on it is "not satisfiable".
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => Ok(Bytes::new()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                Ok(Bytes::new())
+            }
             Err(e) => Err(s3_err(e)),
         }
     }
@@ -126,7 +137,11 @@ impl S3Store {
             })?;
         let size = out.content_length().unwrap_or(0).max(0).cast_unsigned();
         if size > limit {
-            return Err(StorageError::TooLarge { key: key.to_owned(), size, limit });
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                size,
+                limit,
+            });
         }
         Ok(out.body.collect().await.map_err(s3_err)?.into_bytes())
     }
@@ -145,10 +160,22 @@ impl S3Store {
 
     /// Creates the bucket if it does not exist yet.
     pub async fn ensure_bucket(&self) -> StorageResult<()> {
-        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+        if self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
-        self.client.create_bucket().bucket(&self.bucket).send().await.map_err(s3_err)?;
+        self.client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(s3_err)?;
         Ok(())
     }
 }
