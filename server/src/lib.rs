@@ -158,6 +158,14 @@ fn load_secret(config: &Config) -> anyhow::Result<Secret> {
         return Ok(Secret(s.trim().to_owned()));
     }
     let s = auth::new_token();
-    std::fs::write(&path, &s).with_context(|| format!("writing {}", path.display()))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, s.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(Secret(s))
 }

@@ -19,7 +19,10 @@ use crate::error::ApiError;
 pub fn router(state: AppState) -> Router {
     let web = &state.config.web_dir;
     // The web app: static files, and index.html for its client-side routes.
-    let app = ServeDir::new(web).fallback(ServeFile::new(web.join("index.html")));
+    // `*.gz` siblings written by scripts/build-web.sh go to browsers that accept gzip.
+    let app = ServeDir::new(web)
+        .precompressed_gzip()
+        .fallback(ServeFile::new(web.join("index.html")).precompressed_gzip());
     Router::new()
         .merge(system::router())
         .merge(auth::router())
@@ -37,6 +40,13 @@ pub fn router(state: AppState) -> Router {
                 )
             }),
         )
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that HTTP method; see /api/openapi.json",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track,

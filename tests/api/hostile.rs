@@ -63,3 +63,22 @@ async fn malformed_and_oversized_bodies_get_clear_errors(b: Backend) {
 }
 
 both_backends!(malformed_and_oversized_bodies_get_clear_errors);
+
+async fn wrong_methods_and_traversal_paths_are_refused(b: Backend) {
+    let app = spawn_app(b).await;
+    let r = app.admin(Method::PUT, "/api/instances", None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    // The static file service never serves files outside the web directory.
+    let res = reqwest::Client::new()
+        .get(format!("{}/..%2f..%2fetc/passwd", app.url))
+        .send()
+        .await
+        .unwrap();
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("root:"), "{body}");
+}
+
+both_backends!(wrong_methods_and_traversal_paths_are_refused);
