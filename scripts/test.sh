@@ -51,6 +51,6 @@ AUTOLEARN_ADDR="127.0.0.1:$APP_PORT" AUTOLEARN_DATA_DIR="$WORK/app-data" AUTOLEA
 PIDS+=($!)
 wait_for "http://127.0.0.1:$APP_PORT/readyz" 60 || { cat "$WORK/server.log"; exit 1; }
 (cd end2end && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; } &&
-  BASE_URL="http://127.0.0.1:$APP_PORT" ADMIN_PASSWORD=e2e-admin-pw npm test) ||
+  BASE_URL="http://127.0.0.1:$APP_PORT" ADMIN_PASSWORD=e2e-admin-pw DATA_DIR="$WORK/app-data" npm test) ||
   { echo "--- server log"; tail -50 "$WORK/server.log"; exit 1; }
 log "all tests passed"

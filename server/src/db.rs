@@ -5,6 +5,7 @@
 pub mod datasets;
 pub mod images;
 pub mod instances;
+pub mod labels;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod storage;
+pub mod thumbnail;
 pub mod voc;
 
 use std::net::SocketAddr;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Signs preview links; from `AUTOLEARN_SECRET` or generated once into the data dir.
     pub secret: Secret,
+    /// Bounds concurrent image decodes (thumbnails), which are CPU- and memory-heavy.
+    pub decode_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A server bound to its port, ready to run.
@@ -55,12 +58,16 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
+        let decode_permits = Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        ));
         let state = AppState {
             db,
             storage,
             config: Arc::new(config),
             metrics: Arc::default(),
             secret,
+            decode_permits,
         };
         Ok(Self { listener, state })
     }

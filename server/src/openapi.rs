@@ -271,7 +271,8 @@ fn operation(d: &RouteDoc) -> Value {
     let ok = if d.response == "empty" {
         "204"
     } else if d.method == "post"
-        && matches!(d.response, "Instance" | "Dataset" | "User")
+        && matches!(d.response, "Instance" | "Dataset" | "User" | "LabelCount")
+        && !d.path.ends_with("{name}")
         && !d.path.ends_with("login")
     {
         "201"
@@ -350,6 +351,8 @@ fn schemas() -> Value {
         "Box": bbox,
         "Annotation": annotation,
         "Image": s(json!({"id": int, "dataset_id": int, "path": string, "width": int, "height": int, "size_bytes": int, "labelled": boolean, "deleted": boolean, "annotation": schema_ref("Annotation"), "updated_at": string}), &["id", "path", "width", "height", "annotation"]),
+        "LabelCount": s(json!({"name": string, "count": int}), &["name", "count"]),
+        "LabelBody": s(json!({"name": string}), &["name"]),
         "ImagePage": s(json!({"items": {"type": "array", "items": schema_ref("Image")}, "page": int, "per_page": int, "total": int}), &["items", "page", "per_page", "total"]),
     })
 }

@@ -4,6 +4,7 @@ mod auth;
 mod datasets;
 mod images;
 mod instances;
+mod labels;
 mod system;
 mod users;
 
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instances::router())
         .merge(datasets::router())
         .merge(images::router())
+        .merge(labels::router())
         .route(
             "/api/{*rest}",
             any(|| async {

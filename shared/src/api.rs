@@ -212,6 +212,43 @@ pub enum ImageStatus {
     Deleted,
 }
 
+/// A tag of a dataset and the number of images carrying it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelCount {
+    pub name: String,
+    pub count: i64,
+}
+
+/// `POST /api/datasets/{id}/labels` and `PATCH /api/datasets/{id}/labels/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabelBody {
+    pub name: String,
+}
+
+impl Annotation {
+    /// Renames label `old` to `new`, or removes it (and boxes carrying it) when `new` is
+    /// `None`. Returns whether anything changed.
+    pub fn relabel(&mut self, old: &str, new: Option<&str>) -> bool {
+        let before = self.clone();
+        match new {
+            Some(n) => {
+                for l in self.labels.iter_mut().filter(|l| *l == old) {
+                    n.clone_into(l);
+                }
+                for b in self.boxes.iter_mut().filter(|b| b.label == old) {
+                    n.clone_into(&mut b.label);
+                }
+                self.labels.dedup();
+            }
+            None => {
+                self.labels.retain(|l| l != old);
+                self.boxes.retain(|b| b.label != old);
+            }
+        }
+        *self != before
+    }
+}
+
 /// `GET /readyz` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Readiness {
@@ -234,6 +271,25 @@ mod tests {
         assert_eq!(b.boxes[0].text.as_deref(), Some("猫"));
         assert_eq!(b.label_set(), vec!["dog"]);
         assert_eq!(serde_json::to_string(&Annotation::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn relabel_renames_and_removes() {
+        let mut a: Annotation = serde_json::from_str(
+            r#"{"boxes":[{"label":"dog","xmin":1,"ymin":2,"xmax":3,"ymax":4},{"label":"cat","xmin":1,"ymin":2,"xmax":3,"ymax":4}]}"#,
+        )
+        .unwrap();
+        assert!(a.relabel("dog", Some("puppy")));
+        assert_eq!(a.label_set(), vec!["cat", "puppy"]);
+        assert!(!a.relabel("bird", None));
+        assert!(a.relabel("cat", None));
+        assert_eq!(a.boxes.len(), 1);
+        let mut c = Annotation {
+            labels: vec!["x".into()],
+            boxes: vec![],
+        };
+        assert!(c.relabel("x", None));
+        assert!(c.is_empty());
     }
 
     #[test]

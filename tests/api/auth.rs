@@ -84,7 +84,10 @@ async fn every_protected_route_needs_credentials(b: Backend) {
     let app = spawn_app(b).await;
     let id = app.create_instance("image_classification", "guarded").await;
     for route in ROUTES.iter().filter(|r| !matches!(r.access, "public")) {
-        let path = route.path.replace("{id}", &id.to_string());
+        let path = route
+            .path
+            .replace("{id}", &id.to_string())
+            .replace("{name}", "x");
         let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
         let r = app.call(None, method, &path, Some(json!({}))).await;
         assert_eq!(

@@ -5,5 +5,6 @@ mod datasets;
 mod hostile;
 mod images;
 mod instances;
+mod labels;
 mod s3;
 mod system;

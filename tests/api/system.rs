@@ -34,7 +34,7 @@ async fn openapi_documents_served_routes(b: Backend) {
             route.method,
             route.path
         );
-        let path = route.path.replace("{id}", "999999");
+        let path = route.path.replace("{id}", "999999").replace("{name}", "x");
         let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
         let r = app.admin(method, &path, None).await;
         assert_ne!(

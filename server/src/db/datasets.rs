@@ -245,9 +245,18 @@ pub(crate) async fn replace_labels(
     for label in a.label_set() {
         sqlx::query("INSERT INTO image_labels (image_id, label) VALUES ($1, $2)")
             .bind(image_id)
-            .bind(label)
+            .bind(&label)
             .execute(&mut **tx)
             .await?;
+        // A label in use is a tag of the dataset.
+        sqlx::query(
+            "INSERT INTO dataset_labels (dataset_id, name) SELECT dataset_id, $2 FROM images WHERE id = $1 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(image_id)
+        .bind(&label)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

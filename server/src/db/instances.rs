@@ -87,6 +87,10 @@ impl Db {
             .bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM images WHERE dataset_id IN (SELECT id FROM datasets WHERE instance_id = $1)")
             .bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dataset_labels WHERE dataset_id IN (SELECT id FROM datasets WHERE instance_id = $1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM datasets WHERE instance_id = $1")
             .bind(id)
             .execute(&mut *tx)

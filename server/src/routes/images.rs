@@ -11,11 +11,11 @@ use shared::names::LabelName;
 use shared::{InstanceType, Permission};
 
 use super::datasets::authorised_dataset;
-use crate::AppState;
 use crate::auth::Principal;
 use crate::db::datasets::DatasetRef;
-use crate::error::{ApiError, ApiResult, Id, Json};
+use crate::error::{ApiError, ApiResult, Id, Json, Query};
 use crate::indexer::{MAX_IMAGE_BYTES, check_box};
+use crate::{AppState, thumbnail};
 
 /// Boxes on one image; more is a labelling mistake or an attack.
 pub const MAX_BOXES: usize = 5000;
@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/images/{id}", get(show).delete(remove))
         .route("/api/images/{id}/restore", post(restore))
         .route("/api/images/{id}/content", get(content))
+        .route("/api/images/{id}/thumbnail", get(thumbnail))
         .route("/api/images/{id}/annotation", put(annotate))
 }
 
@@ -66,6 +67,69 @@ async fn content(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResu
             (CACHE_CONTROL, "private, max-age=3600"),
         ],
         bytes,
+    )
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ThumbQuery {
+    size: Option<u32>,
+}
+
+/// A JPEG whose longest side is `size` (default 256), from the cache or made now.
+async fn thumbnail(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    Query(q): Query<ThumbQuery>,
+) -> ApiResult<Response> {
+    let size = q.size.unwrap_or(256);
+    if !(thumbnail::MIN_SIZE..=thumbnail::MAX_SIZE).contains(&size) {
+        return Err(ApiError::invalid(
+            "size",
+            "invalid_size",
+            format!(
+                "size must be {} to {}",
+                thumbnail::MIN_SIZE,
+                thumbnail::MAX_SIZE
+            ),
+        ));
+    }
+    let (img, d) = authorised_image(&s, &p, Permission::ListInstance, id).await?;
+    let path = thumbnail::cache_path(&s.config.data_dir, id, size, img.size_bytes);
+    let jpeg = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(_) => {
+            let store = s.storage.open_uri(&d.location)?;
+            let bytes = store.read(&img.path, MAX_IMAGE_BYTES).await?;
+            let _permit = s
+                .decode_permits
+                .acquire()
+                .await
+                .map_err(ApiError::internal)?;
+            let jpeg = tokio::task::spawn_blocking(move || thumbnail::make(&bytes, size))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| {
+                    ApiError::unprocessable("image_decode_error", format!("{}: {e}", img.path))
+                })?;
+            // Written via a temporary name so a concurrent reader never sees half a file.
+            if let Some(dir) = path.parent() {
+                let _ = tokio::fs::create_dir_all(dir).await;
+            }
+            let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
+            if tokio::fs::write(&tmp, &jpeg).await.is_ok() {
+                let _ = tokio::fs::rename(&tmp, &path).await;
+            }
+            jpeg
+        }
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, "image/jpeg"),
+            (CACHE_CONTROL, "private, max-age=86400"),
+        ],
+        jpeg,
     )
         .into_response())
 }

@@ -1,0 +1,67 @@
+//! Resized JPEG thumbnails for image grids, made once and cached in the data dir.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use image::{ImageDecoder, ImageReader, Limits};
+
+/// Thumbnail sizes accepted (longest side, pixels).
+pub const MIN_SIZE: u32 = 64;
+pub const MAX_SIZE: u32 = 512;
+/// Memory a single decode may allocate; indexing already refuses images over 80 MP.
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Where the thumbnail of an image version is cached: the file size is part of the name,
+/// so a changed source file gets a new thumbnail.
+pub fn cache_path(
+    data_dir: &std::path::Path,
+    image_id: i64,
+    size: u32,
+    source_bytes: i64,
+) -> PathBuf {
+    data_dir
+        .join("thumbs")
+        .join(format!("{image_id}-{size}-{source_bytes}.jpg"))
+}
+
+/// Decodes `bytes` (JPEG or PNG) within memory limits and encodes a JPEG whose longest side
+/// is at most `size`. CPU-heavy: call on a blocking thread.
+pub fn make(bytes: &[u8], size: u32) -> Result<Vec<u8>, String> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("cannot decode: {e}"))?;
+    let orientation = decoder.orientation().ok();
+    let mut img =
+        image::DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    let thumb = img.thumbnail(size, size).into_rgb8();
+    let mut out = Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)
+        .encode_image(&thumb)
+        .map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_keep_the_aspect_ratio() {
+        let img = image::RgbImage::from_fn(400, 200, |x, _| image::Rgb([(x % 256) as u8, 0, 0]));
+        let mut png = Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let jpg = make(&png.into_inner(), 100).unwrap();
+        let t = image::load_from_memory(&jpg).unwrap();
+        assert_eq!((t.width(), t.height()), (100, 50));
+        assert!(make(b"junk", 100).is_err());
+    }
+}
