@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod images;
 pub mod instances;
 pub mod labels;
+pub mod recall;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -10,6 +10,7 @@ pub mod export;
 pub mod indexer;
 pub mod metrics;
 pub mod openapi;
+pub mod recall;
 pub mod routes;
 pub mod storage;
 pub mod thumbnail;
@@ -37,6 +38,9 @@ pub struct AppState {
     pub secret: Secret,
     /// Bounds concurrent image decodes (thumbnails), which are CPU- and memory-heavy.
     pub decode_permits: Arc<tokio::sync::Semaphore>,
+    /// Recall models of deployed recall services.
+    pub recall: Arc<recall::cache::RecallCache>,
+    pub cf_jobs: Arc<recall::jobs::CfJobs>,
 }
 
 /// A server bound to its port, ready to run.
@@ -68,6 +72,8 @@ impl Application {
             metrics: Arc::default(),
             secret,
             decode_permits,
+            recall: Arc::default(),
+            cf_jobs: Arc::default(),
         };
         Ok(Self { listener, state })
     }

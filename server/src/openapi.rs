@@ -235,6 +235,142 @@ pub const ROUTES: &[RouteDoc] = &[
         Some("Annotation"),
         "Image",
     ),
+    r(
+        "put",
+        "/api/instances/{id}/tables/{table}",
+        "Import a recall table from CSV/TSV (all or nothing); query: mode (replace|append); tables: user_item, item_item, user_topic, topic_item, custom, filter_user_item, filter_item",
+        "EditInstance",
+        Some("text/csv"),
+        "TableImport",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/tables",
+        "Recall tables with row counts and the first rows",
+        "ListInstance",
+        None,
+        "TableInfo[]",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/behavior-logs",
+        "Build user_item and item_item from a behaviour log (user_id,item_id,active_type,active_date or MovieLens); query: top_n, w_click, w_buy, w_favorite; answers 202 with a job",
+        "EditInstance",
+        Some("text/csv"),
+        "CfJob",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/behavior-logs/jobs/{job}",
+        "Progress of a CF build",
+        "ListInstance",
+        None,
+        "CfJob",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/strategies",
+        "Recall strategies in merge order",
+        "ListInstance",
+        None,
+        "Strategy[]",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/strategies",
+        "Add a strategy (last in merge order)",
+        "EditInstance",
+        Some("CreateStrategy"),
+        "Strategy",
+    ),
+    r(
+        "delete",
+        "/api/instances/{id}/strategies/{name}",
+        "Delete a strategy",
+        "EditInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/filters",
+        "Recall filters",
+        "ListInstance",
+        None,
+        "Filter[]",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/filters",
+        "Add a filter",
+        "EditInstance",
+        Some("CreateFilter"),
+        "Filter",
+    ),
+    r(
+        "delete",
+        "/api/instances/{id}/filters/{name}",
+        "Delete a filter",
+        "EditInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/services",
+        "Services of an instance",
+        "ListInstance",
+        None,
+        "Service[]",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/services",
+        "Deploy the recall configuration; the answer holds the token, shown once",
+        "TrainInstance",
+        Some("CreateService"),
+        "Service",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/recall-test",
+        "Test console: recall for a user with the current configuration",
+        "ListInstance",
+        Some("RecallRequest"),
+        "RecallResponse",
+    ),
+    r(
+        "get",
+        "/api/services/{name}",
+        "One service",
+        "ListInstance",
+        None,
+        "Service",
+    ),
+    r(
+        "delete",
+        "/api/services/{name}",
+        "Undeploy a service",
+        "TrainInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/recall/{service}",
+        "Recall endpoint (SPEC §8); header Authorization: <service token>; query: user_id, size (1-1000, default 10), include_history, fallback (popular|none)",
+        "service token",
+        None,
+        "RecallResponse",
+    ),
+    r(
+        "post",
+        "/api/recall/{service}",
+        "Recall endpoint with a JSON body {user_id, size}",
+        "service token",
+        Some("RecallRequest"),
+        "RecallResponse",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -268,10 +404,15 @@ fn response(kind: &str) -> Value {
 }
 
 fn operation(d: &RouteDoc) -> Value {
-    let ok = if d.response == "empty" {
+    let ok = if d.response == "CfJob" && d.method == "post" {
+        "202"
+    } else if d.response == "empty" {
         "204"
     } else if d.method == "post"
-        && matches!(d.response, "Instance" | "Dataset" | "User" | "LabelCount")
+        && matches!(
+            d.response,
+            "Instance" | "Dataset" | "User" | "LabelCount" | "Strategy" | "Filter" | "Service"
+        )
         && !d.path.ends_with("{name}")
         && !d.path.ends_with("login")
     {
@@ -284,7 +425,7 @@ fn operation(d: &RouteDoc) -> Value {
     if d.access != "public" {
         responses["401"] = err("not logged in");
     }
-    if !matches!(d.access, "public" | "login") {
+    if !matches!(d.access, "public" | "login" | "service token") {
         responses["403"] = err(&format!("needs {}", d.access));
     }
     if d.request.is_some() || d.path.contains("images") {
@@ -302,7 +443,9 @@ fn operation(d: &RouteDoc) -> Value {
         op["parameters"] =
             json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]);
     }
-    if d.access != "public" {
+    if d.access == "service token" {
+        op["security"] = json!([{"service_token": []}]);
+    } else if d.access != "public" {
         op["security"] = json!([{"bearer": []}, {"cookie": []}]);
     }
     if let Some(req) = d.request {
@@ -357,7 +500,34 @@ fn schemas() -> Value {
     })
 }
 
+/// Schemas of the recall API (a second `json!`, which keeps each macro within its
+/// recursion limit).
+fn recall_schemas() -> Value {
+    let s = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    json!({
+        "RecallTable": {"enum": ["user_item", "item_item", "user_topic", "topic_item", "custom", "filter_user_item", "filter_item"]},
+        "TableImport": s(json!({"table": schema_ref("RecallTable"), "mode": string, "imported": int, "rows": int}), &["table", "mode", "imported", "rows"]),
+        "TableInfo": s(json!({"table": schema_ref("RecallTable"), "rows": int, "preview": {"type": "array", "items": s(json!({"key": string, "value": string}), &["key", "value"])}}), &["table", "rows", "preview"]),
+        "CfJob": s(json!({"id": string, "instance_id": int, "state": {"enum": ["running", "succeeded", "failed"]}, "progress": {"type": "number"}, "stage": string, "error": string,
+            "stats": s(json!({"interactions": int, "users": int, "items": int, "item_item_rows": int, "elapsed_ms": int}), &[])}), &["id", "state", "progress", "stage"]),
+        "Strategy": s(json!({"id": int, "name": string, "type": {"enum": ["collaborative_filtering", "semantic", "custom"]}, "count": int, "position": int}), &["id", "name", "type", "count", "position"]),
+        "CreateStrategy": s(json!({"name": {"type": "string", "description": "1-20 chars; an ASCII letter, then letters, digits or _"}, "type": {"enum": ["collaborative_filtering", "semantic", "custom"]}, "count": int}), &["name", "type"]),
+        "Filter": s(json!({"id": int, "name": string, "type": {"enum": ["user_item", "item"]}}), &["id", "name", "type"]),
+        "CreateFilter": s(json!({"name": string, "type": {"enum": ["user_item", "item"]}}), &["name", "type"]),
+        "CreateService": s(json!({"name": string, "replicas": int}), &["name"]),
+        "Service": s(json!({"id": int, "name": string, "instance_id": int, "kind": string, "replicas": int, "endpoint": string, "created_at": string, "token": string}), &["id", "name", "endpoint"]),
+        "RecallRequest": s(json!({"user_id": string, "size": int}), &["user_id"]),
+        "RecallResponse": s(json!({"code": int, "msg": string, "request_id": string, "size": int, "items": {"type": "array", "items": s(json!({"item_id": string, "retrieve_id": string}), &["item_id", "retrieve_id"])}, "errors": {"type": "array", "items": string}}), &["code", "msg", "request_id", "size", "items", "errors"]),
+    })
+}
+
 pub fn document() -> Value {
+    let mut all_schemas = schemas();
+    if let (Some(a), Value::Object(b)) = (all_schemas.as_object_mut(), recall_schemas()) {
+        a.extend(b);
+    }
     let mut paths = serde_json::Map::new();
     for d in ROUTES {
         let entry = paths.entry(d.path).or_insert_with(|| json!({}));
@@ -369,10 +539,11 @@ pub fn document() -> Value {
                  "description": "Management API of AutoLearn. Errors: {\"error\":{\"code\",\"message\",\"field\"?}}."},
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": all_schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE},
+                "service_token": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "the service's token, as is or after `Bearer `"},
             },
         },
     })

@@ -5,6 +5,7 @@ mod datasets;
 mod images;
 mod instances;
 mod labels;
+mod recall;
 mod system;
 mod users;
 
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(datasets::router())
         .merge(images::router())
         .merge(labels::router())
+        .merge(recall::router())
         .route(
             "/api/{*rest}",
             any(|| async {

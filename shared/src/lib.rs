@@ -5,5 +5,6 @@
 
 pub mod api;
 pub mod names;
+pub mod recall;
 
 pub use names::{InstanceType, NameError, Permission};

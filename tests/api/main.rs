@@ -6,5 +6,6 @@ mod hostile;
 mod images;
 mod instances;
 mod labels;
+mod recall;
 mod s3;
 mod system;

@@ -95,6 +95,17 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        for table in [
+            "recall_rows",
+            "recall_strategies",
+            "recall_filters",
+            "services",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM grants WHERE instance_id = $1")
             .bind(id)
             .execute(&mut *tx)

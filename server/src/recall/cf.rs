@@ -1,0 +1,378 @@
+//! Behaviour logs → user histories (user_item) and item-based collaborative filtering
+//! (item_item): cosine similarity over co-occurrence, with per-action weights and an
+//! inverse-user-frequency penalty so that very active users count less per pair.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Stored histories keep at most this many items per user (most recent first).
+pub const MAX_STORED_HISTORY: usize = 200;
+/// Similarities are computed over each user's most recent items, bounding the quadratic
+/// cost of very long histories.
+pub const MAX_HISTORY_FOR_SIMILARITY: usize = 500;
+/// The most lines a log upload may have.
+pub const MAX_LOG_LINES: usize = 20_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActionWeights {
+    pub click: f32,
+    pub buy: f32,
+    pub favorite: f32,
+}
+
+impl Default for ActionWeights {
+    fn default() -> Self {
+        Self {
+            click: 1.0,
+            buy: 3.0,
+            favorite: 2.0,
+        }
+    }
+}
+
+/// Interned ids: strings in, dense `u32` out.
+#[derive(Debug, Default, Clone)]
+pub struct Interner {
+    pub names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    pub fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).expect("fewer than 4 billion ids");
+        self.names.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.index.get(s).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interaction {
+    pub user: u32,
+    pub item: u32,
+    pub weight: f32,
+    /// Sortable time (Unix seconds, or the digits of a date such as 20240131).
+    pub time: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Log {
+    pub users: Interner,
+    pub items: Interner,
+    pub interactions: Vec<Interaction>,
+}
+
+/// Turns `2024-01-31 12:00:00` or `1700000000` into a number that sorts like the time.
+fn sortable_time(s: &str) -> Option<i64> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() || digits.len() > 18 {
+        None
+    } else {
+        digits.parse().ok()
+    }
+}
+
+/// Parses a log: `user_id,item_id,active_type,active_date` (0 click, 1 buy, 2 favourite)
+/// or MovieLens `userId,movieId,rating,timestamp` (weight = rating / 5). Comma or tab
+/// separated; a header line is recognised and skipped. Errors name the line and field.
+pub fn parse_log(text: &str, w: ActionWeights) -> Result<Log, super::import::ImportError> {
+    let mut log = Log::default();
+    let mut movielens = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let raw = raw.trim_end_matches('\r');
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let err = |field: &str, message: String| super::import::ImportError {
+            line,
+            field: field.to_owned(),
+            message,
+        };
+        if line > MAX_LOG_LINES {
+            return Err(err("log", format!("more than {MAX_LOG_LINES} lines")));
+        }
+        let sep = if raw.contains('\t') { '\t' } else { ',' };
+        let f: Vec<&str> = raw.split(sep).map(str::trim).collect();
+        if line == 1
+            && f.first()
+                .is_some_and(|h| h.eq_ignore_ascii_case("user_id") || *h == "userId")
+        {
+            movielens = f.get(2).is_some_and(|c| *c == "rating");
+            continue;
+        }
+        if f.len() < 4 {
+            return Err(err(
+                "log",
+                format!(
+                    "expected 4 fields (user_id, item_id, active_type, active_date), got {}",
+                    f.len()
+                ),
+            ));
+        }
+        shared::recall::check_id(f[0]).map_err(|m| err("user_id", m))?;
+        shared::recall::check_id(f[1]).map_err(|m| err("item_id", m))?;
+        let weight = if movielens {
+            let r: f32 = f[2]
+                .parse()
+                .map_err(|_| err("rating", format!("{:?} is not a number", f[2])))?;
+            if !(0.0..=10.0).contains(&r) {
+                return Err(err("rating", format!("{r} is outside 0-10")));
+            }
+            r / 5.0
+        } else {
+            match f[2] {
+                "0" => w.click,
+                "1" => w.buy,
+                "2" => w.favorite,
+                other => {
+                    return Err(err(
+                        "active_type",
+                        format!("{other:?} is not 0 (click), 1 (buy) or 2 (favourite)"),
+                    ));
+                }
+            }
+        };
+        let time = sortable_time(f[3]).ok_or_else(|| {
+            err(
+                "active_date",
+                format!("{:?} is not a date or timestamp", f[3]),
+            )
+        })?;
+        let user = log.users.id(f[0]);
+        let item = log.items.id(f[1]);
+        log.interactions.push(Interaction {
+            user,
+            item,
+            weight,
+            time,
+        });
+    }
+    Ok(log)
+}
+
+/// Per-user histories: `(item, summed weight)`, most recently touched first.
+pub fn histories(log: &Log) -> Vec<Vec<(u32, f32)>> {
+    let mut per_user: Vec<HashMap<u32, (f32, i64)>> = vec![HashMap::new(); log.users.len()];
+    for it in &log.interactions {
+        let e = per_user[it.user as usize]
+            .entry(it.item)
+            .or_insert((0.0, i64::MIN));
+        e.0 += it.weight;
+        e.1 = e.1.max(it.time);
+    }
+    per_user
+        .into_iter()
+        .map(|m| {
+            let mut v: Vec<(u32, f32, i64)> = m.into_iter().map(|(i, (w, t))| (i, w, t)).collect();
+            v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+            v.into_iter().map(|(i, w, _)| (i, w)).collect()
+        })
+        .collect()
+}
+
+/// Top-`n` similar items of every item. `progress` counts items done (for live progress).
+pub fn item_similarities(
+    histories: &[Vec<(u32, f32)>],
+    n_items: usize,
+    top_n: usize,
+    progress: &Arc<AtomicUsize>,
+) -> Vec<Vec<(u32, f32)>> {
+    // Inverted index item → (user, weight), over each user's most recent items.
+    let mut by_item: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_items];
+    let mut norm = vec![0f64; n_items];
+    let mut iuf = vec![0f32; histories.len()];
+    for (u, h) in histories.iter().enumerate() {
+        let h = &h[..h.len().min(MAX_HISTORY_FOR_SIMILARITY)];
+        iuf[u] = 1.0 / (1.0 + h.len() as f32).ln();
+        for &(i, w) in h {
+            by_item[i as usize].push((u as u32, w));
+            norm[i as usize] += f64::from(w) * f64::from(w);
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .max(1);
+    let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_items];
+    let chunk = n_items.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (c, slot) in out.chunks_mut(chunk).enumerate() {
+            let (by_item, norm, iuf) = (&by_item, &norm, &iuf);
+            s.spawn(move || {
+                let mut acc = vec![0f32; n_items];
+                let mut touched: Vec<u32> = Vec::new();
+                for (k, dst) in slot.iter_mut().enumerate() {
+                    let i = c * chunk + k;
+                    for &(u, wi) in &by_item[i] {
+                        let h = &histories[u as usize];
+                        let f = wi * iuf[u as usize];
+                        for &(j, wj) in &h[..h.len().min(MAX_HISTORY_FOR_SIMILARITY)] {
+                            if j as usize == i {
+                                continue;
+                            }
+                            if acc[j as usize] == 0.0 {
+                                touched.push(j);
+                            }
+                            acc[j as usize] += f * wj;
+                        }
+                    }
+                    let mut scored: Vec<(u32, f32)> = touched
+                        .iter()
+                        .map(|&j| {
+                            let d = (norm[i] * norm[j as usize]).sqrt();
+                            (
+                                j,
+                                if d > 0.0 {
+                                    (f64::from(acc[j as usize]) / d) as f32
+                                } else {
+                                    0.0
+                                },
+                            )
+                        })
+                        .collect();
+                    for &j in &touched {
+                        acc[j as usize] = 0.0;
+                    }
+                    touched.clear();
+                    top_k(&mut scored, top_n);
+                    *dst = scored;
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    out
+}
+
+/// Keeps the `k` highest scores, sorted descending (ties by id, for determinism).
+pub fn top_k(v: &mut Vec<(u32, f32)>, k: usize) {
+    let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if v.len() > k {
+        v.select_nth_unstable_by(k, cmp);
+        v.truncate(k);
+    }
+    v.sort_unstable_by(cmp);
+}
+
+/// What a build writes: user_item and item_item rows in the stored form.
+pub struct CfOutput {
+    pub user_item: Vec<(String, String)>,
+    pub item_item: Vec<(String, String)>,
+}
+
+fn format_list(names: &[String], list: &[(u32, f32)]) -> String {
+    let mut s = String::with_capacity(list.len() * 14);
+    for (k, (i, w)) in list.iter().enumerate() {
+        if k > 0 {
+            s.push(',');
+        }
+        s.push_str(&names[*i as usize]);
+        s.push(':');
+        // Four significant decimals are plenty for ranking and keep rows short.
+        s.push_str(&format!("{:.4}", w));
+    }
+    s
+}
+
+/// Builds user histories and top-`top_n` item similarities from a log.
+pub fn build(log: &Log, top_n: usize, progress: &Arc<AtomicUsize>) -> CfOutput {
+    let hist = histories(log);
+    let sims = item_similarities(&hist, log.items.len(), top_n, progress);
+    let user_item = hist
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(u, h)| {
+            (
+                log.users.names[u].clone(),
+                format_list(&log.items.names, &h[..h.len().min(MAX_STORED_HISTORY)]),
+            )
+        })
+        .collect();
+    let item_item = sims
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(i, s)| (log.items.names[i].clone(), format_list(&log.items.names, s)))
+        .collect();
+    CfOutput {
+        user_item,
+        item_item,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_parse_both_formats_and_name_bad_fields() {
+        let log = parse_log(
+            "user_id,item_id,active_type,active_date\nu1,i1,0,2024-01-02\nu1,i2,1,2024-01-03\n",
+            ActionWeights::default(),
+        )
+        .unwrap();
+        assert_eq!(log.interactions.len(), 2);
+        assert_eq!(log.interactions[1].weight, 3.0);
+        assert_eq!(log.interactions[0].time, 20_240_102);
+        let ml = parse_log(
+            "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n",
+            ActionWeights::default(),
+        )
+        .unwrap();
+        assert_eq!(ml.interactions[0].weight, 0.5);
+        let e = parse_log("u1,i1,7,2024-01-01\n", ActionWeights::default()).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (1, "active_type"));
+        let e = parse_log("u1,i1,0\n", ActionWeights::default()).unwrap_err();
+        assert!(e.message.contains("expected 4 fields"));
+    }
+
+    #[test]
+    fn co_occurring_items_are_most_similar() {
+        // Users 0-2 take a and b together; user 3 takes a and c.
+        let text = "0,a,0,1\n0,b,0,2\n1,a,0,1\n1,b,0,2\n2,a,0,1\n2,b,0,2\n3,a,0,1\n3,c,0,2\n";
+        let log = parse_log(text, ActionWeights::default()).unwrap();
+        let h = histories(&log);
+        assert_eq!(h[0][0].0, log.items.get("b").unwrap(), "most recent first");
+        let sims = item_similarities(&h, log.items.len(), 10, &Arc::default());
+        let a = log.items.get("a").unwrap() as usize;
+        let names: Vec<&str> = sims[a]
+            .iter()
+            .map(|(j, _)| log.items.names[*j as usize].as_str())
+            .collect();
+        assert_eq!(names, ["b", "c"]);
+        // Cosine: a·b = 3·iuf, |a| = 2, |b| = sqrt(3), iuf = 1/ln(3).
+        let expected = 3.0 / 3f32.ln() / (2.0 * 3f32.sqrt());
+        assert!(
+            (sims[a][0].1 - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            sims[a][0].1
+        );
+    }
+
+    #[test]
+    fn top_k_sorts_and_truncates() {
+        let mut v = vec![(1, 0.5), (2, 0.9), (3, 0.1), (4, 0.9)];
+        top_k(&mut v, 3);
+        assert_eq!(v, vec![(2, 0.9), (4, 0.9), (1, 0.5)]);
+    }
+}

@@ -1,0 +1,679 @@
+//! Recommendation recall (SPEC §8): tables, behaviour logs → CF, strategies, filters,
+//! services, the test console and the recall endpoint.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use serde::Deserialize;
+use shared::api::Instance;
+use shared::names::{InstanceName, StrategyName};
+use shared::recall::{
+    CfJob, CfStats, CreateFilter, CreateService, CreateStrategy, Filter, RecallItem, RecallRequest,
+    RecallResponse, RecallTable, Service, Strategy, TableImport, TableInfo,
+};
+use shared::{InstanceType, Permission};
+
+use super::instances::authorised_instance;
+use crate::AppState;
+use crate::auth::{self, Principal};
+use crate::db::is_unique_violation;
+use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::recall::cf::{self, ActionWeights};
+use crate::recall::engine::{RecallModel, RecallOptions};
+use crate::recall::import;
+
+/// Largest table or log upload.
+pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+pub const MAX_RECALL_SIZE: i64 = 1000;
+pub const MAX_STRATEGY_COUNT: i64 = 1000;
+
+pub fn router() -> Router<AppState> {
+    let uploads = Router::new()
+        .route("/api/instances/{id}/tables/{table}", put(import_table))
+        .route(
+            "/api/instances/{id}/behavior-logs",
+            axum::routing::post(behavior_log),
+        )
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES));
+    Router::new()
+        .merge(uploads)
+        .route("/api/instances/{id}/tables", get(tables))
+        .route("/api/instances/{id}/behavior-logs/jobs/{job}", get(cf_job))
+        .route(
+            "/api/instances/{id}/strategies",
+            get(strategies).post(create_strategy),
+        )
+        .route(
+            "/api/instances/{id}/strategies/{name}",
+            delete(delete_strategy),
+        )
+        .route(
+            "/api/instances/{id}/filters",
+            get(filters).post(create_filter),
+        )
+        .route("/api/instances/{id}/filters/{name}", delete(delete_filter))
+        .route(
+            "/api/instances/{id}/services",
+            get(services).post(create_service),
+        )
+        .route(
+            "/api/instances/{id}/recall-test",
+            axum::routing::post(recall_test),
+        )
+        .route(
+            "/api/services/{name}",
+            get(show_service).delete(delete_service),
+        )
+        .route("/api/recall/{service}", get(recall_get).post(recall_post))
+}
+
+fn instance_id(raw: &str) -> ApiResult<i64> {
+    raw.parse().map_err(|_| ApiError::not_found("instance"))
+}
+
+/// A recall instance the principal holds `perm` on.
+async fn recall_instance(
+    s: &AppState,
+    p: &Principal,
+    perm: Permission,
+    raw_id: &str,
+) -> ApiResult<Instance> {
+    let inst = authorised_instance(s, p, perm, instance_id(raw_id)?).await?;
+    if inst.kind != InstanceType::RecommendationRecall {
+        return Err(ApiError::unprocessable(
+            "wrong_instance_type",
+            format!(
+                "{} is a {} instance; tables, strategies and filters belong to recommendation_recall instances",
+                inst.name,
+                inst.kind.as_str()
+            ),
+        ));
+    }
+    Ok(inst)
+}
+
+/// An upload body as UTF-8 text, with our error format for size and encoding problems.
+fn upload_text(body: Result<Bytes, BytesRejection>) -> ApiResult<String> {
+    let bytes = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "uploads are limited to {MAX_UPLOAD_BYTES} bytes; split the file and append"
+            ))
+        } else {
+            ApiError::bad_request("invalid_body", rej.body_text())
+        }
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_encoding",
+            format!("the upload is not UTF-8 text: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    mode: Option<String>,
+}
+
+async fn import_table(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, table)): Path<(String, String)>,
+    Query(q): Query<ImportQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<axum::Json<TableImport>> {
+    let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
+    let table = RecallTable::parse(&table).ok_or_else(|| {
+        let names: Vec<&str> = RecallTable::ALL.iter().map(|t| t.as_str()).collect();
+        ApiError::not_found(&format!("table {table:?} (tables: {})", names.join(", ")))
+    })?;
+    let mode = q.mode.unwrap_or_else(|| "replace".into());
+    if mode != "replace" && mode != "append" {
+        return Err(ApiError::invalid(
+            "mode",
+            "invalid_mode",
+            "mode is replace or append",
+        ));
+    }
+    let text = upload_text(body)?;
+    let rows = tokio::task::spawn_blocking(move || import::parse_table(table, &text))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::invalid(&e.field, "invalid_table", e.to_string()))?;
+    let total =
+        s.db.import_table(inst.id, table, &rows, mode == "append")
+            .await?;
+    s.recall.invalidate_instance(inst.id);
+    Ok(axum::Json(TableImport {
+        table,
+        mode,
+        imported: rows.len() as i64,
+        rows: total,
+    }))
+}
+
+async fn tables(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<TableInfo>>> {
+    let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
+    Ok(axum::Json(s.db.table_infos(inst.id, 5).await?))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    top_n: Option<usize>,
+    w_click: Option<f32>,
+    w_buy: Option<f32>,
+    w_favorite: Option<f32>,
+}
+
+/// Starts a CF build from a behaviour log; answers 202 with the job to poll.
+async fn behavior_log(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, axum::Json<CfJob>)> {
+    let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
+    let top_n = q.top_n.unwrap_or(50);
+    if !(1..=500).contains(&top_n) {
+        return Err(ApiError::invalid(
+            "top_n",
+            "invalid_top_n",
+            "top_n is 1 to 500 similar items per item",
+        ));
+    }
+    let d = ActionWeights::default();
+    let weights = ActionWeights {
+        click: q.w_click.unwrap_or(d.click),
+        buy: q.w_buy.unwrap_or(d.buy),
+        favorite: q.w_favorite.unwrap_or(d.favorite),
+    };
+    if ![weights.click, weights.buy, weights.favorite]
+        .iter()
+        .all(|w| w.is_finite() && *w >= 0.0)
+    {
+        return Err(ApiError::invalid(
+            "w_click",
+            "invalid_weight",
+            "action weights must be finite and non-negative",
+        ));
+    }
+    let text = upload_text(body)?;
+    // Parse before answering, so a bad log is a 400 naming its line, not a failed job.
+    let started = Instant::now();
+    let log = tokio::task::spawn_blocking(move || cf::parse_log(&text, weights))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::invalid(&e.field, "invalid_log", e.to_string()))?;
+    if log.interactions.is_empty() {
+        return Err(ApiError::invalid(
+            "log",
+            "invalid_log",
+            "the log has no interactions",
+        ));
+    }
+    let job = s.cf_jobs.start(inst.id);
+    let (state, job_id) = (s.clone(), job.id.clone());
+    tokio::spawn(async move {
+        let result = run_cf_job(&state, inst.id, &job_id, log, top_n, started).await;
+        state.cf_jobs.finish(&job_id, result);
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(job)))
+}
+
+async fn run_cf_job(
+    s: &AppState,
+    instance: i64,
+    job: &str,
+    log: cf::Log,
+    top_n: usize,
+    started: Instant,
+) -> Result<CfStats, String> {
+    let counter = s
+        .cf_jobs
+        .stage(job, "computing item similarities", log.items.len());
+    let (log, out) = tokio::task::spawn_blocking(move || {
+        let out = cf::build(&log, top_n, &counter);
+        (log, out)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    s.cf_jobs.stage(job, "writing user_item and item_item", 0);
+    s.db.replace_cf_tables(instance, &out.user_item, &out.item_item)
+        .await
+        .map_err(|e| {
+            tracing::error!("CF job {job}: {e}");
+            "writing the tables failed; the server log has details".to_owned()
+        })?;
+    s.recall.invalidate_instance(instance);
+    Ok(CfStats {
+        interactions: log.interactions.len() as i64,
+        users: log.users.len() as i64,
+        items: log.items.len() as i64,
+        item_item_rows: out.item_item.len() as i64,
+        elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+    })
+}
+
+async fn cf_job(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, job)): Path<(String, String)>,
+) -> ApiResult<axum::Json<CfJob>> {
+    let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
+    s.cf_jobs
+        .get(&job)
+        .filter(|j| j.instance_id == inst.id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("job"))
+}
+
+fn check_name(name: &str, what: &str) -> ApiResult<()> {
+    StrategyName::parse(name).map(|_| ()).map_err(|e| {
+        ApiError::invalid(
+            "name",
+            "invalid_name",
+            e.to_string().replace("strategy name", what),
+        )
+    })
+}
+
+async fn strategies(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<Strategy>>> {
+    let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
+    Ok(axum::Json(s.db.strategies(inst.id).await?))
+}
+
+async fn create_strategy(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<CreateStrategy>,
+) -> ApiResult<(StatusCode, axum::Json<Strategy>)> {
+    let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
+    check_name(&req.name, "strategy name")?;
+    if !(1..=MAX_STRATEGY_COUNT).contains(&req.count) {
+        return Err(ApiError::invalid(
+            "count",
+            "invalid_count",
+            format!("count is 1 to {MAX_STRATEGY_COUNT}"),
+        ));
+    }
+    match s
+        .db
+        .create_strategy(inst.id, &req.name, req.kind, req.count)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(
+                ApiError::conflict(format!("a strategy named {:?} exists", req.name))
+                    .with_field("name"),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    s.recall.invalidate_instance(inst.id);
+    let created =
+        s.db.strategies(inst.id)
+            .await?
+            .into_iter()
+            .find(|x| x.name == req.name);
+    created
+        .map(|c| (StatusCode::CREATED, axum::Json(c)))
+        .ok_or_else(|| ApiError::not_found("strategy"))
+}
+
+async fn delete_strategy(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
+    if !s.db.delete_strategy(inst.id, &name).await? {
+        return Err(ApiError::not_found(&format!("strategy {name:?}")));
+    }
+    s.recall.invalidate_instance(inst.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn filters(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<Filter>>> {
+    let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
+    Ok(axum::Json(s.db.filters(inst.id).await?))
+}
+
+async fn create_filter(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<CreateFilter>,
+) -> ApiResult<(StatusCode, axum::Json<Filter>)> {
+    let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
+    check_name(&req.name, "filter name")?;
+    let id = match s.db.create_filter(inst.id, &req.name, req.kind).await {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(
+                ApiError::conflict(format!("a filter named {:?} exists", req.name))
+                    .with_field("name"),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    s.recall.invalidate_instance(inst.id);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Filter {
+            id,
+            name: req.name,
+            kind: req.kind,
+        }),
+    ))
+}
+
+async fn delete_filter(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
+    if !s.db.delete_filter(inst.id, &name).await? {
+        return Err(ApiError::not_found(&format!("filter {name:?}")));
+    }
+    s.recall.invalidate_instance(inst.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn services(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<Service>>> {
+    let inst = authorised_instance(&s, &p, Permission::ListInstance, instance_id(&id)?).await?;
+    Ok(axum::Json(s.db.services(inst.id).await?))
+}
+
+/// Deploys the instance's recall configuration as a service with its own token.
+async fn create_service(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<CreateService>,
+) -> ApiResult<(StatusCode, axum::Json<Service>)> {
+    let inst = recall_instance(&s, &p, Permission::TrainInstance, &id).await?;
+    InstanceName::parse(req.name.as_str()).map_err(|e| {
+        ApiError::invalid(
+            "name",
+            "invalid_name",
+            e.to_string().replace("instance name", "service name"),
+        )
+    })?;
+    if !(1..=64).contains(&req.replicas) {
+        return Err(ApiError::invalid(
+            "replicas",
+            "invalid_replicas",
+            "replicas is 1 to 64",
+        ));
+    }
+    let token = auth::new_token();
+    match s
+        .db
+        .create_service(
+            &req.name,
+            inst.id,
+            "recall",
+            &auth::token_hash(&token),
+            req.replicas,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(
+                ApiError::conflict(format!("a service named {:?} exists", req.name))
+                    .with_field("name"),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut svc =
+        s.db.service(&req.name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+    svc.token = Some(token);
+    Ok((StatusCode::CREATED, axum::Json(svc)))
+}
+
+async fn show_service(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Service>> {
+    let svc =
+        s.db.service(&name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+    p.require(Permission::ListInstance, Some(svc.instance_id))?;
+    Ok(axum::Json(svc))
+}
+
+async fn delete_service(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let svc =
+        s.db.service(&name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+    p.require(Permission::TrainInstance, Some(svc.instance_id))?;
+    s.db.delete_service(&name).await?;
+    s.recall.invalidate_service(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The SPEC §8 envelope, also for errors (with their HTTP status).
+fn envelope(
+    status: StatusCode,
+    msg: &str,
+    items: Vec<RecallItem>,
+    errors: Vec<String>,
+) -> Response {
+    let body = RecallResponse {
+        code: i64::from(status.as_u16()),
+        msg: msg.to_owned(),
+        request_id: request_id(),
+        size: items.len() as i64,
+        items,
+        errors,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn recall_error(status: StatusCode, msg: &str, detail: String) -> Response {
+    envelope(status, msg, Vec::new(), vec![detail])
+}
+
+#[derive(Deserialize)]
+struct RecallQuery {
+    user_id: Option<String>,
+    size: Option<i64>,
+    include_history: Option<bool>,
+    /// `popular` (default) or `none`.
+    fallback: Option<String>,
+}
+
+fn options(
+    size: Option<i64>,
+    include_history: Option<bool>,
+    fallback: Option<&str>,
+) -> Result<RecallOptions, String> {
+    let size = size.unwrap_or(10);
+    if !(1..=MAX_RECALL_SIZE).contains(&size) {
+        return Err(format!("size must be 1 to {MAX_RECALL_SIZE}"));
+    }
+    let fallback_popular = match fallback.unwrap_or("popular") {
+        "popular" => true,
+        "none" => false,
+        other => return Err(format!("fallback {other:?} is popular or none")),
+    };
+    Ok(RecallOptions {
+        size: size as usize,
+        include_history: include_history.unwrap_or(false),
+        fallback_popular,
+    })
+}
+
+fn run(model: &RecallModel, user: &str, opts: RecallOptions) -> Vec<RecallItem> {
+    model
+        .recall(user, opts)
+        .into_iter()
+        .map(|(i, r)| RecallItem {
+            item_id: model.name(i).to_owned(),
+            retrieve_id: r.to_owned(),
+        })
+        .collect()
+}
+
+async fn serve_recall(
+    s: &AppState,
+    service: &str,
+    headers: &HeaderMap,
+    user: Option<String>,
+    opts: Result<RecallOptions, String>,
+) -> Response {
+    let entry = match s.recall.get(&s.db, service).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return recall_error(
+                StatusCode::NOT_FOUND,
+                "service not found",
+                format!("no recall service named {service:?}"),
+            );
+        }
+        Err(e) => {
+            tracing::error!("recall {service}: {e}");
+            return recall_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "the server log has details".into(),
+            );
+        }
+    };
+    // EAS-style `Authorization: <token>`, or `Bearer <token>`.
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    if token.is_none_or(|t| auth::token_hash(t) != entry.token_hash) {
+        return recall_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the service token in the Authorization header".into(),
+        );
+    }
+    let Some(user) = user.filter(|u| !u.is_empty()) else {
+        return recall_error(
+            StatusCode::BAD_REQUEST,
+            "invalid request",
+            "user_id is required".into(),
+        );
+    };
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => return recall_error(StatusCode::BAD_REQUEST, "invalid request", e),
+    };
+    envelope(
+        StatusCode::OK,
+        "success",
+        run(&entry.model, &user, opts),
+        Vec::new(),
+    )
+}
+
+async fn recall_get(
+    State(s): State<AppState>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    q: Result<axum::extract::Query<RecallQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(q)) = q else {
+        return recall_error(
+            StatusCode::BAD_REQUEST,
+            "invalid request",
+            "invalid query string: user_id is text, size a number".into(),
+        );
+    };
+    let opts = options(q.size, q.include_history, q.fallback.as_deref());
+    serve_recall(&s, &service, &headers, q.user_id, opts).await
+}
+
+async fn recall_post(
+    State(s): State<AppState>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::Json<RecallRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(axum::Json(req)) = body else {
+        return recall_error(
+            StatusCode::BAD_REQUEST,
+            "invalid request",
+            "send JSON {\"user_id\": \"...\", \"size\": 10}".into(),
+        );
+    };
+    let opts = options(req.size, None, None);
+    serve_recall(&s, &service, &headers, Some(req.user_id), opts).await
+}
+
+/// The test console: the instance's current configuration, without deploying it.
+async fn recall_test(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(req): Json<RecallRequest>,
+) -> ApiResult<axum::Json<RecallResponse>> {
+    let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
+    let opts =
+        options(req.size, None, None).map_err(|e| ApiError::invalid("size", "invalid_size", e))?;
+    if req.user_id.is_empty() {
+        return Err(ApiError::invalid(
+            "user_id",
+            "invalid_user_id",
+            "user_id is required",
+        ));
+    }
+    let model = Arc::new(crate::recall::cache::load_model(&s.db, inst.id).await?);
+    let items = run(&model, &req.user_id, opts);
+    Ok(axum::Json(RecallResponse {
+        code: 200,
+        msg: "success".into(),
+        request_id: request_id(),
+        size: items.len() as i64,
+        items,
+        errors: Vec::new(),
+    }))
+}
