@@ -56,6 +56,57 @@ pub enum Command {
     /// Users (administrators only).
     #[command(subcommand)]
     User(UserCmd),
+    /// Recommendation recall: tables, CF builds, queries, offline evaluation.
+    #[command(subcommand)]
+    Recall(RecallCmd),
+}
+
+#[derive(Subcommand)]
+pub enum RecallCmd {
+    /// Upload a table (CSV/TSV) to a recall instance.
+    Import {
+        #[arg(long)]
+        instance: i64,
+        /// user_item, item_item, user_topic, topic_item, custom, filter_user_item or filter_item.
+        #[arg(long)]
+        table: String,
+        file: PathBuf,
+        /// Add to the table instead of replacing it.
+        #[arg(long)]
+        append: bool,
+    },
+    /// Build user_item and item_item from a behaviour log, showing progress.
+    Build {
+        #[arg(long)]
+        instance: i64,
+        /// `user_id,item_id,active_type,active_date` or MovieLens `ratings.csv`.
+        file: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        top_n: usize,
+    },
+    /// Ask a deployed recall service.
+    Query {
+        #[arg(long)]
+        service: String,
+        #[arg(long, env = "AUTOLEARN_SERVICE_TOKEN", hide_env_values = true)]
+        service_token: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value_t = 10)]
+        size: i64,
+    },
+    /// Offline evaluation of a log, locally: hold out each user's latest interactions and
+    /// report recall@K and hit-rate@K for CF and a popularity baseline.
+    Evaluate {
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        k: usize,
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+        #[arg(long, default_value_t = 50)]
+        top_n: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +174,48 @@ struct Client {
 }
 
 impl Client {
+    /// Sends a text body (a table or log upload).
+    async fn upload(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req
+            .header("content-type", "text/csv")
+            .body(body)
+            .send()
+            .await?;
+        Self::read(res).await
+    }
+
+    async fn read(res: reqwest::Response) -> anyhow::Result<Value> {
+        let status = res.status();
+        let text = res.text().await?;
+        if !status.is_success() {
+            if let Ok(e) = serde_json::from_str::<ErrorBody>(&text) {
+                let field = e
+                    .error
+                    .field
+                    .map(|f| format!(" (field {f})"))
+                    .unwrap_or_default();
+                bail!("{status}: {}{field}", e.error.message);
+            }
+            bail!("{status}: {text}");
+        }
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -213,6 +306,153 @@ fn print(v: &Value, json: bool, columns: &[&str]) {
     for r in rows {
         println!("{}", line(columns.iter().map(|c| cell(r, c)).collect()));
     }
+}
+
+/// Draws a one-line progress bar on standard error.
+fn progress_bar(fraction: f64, stage: &str) {
+    let width = 30;
+    let filled = ((fraction.clamp(0.0, 1.0) * width as f64) as usize).min(width);
+    eprint!(
+        "\r[{}{}] {:>3.0}% {stage:<40}",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        fraction * 100.0
+    );
+}
+
+async fn recall_command(c: &Client, cmd: RecallCmd, json: bool) -> anyhow::Result<()> {
+    use reqwest::Method as M;
+    match cmd {
+        RecallCmd::Import {
+            instance,
+            table,
+            file,
+            append,
+        } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mode = if append { "append" } else { "replace" };
+            let v = c
+                .upload(
+                    M::PUT,
+                    &format!("/api/instances/{instance}/tables/{table}?mode={mode}"),
+                    body,
+                )
+                .await?;
+            print(&v, json, &["table", "mode", "imported", "rows"]);
+        }
+        RecallCmd::Build {
+            instance,
+            file,
+            top_n,
+        } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let job = c
+                .upload(
+                    M::POST,
+                    &format!("/api/instances/{instance}/behavior-logs?top_n={top_n}"),
+                    body,
+                )
+                .await?;
+            let path = format!(
+                "/api/instances/{instance}/behavior-logs/jobs/{}",
+                job["id"].as_str().unwrap_or_default()
+            );
+            let done = loop {
+                let j = c.call(M::GET, &path, None).await?;
+                if !json {
+                    progress_bar(
+                        j["progress"].as_f64().unwrap_or(0.0),
+                        j["stage"].as_str().unwrap_or(""),
+                    );
+                }
+                if j["state"] != "running" {
+                    break j;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            if !json {
+                eprintln!();
+            }
+            if done["state"] != "succeeded" {
+                bail!(
+                    "the build failed: {}",
+                    done["error"].as_str().unwrap_or("unknown error")
+                );
+            }
+            print(
+                &done["stats"],
+                json,
+                &[
+                    "interactions",
+                    "users",
+                    "items",
+                    "item_item_rows",
+                    "elapsed_ms",
+                ],
+            );
+        }
+        RecallCmd::Query {
+            service,
+            service_token,
+            user,
+            size,
+        } => {
+            let url = format!("{}/api/recall/{service}", c.url.trim_end_matches('/'));
+            let res = c
+                .http
+                .get(url)
+                .header("authorization", service_token)
+                .query(&[("user_id", user.as_str()), ("size", &size.to_string())])
+                .send()
+                .await?;
+            let v: Value = res.json().await?;
+            if json || v["code"] != 200 {
+                print(&v, true, &[]);
+            } else {
+                print(&v["items"], false, &["item_id", "retrieve_id"]);
+            }
+        }
+        RecallCmd::Evaluate {
+            log,
+            k,
+            holdout,
+            top_n,
+        } => {
+            if !(0.0..1.0).contains(&holdout) || holdout == 0.0 {
+                bail!("--holdout is a fraction between 0 and 1");
+            }
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("reading {}", log.display()))?;
+            let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let parsed = crate::recall::cf::parse_log(
+                    &text,
+                    crate::recall::cf::ActionWeights::default(),
+                )?;
+                Ok(crate::recall::eval::evaluate(&parsed, k, holdout, top_n))
+            })
+            .await??;
+            let v = serde_json::to_value(&report)?;
+            if json {
+                print(&v, true, &[]);
+            } else {
+                println!(
+                    "{} users, {} training and {} held-out interactions (latest {:.0}% per user), K = {k}",
+                    report.users_evaluated,
+                    report.train_interactions,
+                    report.test_interactions,
+                    holdout * 100.0
+                );
+                print(
+                    &v["rows"],
+                    false,
+                    &["strategy", "recall_at_k", "hit_rate_at_k"],
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs a client command.
@@ -340,6 +580,7 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         },
+        Command::Recall(cmd) => recall_command(&c, cmd, json).await?,
     }
     Ok(())
 }

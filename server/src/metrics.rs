@@ -1,7 +1,8 @@
 //! Prometheus metrics: request counts and latency per route, in the text exposition format.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -14,6 +15,9 @@ const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0
 
 #[derive(Default)]
 struct Series {
+    method: String,
+    route: String,
+    status: u16,
     count: u64,
     sum_secs: f64,
     buckets: [u64; BUCKETS.len()],
@@ -21,19 +25,30 @@ struct Series {
 
 #[derive(Default)]
 pub struct Metrics {
-    /// Keyed by (method, route template, status).
-    requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Keyed by a hash of (method, route template, status), so the hot path allocates
+    /// nothing once a series exists.
+    requests: Mutex<HashMap<u64, Series>>,
+}
+
+fn series_key(method: &str, route: &str, status: u16) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (method, route, status).hash(&mut h);
+    h.finish()
 }
 
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, secs: f64) {
+        let key = series_key(method, route, status);
         let mut map = self
             .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let s = map
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        let s = map.entry(key).or_insert_with(|| Series {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status,
+            ..Series::default()
+        });
         s.count += 1;
         s.sum_secs += secs;
         for (i, le) in BUCKETS.iter().enumerate() {
@@ -49,10 +64,14 @@ impl Metrics {
             .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut series: Vec<&Series> = map.values().collect();
+        series
+            .sort_by(|a, b| (&a.route, &a.method, a.status).cmp(&(&b.route, &b.method, b.status)));
         let mut out = String::new();
         out.push_str("# HELP autolearn_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE autolearn_http_requests_total counter\n");
-        for ((m, r, st), s) in map.iter() {
+        for s in &series {
+            let (m, r, st) = (&s.method, &s.route, s.status);
             let _ = writeln!(
                 out,
                 "autolearn_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{st}\"}} {}",
@@ -61,7 +80,8 @@ impl Metrics {
         }
         out.push_str("# HELP autolearn_http_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE autolearn_http_request_duration_seconds histogram\n");
-        for ((m, r, st), s) in map.iter() {
+        for s in &series {
+            let (m, r, st) = (&s.method, &s.route, s.status);
             let labels = format!("method=\"{m}\",route=\"{r}\",status=\"{st}\"");
             for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -94,15 +114,13 @@ impl Metrics {
 /// do not explode the number of series).
 pub async fn track(State(m): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     m.record(
-        &method,
-        &route,
+        method.as_str(),
+        route,
         res.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );

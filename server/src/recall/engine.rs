@@ -15,13 +15,104 @@ pub const POPULAR_RETRIEVE_ID: &str = "popular";
 
 type List = Vec<(u32, f32)>;
 
+fn set_at(v: &mut Vec<List>, k: usize, list: List) {
+    if v.len() <= k {
+        v.resize_with(k + 1, Vec::new);
+    }
+    v[k] = list;
+}
+
+/// A set of ids cleared in O(1): an id is in the set when its stamp is the current one.
+#[derive(Default)]
+struct Stamps {
+    mark: Vec<u32>,
+    current: u32,
+}
+
+impl Stamps {
+    fn begin(&mut self, n: usize) {
+        if self.mark.len() < n {
+            self.mark.resize(n, 0);
+        }
+        self.current = self.current.wrapping_add(1);
+        if self.current == 0 {
+            self.mark.iter_mut().for_each(|m| *m = 0);
+            self.current = 1;
+        }
+    }
+
+    fn insert(&mut self, i: u32) -> bool {
+        let m = &mut self.mark[i as usize];
+        let fresh = *m != self.current;
+        *m = self.current;
+        fresh
+    }
+
+    fn contains(&self, i: u32) -> bool {
+        self.mark[i as usize] == self.current
+    }
+}
+
+/// Per-thread working memory of a recall, sized to the id space, so that a request
+/// allocates almost nothing: a dense score accumulator and stamp sets.
+#[derive(Default)]
+struct Scratch {
+    acc: Vec<f32>,
+    touched: Stamps,
+    touched_ids: Vec<u32>,
+    skip: Stamps,
+    blocked: Stamps,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+impl Scratch {
+    fn ensure(&mut self, n: usize) {
+        if self.acc.len() < n {
+            self.acc.resize(n, 0.0);
+        }
+    }
+
+    /// Sums `weight × score` over the lists of the seeds, leaving out ids in `skip`.
+    fn expand<'a>(
+        &mut self,
+        seeds: impl Iterator<Item = &'a (u32, f32)>,
+        table: &[List],
+        n: usize,
+    ) -> List {
+        self.touched.begin(n);
+        for &(s, w) in seeds {
+            for &(j, sim) in table.get(s as usize).map_or(&[][..], Vec::as_slice) {
+                if self.skip.contains(j) {
+                    continue;
+                }
+                if self.touched.insert(j) {
+                    self.touched_ids.push(j);
+                }
+                self.acc[j as usize] += w * sim;
+            }
+        }
+        let out = self
+            .touched_ids
+            .iter()
+            .map(|&j| (j, std::mem::take(&mut self.acc[j as usize])))
+            .collect();
+        self.touched_ids.clear();
+        out
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct RecallModel {
     pub ids: Interner,
     user_item: HashMap<String, List>,
-    item_item: HashMap<u32, List>,
+    /// Indexed by item id.
+    item_item: Vec<List>,
     user_topic: HashMap<String, List>,
-    topic_item: HashMap<u32, List>,
+    /// Indexed by topic id.
+    topic_item: Vec<List>,
     custom: HashMap<String, List>,
     filter_user_item: HashMap<String, HashSet<u32>>,
     filter_item: HashSet<u32>,
@@ -63,15 +154,15 @@ impl RecallModel {
                     m.user_item.insert(key.to_owned(), list);
                 }
                 RecallTable::ItemItem => {
-                    let k = m.ids.id(key);
-                    m.item_item.insert(k, list);
+                    let k = m.ids.id(key) as usize;
+                    set_at(&mut m.item_item, k, list);
                 }
                 RecallTable::UserTopic => {
                     m.user_topic.insert(key.to_owned(), list);
                 }
                 RecallTable::TopicItem => {
-                    let k = m.ids.id(key);
-                    m.topic_item.insert(k, list);
+                    let k = m.ids.id(key) as usize;
+                    set_at(&mut m.topic_item, k, list);
                 }
                 RecallTable::Custom => {
                     m.custom.insert(key.to_owned(), list);
@@ -104,52 +195,43 @@ impl RecallModel {
 
     /// Candidates of one strategy for a user, best first, at most `count`.
     pub fn candidates(&self, kind: StrategyKind, user: &str, count: usize) -> List {
-        let expand =
-            |seeds: Option<&List>, table: &HashMap<u32, List>, limit: usize, keep: usize| -> List {
-                let Some(seeds) = seeds else {
+        SCRATCH.with_borrow_mut(|sc| {
+            sc.ensure(self.ids.len());
+            self.candidates_with(sc, kind, user, count)
+        })
+    }
+
+    fn candidates_with(
+        &self,
+        sc: &mut Scratch,
+        kind: StrategyKind,
+        user: &str,
+        count: usize,
+    ) -> List {
+        let n = self.ids.len();
+        let mut v = match kind {
+            StrategyKind::CollaborativeFiltering => {
+                let Some(hist) = self.user_item.get(user) else {
                     return Vec::new();
                 };
-                let mut acc: HashMap<u32, f32> = HashMap::new();
-                for &(s, w) in seeds.iter().take(limit) {
-                    for &(j, sim) in table.get(&s).map_or(&[][..], Vec::as_slice) {
-                        *acc.entry(j).or_default() += w * sim;
-                    }
-                }
-                let mut v: List = acc.into_iter().collect();
-                top_k(&mut v, keep);
-                v
-            };
-        match kind {
-            StrategyKind::CollaborativeFiltering => {
-                // Score over more than `count` so that excluded history items do not
-                // starve the result.
-                let hist = self.user_item.get(user);
-                let hist_len = hist.map_or(0, Vec::len);
-                let mut v = expand(
-                    hist,
-                    &self.item_item,
-                    CF_HISTORY,
-                    count.saturating_add(hist_len),
-                );
-                if let Some(h) = hist {
-                    let seen: HashSet<u32> = h.iter().map(|(i, _)| *i).collect();
-                    v.retain(|(i, _)| !seen.contains(i));
-                }
-                v.truncate(count);
-                v
+                // History items are never CF candidates.
+                sc.skip.begin(n);
+                hist.iter().for_each(|(i, _)| {
+                    sc.skip.insert(*i);
+                });
+                sc.expand(hist.iter().take(CF_HISTORY), &self.item_item, n)
             }
-            StrategyKind::Semantic => expand(
-                self.user_topic.get(user),
-                &self.topic_item,
-                usize::MAX,
-                count,
-            ),
-            StrategyKind::Custom => {
-                let mut v = self.custom.get(user).cloned().unwrap_or_default();
-                top_k(&mut v, count);
-                v
+            StrategyKind::Semantic => {
+                let Some(topics) = self.user_topic.get(user) else {
+                    return Vec::new();
+                };
+                sc.skip.begin(n);
+                sc.expand(topics.iter(), &self.topic_item, n)
             }
-        }
+            StrategyKind::Custom => self.custom.get(user).cloned().unwrap_or_default(),
+        };
+        top_k(&mut v, count);
+        v
     }
 
     /// Items by popularity, best first.
@@ -160,51 +242,63 @@ impl RecallModel {
     /// Merges the strategies in order, de-duplicated, each item with the strategy that
     /// found it; drops history (unless asked) and filtered items; falls back to popular.
     pub fn recall(&self, user: &str, opts: RecallOptions) -> Vec<(u32, &str)> {
-        let mut excluded: HashSet<u32> = HashSet::new();
-        if !opts.include_history {
-            excluded.extend(
+        SCRATCH.with_borrow_mut(|sc| {
+            sc.ensure(self.ids.len());
+            // `blocked` holds excluded items, then also every item taken.
+            sc.blocked.begin(self.ids.len());
+            let mut n_blocked = 0;
+            let mut block =
+                |sc: &mut Scratch, i: u32| n_blocked += usize::from(sc.blocked.insert(i));
+            if !opts.include_history {
                 self.user_item
                     .get(user)
                     .into_iter()
                     .flatten()
-                    .map(|(i, _)| *i),
-            );
-        }
-        for f in &self.filters {
-            match f.kind {
-                FilterKind::Item => excluded.extend(self.filter_item.iter().copied()),
-                FilterKind::UserItem => excluded.extend(
-                    self.filter_user_item
-                        .get(user)
-                        .into_iter()
-                        .flatten()
-                        .copied(),
-                ),
+                    .for_each(|(i, _)| block(sc, *i));
             }
-        }
-        let mut out: Vec<(u32, &str)> = Vec::with_capacity(opts.size);
-        let mut taken: HashSet<u32> = HashSet::with_capacity(opts.size * 2);
-        'strategies: for s in &self.strategies {
-            for (item, _) in self.candidates(s.kind, user, usize::try_from(s.count).unwrap_or(0)) {
-                if out.len() >= opts.size {
-                    break 'strategies;
-                }
-                if !excluded.contains(&item) && taken.insert(item) {
-                    out.push((item, s.name.as_str()));
+            for f in &self.filters {
+                match f.kind {
+                    FilterKind::Item => self.filter_item.iter().for_each(|i| block(sc, *i)),
+                    FilterKind::UserItem => {
+                        self.filter_user_item
+                            .get(user)
+                            .into_iter()
+                            .flatten()
+                            .for_each(|i| block(sc, *i));
+                    }
                 }
             }
-        }
-        if opts.fallback_popular {
-            for &item in &self.popular {
+            let mut out: Vec<(u32, &str)> = Vec::with_capacity(opts.size);
+            for s in &self.strategies {
                 if out.len() >= opts.size {
                     break;
                 }
-                if !excluded.contains(&item) && taken.insert(item) {
-                    out.push((item, POPULAR_RETRIEVE_ID));
+                // No strategy can contribute more than `size` after skipping blocked and
+                // taken items, so a smaller top-k suffices.
+                let count = usize::try_from(s.count)
+                    .unwrap_or(0)
+                    .min(opts.size + n_blocked + out.len());
+                for (item, _) in self.candidates_with(sc, s.kind, user, count) {
+                    if out.len() >= opts.size {
+                        break;
+                    }
+                    if sc.blocked.insert(item) {
+                        out.push((item, s.name.as_str()));
+                    }
                 }
             }
-        }
-        out
+            if opts.fallback_popular {
+                for &item in &self.popular {
+                    if out.len() >= opts.size {
+                        break;
+                    }
+                    if sc.blocked.insert(item) {
+                        out.push((item, POPULAR_RETRIEVE_ID));
+                    }
+                }
+            }
+            out
+        })
     }
 
     pub fn name(&self, id: u32) -> &str {
