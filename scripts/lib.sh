@@ -35,9 +35,11 @@ ensure_s3_server() {
 }
 
 ensure_chromium() {
-  if [ ! -x /usr/bin/chromium ]; then
-    log "installing Chromium from Debian"
-    if [ "$(id -u)" = 0 ]; then apt-get install -y chromium chromium-driver >/dev/null; else sudo apt-get install -y chromium chromium-driver >/dev/null; fi
+  # A CJK font, so OCR transcriptions such as 京A·12345 render in screenshots.
+  if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wqy; then
+    log "installing Chromium and a CJK font from Debian"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y chromium chromium-driver fonts-wqy-zenhei >/dev/null
   fi
 }
 

@@ -41,6 +41,8 @@ cargo clippy -p app --target wasm32-unknown-unknown -- -D warnings
 
 log "unit and integration tests (SQLite + PostgreSQL, local + S3)"
 cargo test
+log "unit tests of the browser app (geometry, parsing), natively"
+cargo test -p app --lib
 
 log "end-to-end tests in Chromium"
 scripts/build-web.sh

@@ -4,8 +4,12 @@
 use std::fmt;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::api::{CreateInstance, ErrorBody, Instance, LoginRequest, LoginResponse, User};
+use shared::api::{
+    Annotation, CreateDataset, CreateInstance, Dataset, ErrorBody, Image, ImagePage, ImageStatus,
+    Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, User,
+};
 
 /// Why a call failed, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,12 @@ impl ApiError {
     /// The session is missing or expired: the user has to log in again.
     pub fn is_unauthorized(&self) -> bool {
         self.status == 401
+    }
+
+    /// Worth sending again later: the server was unreachable, overloaded or failed
+    /// (not a refusal of the request itself).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.status, 0 | 408 | 429) || self.status >= 500
     }
 
     /// Whether the server blamed this request field.
@@ -157,6 +167,188 @@ pub async fn create_instance(body: CreateInstance) -> ApiResult<Instance> {
 /// `DELETE /api/instances/{id}`.
 pub async fn delete_instance(id: i64) -> ApiResult<()> {
     send(with_accept(Request::delete(&format!("/api/instances/{id}"))).build())
+        .await
+        .map(drop)
+}
+
+fn post_json<B: Serialize>(url: &str, body: &B) -> Result<Request, gloo_net::Error> {
+    with_accept(Request::post(url)).json(body)
+}
+
+fn encode(s: &str) -> String {
+    String::from(js_sys::encode_uri_component(s))
+}
+
+/// `GET /api/instances/{id}/datasets`.
+pub async fn list_datasets(instance: i64) -> ApiResult<Vec<Dataset>> {
+    json(send(get(&format!("/api/instances/{instance}/datasets"))).await?).await
+}
+
+/// `POST /api/instances/{id}/datasets`: indexes the path; the answer lists skipped files.
+pub async fn create_dataset(instance: i64, body: CreateDataset) -> ApiResult<Dataset> {
+    json(
+        send(post_json(
+            &format!("/api/instances/{instance}/datasets"),
+            &body,
+        ))
+        .await?,
+    )
+    .await
+}
+
+/// `GET /api/datasets/{id}`.
+pub async fn get_dataset(id: i64) -> ApiResult<Dataset> {
+    json(send(get(&format!("/api/datasets/{id}"))).await?).await
+}
+
+/// `POST /api/datasets/{id}/reindex`.
+pub async fn reindex_dataset(id: i64) -> ApiResult<Dataset> {
+    json(send(with_accept(Request::post(&format!("/api/datasets/{id}/reindex"))).build()).await?)
+        .await
+}
+
+/// `DELETE /api/datasets/{id}`.
+pub async fn delete_dataset(id: i64) -> ApiResult<()> {
+    send(with_accept(Request::delete(&format!("/api/datasets/{id}"))).build())
+        .await
+        .map(drop)
+}
+
+/// Which images of a dataset to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFilter {
+    pub status: ImageStatus,
+    pub label: Option<String>,
+}
+
+impl ImageFilter {
+    pub fn status_str(&self) -> &'static str {
+        status_str(self.status)
+    }
+}
+
+pub fn status_str(status: ImageStatus) -> &'static str {
+    match status {
+        ImageStatus::All => "all",
+        ImageStatus::Labelled => "labelled",
+        ImageStatus::Unlabelled => "unlabelled",
+        ImageStatus::Deleted => "deleted",
+    }
+}
+
+pub fn parse_status(s: &str) -> Option<ImageStatus> {
+    Some(match s {
+        "all" => ImageStatus::All,
+        "labelled" => ImageStatus::Labelled,
+        "unlabelled" => ImageStatus::Unlabelled,
+        "deleted" => ImageStatus::Deleted,
+        _ => return None,
+    })
+}
+
+/// `GET /api/datasets/{id}/images?status=&label=&page=&per_page=` (pages from 1).
+pub async fn list_images(
+    dataset: i64,
+    filter: &ImageFilter,
+    page: i64,
+    per_page: i64,
+) -> ApiResult<ImagePage> {
+    let mut url = format!(
+        "/api/datasets/{dataset}/images?status={}&page={page}&per_page={per_page}",
+        filter.status_str()
+    );
+    if let Some(label) = &filter.label {
+        url.push_str("&label=");
+        url.push_str(&encode(label));
+    }
+    json(send(get(&url)).await?).await
+}
+
+/// Every image matching the filter, in the server's order (fetched 500 at a time).
+pub async fn all_images(dataset: i64, filter: &ImageFilter) -> ApiResult<Vec<Image>> {
+    const PER_PAGE: i64 = 500;
+    let mut items = Vec::new();
+    let mut page = 1;
+    loop {
+        let batch = list_images(dataset, filter, page, PER_PAGE).await?;
+        let done = batch.items.len() < PER_PAGE as usize
+            || items.len() as i64 + batch.items.len() as i64 >= batch.total;
+        items.extend(batch.items);
+        if done {
+            return Ok(items);
+        }
+        page += 1;
+    }
+}
+
+/// `PUT /api/images/{id}/annotation`: the saved image comes back.
+pub async fn put_annotation(image: i64, annotation: &Annotation) -> ApiResult<Image> {
+    let request =
+        with_accept(Request::put(&format!("/api/images/{image}/annotation"))).json(annotation);
+    json(send(request).await?).await
+}
+
+/// `DELETE /api/images/{id}`: a soft delete ("skip"); [`restore_image`] undoes it.
+pub async fn delete_image(image: i64) -> ApiResult<()> {
+    send(with_accept(Request::delete(&format!("/api/images/{image}"))).build())
+        .await
+        .map(drop)
+}
+
+/// `POST /api/images/{id}/restore`.
+pub async fn restore_image(image: i64) -> ApiResult<Image> {
+    json(send(with_accept(Request::post(&format!("/api/images/{image}/restore"))).build()).await?)
+        .await
+}
+
+/// `/api/images/{id}/thumbnail?size=`: a JPEG whose longest side is `size` pixels.
+pub fn thumbnail_url(image: i64, size: u32) -> String {
+    format!("/api/images/{image}/thumbnail?size={size}")
+}
+
+/// `/api/images/{id}/content`: the original bytes.
+pub fn content_url(image: i64) -> String {
+    format!("/api/images/{image}/content")
+}
+
+/// `/api/datasets/{id}/export?format=folder|voc`.
+pub fn export_url(dataset: i64, format: &str) -> String {
+    format!("/api/datasets/{dataset}/export?format={format}")
+}
+
+/// `GET /api/datasets/{id}/labels`: every tag, also those no image carries yet.
+pub async fn list_labels(dataset: i64) -> ApiResult<Vec<LabelCount>> {
+    json(send(get(&format!("/api/datasets/{dataset}/labels"))).await?).await
+}
+
+/// `POST /api/datasets/{id}/labels`.
+pub async fn create_label(dataset: i64, name: &str) -> ApiResult<LabelCount> {
+    json(
+        send(post_json(
+            &format!("/api/datasets/{dataset}/labels"),
+            &LabelBody {
+                name: name.to_owned(),
+            },
+        ))
+        .await?,
+    )
+    .await
+}
+
+/// `PATCH /api/datasets/{id}/labels/{name}`: renames the tag on every image.
+pub async fn rename_label(dataset: i64, name: &str, new_name: &str) -> ApiResult<()> {
+    let url = format!("/api/datasets/{dataset}/labels/{}", encode(name));
+    send(with_accept(Request::patch(&url)).json(&LabelBody {
+        name: new_name.to_owned(),
+    }))
+    .await
+    .map(drop)
+}
+
+/// `DELETE /api/datasets/{id}/labels/{name}`: images lose the tag.
+pub async fn delete_label(dataset: i64, name: &str) -> ApiResult<()> {
+    let url = format!("/api/datasets/{dataset}/labels/{}", encode(name));
+    send(with_accept(Request::delete(&url)).build())
         .await
         .map(drop)
 }

@@ -8,7 +8,11 @@
 
 pub mod api;
 pub mod format;
+pub mod geometry;
+pub mod help;
 pub mod pages;
+pub mod save;
+pub mod tags;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -18,8 +22,11 @@ use leptos_router::path;
 use shared::api::User;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+use crate::help::{Help, HelpOverlay, HelpTopic};
+use crate::pages::dataset::DatasetPage;
 use crate::pages::instance::InstancePage;
 use crate::pages::instances::InstancesPage;
+use crate::pages::label::LabelPage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFound;
 
@@ -95,10 +102,16 @@ pub fn use_session() -> Session {
 #[component]
 pub fn App() -> impl IntoView {
     provide_context(Session::new());
+    save::provide_saver();
+    provide_context(Help {
+        open: RwSignal::new(false),
+        topic: RwSignal::new(HelpTopic::General),
+    });
     view! {
         <Router>
             <Header/>
             <main class="content">
+                <save::SaveBanner/>
                 <Routes fallback=NotFound>
                     <Route path=path!("/login") view=LoginPage/>
                     <Route
@@ -109,8 +122,17 @@ pub fn App() -> impl IntoView {
                         path=path!("/instances/:id")
                         view=|| view! { <RequireLogin><InstancePage/></RequireLogin> }
                     />
+                    <Route
+                        path=path!("/datasets/:id")
+                        view=|| view! { <RequireLogin><DatasetPage/></RequireLogin> }
+                    />
+                    <Route
+                        path=path!("/datasets/:id/label")
+                        view=|| view! { <RequireLogin><LabelPage/></RequireLogin> }
+                    />
                 </Routes>
             </main>
+            <HelpOverlay/>
         </Router>
     }
 }
@@ -119,6 +141,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Header() -> impl IntoView {
     let session = use_session();
+    let help = help::use_help();
     let navigate = use_navigate();
     let logging_out = RwSignal::new(false);
     let logout = move |_| {
@@ -144,6 +167,15 @@ fn Header() -> impl IntoView {
                     <A href="/" {..} data-testid="nav-instances">"Instances"</A>
                 </nav>
                 <div class="account">
+                    <button
+                        class="button subtle icon"
+                        data-testid="help-button"
+                        title="Keyboard shortcuts (?)"
+                        aria-label="Keyboard shortcuts"
+                        on:click=move |_| help.open.update(|o| *o = !*o)
+                    >
+                        "?"
+                    </button>
                     <span class="user" data-testid="current-user" title="Logged in as">
                         {move || session.user().map(|u| u.username).unwrap_or_default()}
                     </span>

@@ -1,6 +1,10 @@
 //! One page per file. Each page fetches what it shows through [`crate::api`].
 
+pub mod classify;
+pub mod dataset;
 pub mod instance;
 pub mod instances;
+pub mod label;
+pub mod label_boxes;
 pub mod login;
 pub mod not_found;

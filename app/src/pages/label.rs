@@ -1,0 +1,75 @@
+//! `/datasets/:id/label`: the labelling page for the dataset's instance type.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+use shared::InstanceType;
+
+use crate::pages::classify::ClassifyPage;
+use crate::pages::dataset::{dataset_and_instance, dataset_id_param};
+use crate::pages::label_boxes::BoxPage;
+use crate::use_session;
+
+#[component]
+pub fn LabelPage() -> impl IntoView {
+    let session = use_session();
+    let id = dataset_id_param();
+    let data = LocalResource::new(move || {
+        let id = id.get();
+        async move {
+            let result = dataset_and_instance(id).await;
+            if let Err(e) = &result {
+                session.check(e);
+            }
+            result
+        }
+    });
+    view! {
+        <section class="page labeller" data-testid="label-page">
+            // No <Suspense> here: it would also wait for every resource the labelling page
+            // reads (tags, images) and unmount the page, with its unsaved state, whenever one
+            // of them reloads.
+            {move || match data.get() {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Ok((d, i))) => match i.kind {
+                    InstanceType::ImageClassification => {
+                        view! { <ClassifyPage dataset=d instance=i/> }.into_any()
+                    }
+                    InstanceType::ObjectDetection | InstanceType::Ocr => {
+                        view! { <BoxPage dataset=d instance=i/> }.into_any()
+                    }
+                    InstanceType::RecommendationRecall => {
+                        view! { <p class="alert error">"Recall instances have no images to label."</p> }
+                            .into_any()
+                    }
+                },
+                Some(Err(e)) => {
+                    view! {
+                        <nav class="breadcrumb"><A href="/">"Instances"</A></nav>
+                        <div class="alert error" role="alert" data-testid="label-error">{e.message}</div>
+                    }
+                        .into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+/// Breadcrumb of the labelling pages.
+#[component]
+pub fn LabelCrumbs(
+    instance_id: i64,
+    instance_name: String,
+    dataset_id: i64,
+    dataset_name: String,
+) -> impl IntoView {
+    view! {
+        <nav class="breadcrumb" aria-label="Breadcrumb">
+            <A href="/">"Instances"</A>
+            <span aria-hidden="true">" / "</span>
+            <A href=format!("/instances/{instance_id}")>{instance_name}</A>
+            <span aria-hidden="true">" / "</span>
+            <A href=format!("/datasets/{dataset_id}")>{dataset_name}</A>
+            <span aria-hidden="true">" / "</span>
+        </nav>
+    }
+}
