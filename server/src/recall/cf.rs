@@ -31,11 +31,33 @@ impl Default for ActionWeights {
     }
 }
 
+/// A fast, non-cryptographic hasher (the FxHash mix) for the interner: ids come from the
+/// platform's own uploads, and SipHash dominated parsing a million-line log.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// Interned ids: strings in, dense `u32` out.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
     pub names: Vec<String>,
-    index: HashMap<String, u32>,
+    index: FastMap<String, u32>,
 }
 
 impl Interner {
@@ -112,7 +134,16 @@ pub fn parse_log(text: &str, w: ActionWeights) -> Result<Log, super::import::Imp
             return Err(err("log", format!("more than {MAX_LOG_LINES} lines")));
         }
         let sep = if raw.contains('\t') { '\t' } else { ',' };
-        let f: Vec<&str> = raw.split(sep).map(str::trim).collect();
+        // Four fields without allocating per line (a log can have millions).
+        let mut fields = [""; 4];
+        let mut n_fields = 0;
+        for (k, part) in raw.split(sep).enumerate() {
+            if k < 4 {
+                fields[k] = part.trim();
+            }
+            n_fields = k + 1;
+        }
+        let f = &fields[..n_fields.min(4)];
         if line == 1
             && f.first()
                 .is_some_and(|h| h.eq_ignore_ascii_case("user_id") || *h == "userId")
@@ -120,12 +151,12 @@ pub fn parse_log(text: &str, w: ActionWeights) -> Result<Log, super::import::Imp
             movielens = f.get(2).is_some_and(|c| *c == "rating");
             continue;
         }
-        if f.len() < 4 {
+        if n_fields < 4 {
             return Err(err(
                 "log",
                 format!(
                     "expected 4 fields (user_id, item_id, active_type, active_date), got {}",
-                    f.len()
+                    n_fields
                 ),
             ));
         }
@@ -172,23 +203,34 @@ pub fn parse_log(text: &str, w: ActionWeights) -> Result<Log, super::import::Imp
 
 /// Per-user histories: `(item, summed weight)`, most recently touched first.
 pub fn histories(log: &Log) -> Vec<Vec<(u32, f32)>> {
-    let mut per_user: Vec<HashMap<u32, (f32, i64)>> = vec![HashMap::new(); log.users.len()];
-    for it in &log.interactions {
-        let e = per_user[it.user as usize]
-            .entry(it.item)
-            .or_insert((0.0, i64::MIN));
-        e.0 += it.weight;
-        e.1 = e.1.max(it.time);
+    // Sorting by (user, item) groups repeated interactions without a map per user.
+    let mut v: Vec<(u32, u32, f32, i64)> = log
+        .interactions
+        .iter()
+        .map(|it| (it.user, it.item, it.weight, it.time))
+        .collect();
+    v.sort_unstable_by_key(|&(u, i, _, _)| (u, i));
+    let mut out: Vec<Vec<(u32, f32, i64)>> = vec![Vec::new(); log.users.len()];
+    for (u, i, w, t) in v {
+        let h = &mut out[u as usize];
+        match h.last_mut() {
+            Some(last) if last.0 == i => {
+                last.1 += w;
+                last.2 = last.2.max(t);
+            }
+            _ => h.push((i, w, t)),
+        }
     }
-    per_user
-        .into_iter()
-        .map(|m| {
-            let mut v: Vec<(u32, f32, i64)> = m.into_iter().map(|(i, (w, t))| (i, w, t)).collect();
-            v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-            v.into_iter().map(|(i, w, _)| (i, w)).collect()
+    out.into_iter()
+        .map(|mut h| {
+            h.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+            h.into_iter().map(|(i, w, _)| (i, w)).collect()
         })
         .collect()
 }
+
+/// `(item, score)` pairs, best first.
+type Scored = Vec<(u32, f32)>;
 
 /// Top-`n` similar items of every item. `progress` counts items done (for live progress).
 pub fn item_similarities(
@@ -212,54 +254,80 @@ pub fn item_similarities(
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .max(1);
+    let inv_norm: Vec<f32> = norm
+        .iter()
+        .map(|&n| {
+            if n > 0.0 {
+                (1.0 / n.sqrt()) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    // Popular items cost far more than rare ones, so threads take small blocks of items
+    // from a shared counter rather than one fixed range each.
+    const BLOCK: usize = 32;
+    let next = AtomicUsize::new(0);
     let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_items];
-    let chunk = n_items.div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for (c, slot) in out.chunks_mut(chunk).enumerate() {
-            let (by_item, norm, iuf) = (&by_item, &norm, &iuf);
-            s.spawn(move || {
-                let mut acc = vec![0f32; n_items];
-                let mut touched: Vec<u32> = Vec::new();
-                for (k, dst) in slot.iter_mut().enumerate() {
-                    let i = c * chunk + k;
-                    for &(u, wi) in &by_item[i] {
-                        let h = &histories[u as usize];
-                        let f = wi * iuf[u as usize];
-                        for &(j, wj) in &h[..h.len().min(MAX_HISTORY_FOR_SIMILARITY)] {
-                            if j as usize == i {
-                                continue;
+    let parts: Vec<Vec<(usize, Scored)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (by_item, inv_norm, iuf, next) = (&by_item, &inv_norm, &iuf, &next);
+                s.spawn(move || {
+                    let mut acc = vec![0f32; n_items];
+                    let mut touched: Vec<u32> = Vec::new();
+                    let mut scored: Vec<(u32, f32)> = Vec::new();
+                    let mut done = Vec::new();
+                    loop {
+                        let start = next.fetch_add(BLOCK, Ordering::Relaxed);
+                        if start >= n_items {
+                            break;
+                        }
+                        for i in start..(start + BLOCK).min(n_items) {
+                            for &(u, wi) in &by_item[i] {
+                                let h = &histories[u as usize];
+                                let f = wi * iuf[u as usize];
+                                for &(j, wj) in &h[..h.len().min(MAX_HISTORY_FOR_SIMILARITY)] {
+                                    let add = f * wj;
+                                    // A zero contribution would list `j` twice in `touched`.
+                                    if j as usize == i || add == 0.0 {
+                                        continue;
+                                    }
+                                    if acc[j as usize] == 0.0 {
+                                        touched.push(j);
+                                    }
+                                    acc[j as usize] += add;
+                                }
                             }
-                            if acc[j as usize] == 0.0 {
-                                touched.push(j);
-                            }
-                            acc[j as usize] += f * wj;
+                            // Cosine: co-occurrence / (|i| |j|), inverse norms precomputed.
+                            scored.clear();
+                            scored.extend(touched.iter().map(|&j| {
+                                (
+                                    j,
+                                    std::mem::take(&mut acc[j as usize])
+                                        * inv_norm[i]
+                                        * inv_norm[j as usize],
+                                )
+                            }));
+                            touched.clear();
+                            top_k(&mut scored, top_n);
+                            // An exact-size copy: `scored` keeps its large capacity for reuse.
+                            done.push((i, scored.clone()));
+                            progress.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    let mut scored: Vec<(u32, f32)> = touched
-                        .iter()
-                        .map(|&j| {
-                            let d = (norm[i] * norm[j as usize]).sqrt();
-                            (
-                                j,
-                                if d > 0.0 {
-                                    (f64::from(acc[j as usize]) / d) as f32
-                                } else {
-                                    0.0
-                                },
-                            )
-                        })
-                        .collect();
-                    for &j in &touched {
-                        acc[j as usize] = 0.0;
-                    }
-                    touched.clear();
-                    top_k(&mut scored, top_n);
-                    *dst = scored;
-                    progress.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("similarity worker panicked"))
+            .collect()
     });
+    for (i, list) in parts.into_iter().flatten() {
+        out[i] = list;
+    }
     out
 }
 
