@@ -65,3 +65,81 @@ mod tests {
         assert!(make(b"junk", 100).is_err());
     }
 }
+
+/// Why a thumbnail could not be made.
+#[derive(Debug)]
+pub enum ThumbError {
+    Storage(crate::storage::StorageError),
+    Decode(String),
+}
+
+/// The cached thumbnail of an image, made (and cached) now if missing.
+pub async fn get_or_make(
+    s: &crate::AppState,
+    img: &shared::api::Image,
+    store: &crate::storage::Store,
+    size: u32,
+) -> Result<Vec<u8>, ThumbError> {
+    let path = cache_path(&s.config.data_dir, img.id, size, img.size_bytes);
+    if let Ok(b) = tokio::fs::read(&path).await {
+        return Ok(b);
+    }
+    let bytes = store
+        .read(&img.path, crate::indexer::MAX_IMAGE_BYTES)
+        .await
+        .map_err(ThumbError::Storage)?;
+    let jpeg = {
+        let _permit = s
+            .decode_permits
+            .acquire()
+            .await
+            .map_err(|e| ThumbError::Decode(e.to_string()))?;
+        tokio::task::spawn_blocking(move || make(&bytes, size))
+            .await
+            .map_err(|e| ThumbError::Decode(e.to_string()))?
+            .map_err(ThumbError::Decode)?
+    };
+    // Written via a temporary name so a concurrent reader never sees half a file.
+    if let Some(dir) = path.parent() {
+        let _ = tokio::fs::create_dir_all(dir).await;
+    }
+    let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
+    if tokio::fs::write(&tmp, &jpeg).await.is_ok() {
+        let _ = tokio::fs::rename(&tmp, &path).await;
+    }
+    Ok(jpeg)
+}
+
+/// The grid size the web app asks for.
+pub const GRID_SIZE: u32 = 256;
+
+/// Makes the grid thumbnails of a dataset in the background after (re-)indexing, so the
+/// first visit to a page of 100 images finds them ready. Bounded by the decode permits, so
+/// requests for thumbnails interleave with it.
+pub async fn warm_dataset(s: crate::AppState, dataset_id: i64) {
+    let Ok(Some(d)) = s.db.dataset_ref(dataset_id).await else {
+        return;
+    };
+    let Ok(store) = s.storage.open_uri(&d.location) else {
+        return;
+    };
+    let mut page = 1;
+    loop {
+        let filter = crate::db::images::ImageFilter {
+            label: None,
+            status: shared::api::ImageStatus::All,
+            page,
+            per_page: 500,
+        };
+        let Ok((items, total)) = s.db.images(dataset_id, &filter).await else {
+            return;
+        };
+        for img in &items {
+            let _ = get_or_make(&s, img, &store, GRID_SIZE).await;
+        }
+        if page * 500 >= total || items.is_empty() {
+            break;
+        }
+        page += 1;
+    }
+}

@@ -229,6 +229,22 @@ async fn thumbnails_are_small_jpegs_made_once(b: Backend) {
             .unwrap()
     };
     let wide = id_of("wide.png");
+    // Indexing warms the grid-size (256) thumbnails in the background.
+    let warm = app.data_dir.join(format!(
+        "thumbs/{wide}-256-{}.jpg",
+        std::fs::metadata(dir.join("wide.png")).unwrap().len()
+    ));
+    for _ in 0..100 {
+        if warm.is_file() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        warm.is_file(),
+        "grid thumbnail made after indexing: {}",
+        warm.display()
+    );
     let r = app
         .admin(
             Method::GET,

@@ -18,7 +18,7 @@ use crate::db::images::ImageFilter;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json, Query};
 use crate::storage::Location;
-use crate::{AppState, export, indexer};
+use crate::{AppState, export, indexer, thumbnail};
 
 pub const MAX_PER_PAGE: i64 = 500;
 
@@ -105,6 +105,7 @@ async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    tokio::spawn(thumbnail::warm_dataset(s.clone(), ds));
     let d =
         s.db.dataset(ds)
             .await?
@@ -145,6 +146,7 @@ async fn reindex(
         )
     })?;
     s.db.reindex_dataset(id, &report).await?;
+    tokio::spawn(thumbnail::warm_dataset(s.clone(), id));
     s.db.dataset(id)
         .await?
         .map(axum::Json)

@@ -96,34 +96,15 @@ async fn thumbnail(
         ));
     }
     let (img, d) = authorised_image(&s, &p, Permission::ListInstance, id).await?;
-    let path = thumbnail::cache_path(&s.config.data_dir, id, size, img.size_bytes);
-    let jpeg = match tokio::fs::read(&path).await {
-        Ok(b) => b,
-        Err(_) => {
-            let store = s.storage.open_uri(&d.location)?;
-            let bytes = store.read(&img.path, MAX_IMAGE_BYTES).await?;
-            let _permit = s
-                .decode_permits
-                .acquire()
-                .await
-                .map_err(ApiError::internal)?;
-            let jpeg = tokio::task::spawn_blocking(move || thumbnail::make(&bytes, size))
-                .await
-                .map_err(ApiError::internal)?
-                .map_err(|e| {
-                    ApiError::unprocessable("image_decode_error", format!("{}: {e}", img.path))
-                })?;
-            // Written via a temporary name so a concurrent reader never sees half a file.
-            if let Some(dir) = path.parent() {
-                let _ = tokio::fs::create_dir_all(dir).await;
+    let store = s.storage.open_uri(&d.location)?;
+    let jpeg = thumbnail::get_or_make(&s, &img, &store, size)
+        .await
+        .map_err(|e| match e {
+            thumbnail::ThumbError::Storage(e) => ApiError::from(e),
+            thumbnail::ThumbError::Decode(e) => {
+                ApiError::unprocessable("image_decode_error", format!("{}: {e}", img.path))
             }
-            let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
-            if tokio::fs::write(&tmp, &jpeg).await.is_ok() {
-                let _ = tokio::fs::rename(&tmp, &path).await;
-            }
-            jpeg
-        }
-    };
+        })?;
     Ok((
         [
             (CONTENT_TYPE, "image/jpeg"),
