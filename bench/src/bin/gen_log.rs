@@ -6,12 +6,17 @@
 use std::io::Write;
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers"))
+        .collect();
     let [users, per_user, items, seed] = args[..] else {
         eprintln!("usage: gen_log USERS PER_USER ITEMS SEED");
         std::process::exit(2);
     };
-    let mut state = seed.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(3_037_000_493);
+    let mut state = seed
+        .wrapping_mul(2_862_933_555_777_941_757)
+        .wrapping_add(3_037_000_493);
     let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;
