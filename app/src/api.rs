@@ -10,6 +10,10 @@ use shared::api::{
     Annotation, CreateDataset, CreateInstance, Dataset, ErrorBody, Image, ImagePage, ImageStatus,
     Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, User,
 };
+use shared::recall::{
+    CfJob, CreateFilter, CreateService, CreateStrategy, Filter, RecallRequest, RecallResponse,
+    RecallTable, Service, Strategy, TableImport, TableInfo,
+};
 
 /// Why a call failed, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,6 +352,170 @@ pub async fn rename_label(dataset: i64, name: &str, new_name: &str) -> ApiResult
 /// `DELETE /api/datasets/{id}/labels/{name}`: images lose the tag.
 pub async fn delete_label(dataset: i64, name: &str) -> ApiResult<()> {
     let url = format!("/api/datasets/{dataset}/labels/{}", encode(name));
+    send(with_accept(Request::delete(&url)).build())
+        .await
+        .map(drop)
+}
+
+// ---- Recommendation recall (SPEC §8) ----
+
+/// `GET /api/instances/{id}/tables`: every table with its row count and first rows.
+pub async fn list_tables(instance: i64) -> ApiResult<Vec<TableInfo>> {
+    json(send(get(&format!("/api/instances/{instance}/tables"))).await?).await
+}
+
+/// `PUT /api/instances/{id}/tables/{table}?mode=replace|append` with the file as the body
+/// (the browser streams it; nothing is read into memory here).
+pub async fn import_table(
+    instance: i64,
+    table: RecallTable,
+    append: bool,
+    file: &web_sys::File,
+) -> ApiResult<TableImport> {
+    let url = format!(
+        "/api/instances/{instance}/tables/{}?mode={}",
+        table.as_str(),
+        if append { "append" } else { "replace" }
+    );
+    let request = with_accept(Request::put(&url))
+        .header("Content-Type", "text/csv")
+        .body(wasm_bindgen::JsValue::from(file.clone()));
+    json(send(request).await?).await
+}
+
+/// `POST /api/instances/{id}/behavior-logs?top_n=`: starts the CF job (202) to poll with
+/// [`get_cf_job`].
+pub async fn start_behavior_log(
+    instance: i64,
+    top_n: u32,
+    file: &web_sys::File,
+) -> ApiResult<CfJob> {
+    let url = format!("/api/instances/{instance}/behavior-logs?top_n={top_n}");
+    let request = with_accept(Request::post(&url))
+        .header("Content-Type", "text/csv")
+        .body(wasm_bindgen::JsValue::from(file.clone()));
+    json(send(request).await?).await
+}
+
+/// `GET /api/instances/{id}/behavior-logs/jobs/{job}`.
+pub async fn get_cf_job(instance: i64, job: &str) -> ApiResult<CfJob> {
+    let url = format!(
+        "/api/instances/{instance}/behavior-logs/jobs/{}",
+        encode(job)
+    );
+    json(send(get(&url)).await?).await
+}
+
+/// `GET /api/instances/{id}/strategies`, in merge order.
+pub async fn list_strategies(instance: i64) -> ApiResult<Vec<Strategy>> {
+    json(send(get(&format!("/api/instances/{instance}/strategies"))).await?).await
+}
+
+/// `POST /api/instances/{id}/strategies`.
+pub async fn create_strategy(instance: i64, body: &CreateStrategy) -> ApiResult<Strategy> {
+    json(
+        send(post_json(
+            &format!("/api/instances/{instance}/strategies"),
+            body,
+        ))
+        .await?,
+    )
+    .await
+}
+
+/// `DELETE /api/instances/{id}/strategies/{name}`.
+pub async fn delete_strategy(instance: i64, name: &str) -> ApiResult<()> {
+    let url = format!("/api/instances/{instance}/strategies/{}", encode(name));
+    send(with_accept(Request::delete(&url)).build())
+        .await
+        .map(drop)
+}
+
+/// `GET /api/instances/{id}/filters`.
+pub async fn list_filters(instance: i64) -> ApiResult<Vec<Filter>> {
+    json(send(get(&format!("/api/instances/{instance}/filters"))).await?).await
+}
+
+/// `POST /api/instances/{id}/filters`.
+pub async fn create_filter(instance: i64, body: &CreateFilter) -> ApiResult<Filter> {
+    json(
+        send(post_json(
+            &format!("/api/instances/{instance}/filters"),
+            body,
+        ))
+        .await?,
+    )
+    .await
+}
+
+/// `DELETE /api/instances/{id}/filters/{name}`.
+pub async fn delete_filter(instance: i64, name: &str) -> ApiResult<()> {
+    let url = format!("/api/instances/{instance}/filters/{}", encode(name));
+    send(with_accept(Request::delete(&url)).build())
+        .await
+        .map(drop)
+}
+
+/// `POST /api/instances/{id}/recall-test`: the parsed answer and its JSON, pretty-printed in
+/// the server's field order.
+pub async fn recall_test(
+    instance: i64,
+    body: &RecallRequest,
+) -> ApiResult<(RecallResponse, String)> {
+    let response = send(post_json(
+        &format!("/api/instances/{instance}/recall-test"),
+        body,
+    ))
+    .await?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| ApiError::local("bad_response", format!("Could not read the answer: {e}")))?;
+    let parsed: RecallResponse = serde_json::from_str(&text).map_err(|e| {
+        ApiError::local(
+            "bad_response",
+            format!("Unexpected answer from the server: {e}"),
+        )
+    })?;
+    Ok((parsed, pretty_json(&text)))
+}
+
+/// Indents JSON text with the browser's `JSON.stringify`, which keeps the key order.
+pub fn pretty_json(text: &str) -> String {
+    js_sys::JSON::parse(text)
+        .ok()
+        .and_then(|v| {
+            js_sys::JSON::stringify_with_replacer_and_space(
+                &v,
+                &wasm_bindgen::JsValue::NULL,
+                &wasm_bindgen::JsValue::from_f64(2.0),
+            )
+            .ok()
+        })
+        .map(String::from)
+        .unwrap_or_else(|| text.to_owned())
+}
+
+/// `GET /api/instances/{id}/services`.
+pub async fn list_services(instance: i64) -> ApiResult<Vec<Service>> {
+    json(send(get(&format!("/api/instances/{instance}/services"))).await?).await
+}
+
+/// `POST /api/instances/{id}/services`: the answer carries the token, once.
+pub async fn create_service(instance: i64, body: &CreateService) -> ApiResult<Service> {
+    json(
+        send(post_json(
+            &format!("/api/instances/{instance}/services"),
+            body,
+        ))
+        .await?,
+    )
+    .await
+}
+
+/// `DELETE /api/services/{name}`.
+pub async fn delete_service(name: &str) -> ApiResult<()> {
+    let url = format!("/api/services/{}", encode(name));
     send(with_accept(Request::delete(&url)).build())
         .await
         .map(drop)

@@ -1,5 +1,6 @@
 //! One instance: its facts, its datasets (with the form that indexes a new one) and, from
-//! later work, its training tasks, models and services.
+//! later work, its training tasks, models and services. A recommendation_recall instance
+//! shows its recall workspace ([`crate::pages::recall`]) instead.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -10,6 +11,7 @@ use shared::api::{CreateDataset, Dataset, Instance};
 use shared::names::DatasetName;
 
 use crate::api::{self, ApiError};
+use crate::pages::recall::RecallWorkspace;
 use crate::save::sentence;
 use crate::{format, use_session};
 
@@ -139,22 +141,17 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
             </div>
         </dl>
         {if instance.kind == InstanceType::RecommendationRecall {
+            view! { <RecallWorkspace instance=id/> }.into_any()
+        } else {
             view! {
-                <section class="section">
-                    <h2>"Data"</h2>
-                    <p class="muted">
-                        "Recommendation recall works on tables and behaviour logs rather than image datasets; they are not managed in the browser yet."
-                    </p>
+                <DatasetsSection instance=id kind=instance.kind/>
+                <section class="section" data-testid="tasks-section">
+                    <h2>"Training tasks"</h2>
+                    <p class="muted" data-testid="tasks-empty">"No training tasks yet."</p>
                 </section>
             }
                 .into_any()
-        } else {
-            view! { <DatasetsSection instance=id kind=instance.kind/> }.into_any()
         }}
-        <section class="section" data-testid="tasks-section">
-            <h2>"Training tasks"</h2>
-            <p class="muted" data-testid="tasks-empty">"No training tasks yet."</p>
-        </section>
     }
 }
 

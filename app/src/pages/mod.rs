@@ -8,3 +8,4 @@ pub mod label;
 pub mod label_boxes;
 pub mod login;
 pub mod not_found;
+pub mod recall;
