@@ -333,18 +333,21 @@ step("c: images are tagged by click, shift-click and the number keys; counts fol
   await page.keyboard.press("2");
   await items.nth(2).click();
   await items.nth(3).click({ modifiers: ["Shift"] });
-  assert.equal(await text(id("selection-count")), "2 selected");
+  await eventually(() => text(id("selection-count")), (t) => assert.equal(t, "2 selected"));
   await page.keyboard.press("1");
   // Ctrl-click adds to the selection; 0 clears the tag again.
   await items.nth(4).click();
   await page.keyboard.press("2");
   await items.nth(4).click();
   await items.nth(5).click({ modifiers: ["Control"] });
-  assert.equal(await text(id("selection-count")), "2 selected");
+  await eventually(() => text(id("selection-count")), (t) => assert.equal(t, "2 selected"));
   await page.keyboard.press("0");
 
   const label = (n) => items.nth(n).getAttribute("data-label");
-  assert.deepEqual(await Promise.all([0, 1, 2, 3, 4, 5].map(label)), ["cat", "dog", "cat", "cat", "", ""]);
+  await eventually(
+    () => Promise.all([0, 1, 2, 3, 4, 5].map(label)),
+    (l) => assert.deepEqual(l, ["cat", "dog", "cat", "cat", "", ""]),
+  );
   await saved();
   await page.waitForFunction(
     (sel) => document.querySelector(sel)?.textContent.trim() === "6",

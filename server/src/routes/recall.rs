@@ -607,12 +607,41 @@ async fn serve_recall(
         Ok(o) => o,
         Err(e) => return recall_error(StatusCode::BAD_REQUEST, "invalid request", e),
     };
-    envelope(
-        StatusCode::OK,
-        "success",
-        run(&entry.model, &user, opts),
-        Vec::new(),
-    )
+    // Serialised straight from the model's strings: no per-item allocation on the hot path.
+    let items = entry.model.recall(&user, opts);
+    let body = RecallBody {
+        code: 200,
+        msg: "success",
+        request_id: request_id(),
+        size: items.len(),
+        items: items
+            .iter()
+            .map(|(i, r)| RecallItemRef {
+                item_id: entry.model.name(*i),
+                retrieve_id: r,
+            })
+            .collect(),
+        errors: [],
+    };
+    axum::Json(body).into_response()
+}
+
+/// [`RecallResponse`] with borrowed strings, field for field (tests/api/recall.rs checks
+/// the exact format).
+#[derive(serde::Serialize)]
+struct RecallBody<'a> {
+    code: i64,
+    msg: &'a str,
+    request_id: String,
+    size: usize,
+    items: Vec<RecallItemRef<'a>>,
+    errors: [&'a str; 0],
+}
+
+#[derive(serde::Serialize)]
+struct RecallItemRef<'a> {
+    item_id: &'a str,
+    retrieve_id: &'a str,
 }
 
 async fn recall_get(
