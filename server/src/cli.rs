@@ -174,63 +174,19 @@ struct Client {
 }
 
 impl Client {
-    /// Sends a text body (a table or log upload).
-    async fn upload(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Vec<u8>,
-    ) -> anyhow::Result<Value> {
-        let mut req = self
+    /// A request to an API path, with the bearer token when there is one.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self
             .http
             .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
-        let res = req
-            .header("content-type", "text/csv")
-            .body(body)
-            .send()
-            .await?;
-        Self::read(res).await
     }
 
-    async fn read(res: reqwest::Response) -> anyhow::Result<Value> {
-        let status = res.status();
-        let text = res.text().await?;
-        if !status.is_success() {
-            if let Ok(e) = serde_json::from_str::<ErrorBody>(&text) {
-                let field = e
-                    .error
-                    .field
-                    .map(|f| format!(" (field {f})"))
-                    .unwrap_or_default();
-                bail!("{status}: {}{field}", e.error.message);
-            }
-            bail!("{status}: {text}");
-        }
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
+    /// Sends a request; a non-2xx answer becomes an error carrying the API's message.
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let res = req
             .send()
             .await
@@ -253,6 +209,34 @@ impl Client {
         } else {
             serde_json::from_str(&text)?
         })
+    }
+
+    /// Sends a text body (a table or log upload).
+    async fn upload(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        self.send(
+            self.request(method, path)
+                .header("content-type", "text/csv")
+                .body(body),
+        )
+        .await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self.request(method, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
     }
 }
 
