@@ -14,36 +14,14 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { ROOT, SCREENSHOTS, RESULTS, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
 import { boxSet, classificationSet, manyImages } from "./fixtures.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(here, "..", "..");
-const SCREENSHOTS = join(ROOT, "docs", "screenshots");
 const BENCHMARKS = join(ROOT, "docs", "benchmarks-browser.json");
-const RESULTS = join(here, "..", "test-results");
 
-const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
-const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;
 const DATA_DIR = process.env.DATA_DIR;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-const LAUNCH = {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-};
 
 const RUN = Date.now().toString(36);
 const FILES = DATA_DIR ? join(DATA_DIR, `e2e-${RUN}`) : "";
