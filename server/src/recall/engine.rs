@@ -194,13 +194,6 @@ impl RecallModel {
     }
 
     /// Candidates of one strategy for a user, best first, at most `count`.
-    pub fn candidates(&self, kind: StrategyKind, user: &str, count: usize) -> List {
-        SCRATCH.with_borrow_mut(|sc| {
-            sc.ensure(self.ids.len());
-            self.candidates_with(sc, kind, user, count)
-        })
-    }
-
     fn candidates_with(
         &self,
         sc: &mut Scratch,
@@ -232,11 +225,6 @@ impl RecallModel {
         };
         top_k(&mut v, count);
         v
-    }
-
-    /// Items by popularity, best first.
-    pub fn popular(&self) -> &[u32] {
-        &self.popular
     }
 
     /// Merges the strategies in order, de-duplicated, each item with the strategy that

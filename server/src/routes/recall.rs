@@ -496,26 +496,17 @@ fn request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// The SPEC §8 envelope, also for errors (with their HTTP status).
-fn envelope(
-    status: StatusCode,
-    msg: &str,
-    items: Vec<RecallItem>,
-    errors: Vec<String>,
-) -> Response {
+/// An error in the SPEC §8 envelope, with its HTTP status.
+fn recall_error(status: StatusCode, msg: &str, detail: String) -> Response {
     let body = RecallResponse {
         code: i64::from(status.as_u16()),
         msg: msg.to_owned(),
         request_id: request_id(),
-        size: items.len() as i64,
-        items,
-        errors,
+        size: 0,
+        items: Vec::new(),
+        errors: vec![detail],
     };
     (status, axum::Json(body)).into_response()
-}
-
-fn recall_error(status: StatusCode, msg: &str, detail: String) -> Response {
-    envelope(status, msg, Vec::new(), vec![detail])
 }
 
 #[derive(Deserialize)]
