@@ -16,7 +16,7 @@ use shared::api::{Annotation, Dataset, Image, ImageStatus, Instance};
 
 use crate::api::{self, ImageFilter};
 use crate::help::{HelpTopic, help_topic, modified, release_focus, typing, use_help};
-use crate::pages::label::LabelCrumbs;
+use crate::pages::label::{ImageSnapshot, LabelCrumbs, SnapshotStatus};
 use crate::save::{SaveStatus, sentence, use_saver};
 use crate::tags::{self, TagList};
 use crate::{format, use_session};
@@ -76,28 +76,11 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
     };
 
     // The snapshot of images being labelled.
-    let items = RwSignal::new(Vec::<Image>::new());
-    let reload = RwSignal::new(0_u32);
-    let snapshot = LocalResource::new(move || {
-        let filter = ImageFilter {
-            status: status.get(),
-            label: label_filter.get(),
-        };
-        reload.track();
-        async move {
-            let result = api::all_images(id, &filter).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
+    let snapshot = ImageSnapshot::new(id, move || ImageFilter {
+        status: status.get(),
+        label: label_filter.get(),
     });
-    Effect::new(move |_| {
-        if let Some(Ok(list)) = snapshot.get() {
-            items.set(list);
-        }
-    });
-    let loaded = move || snapshot.with(|s| matches!(s, Some(Ok(_))));
+    let (items, reload) = (snapshot.items, snapshot.reload);
     let positions = Memo::new(move |_| {
         items.with(|v| {
             v.iter()
@@ -544,17 +527,7 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                         </Show>
                     </p>
                 </Show>
-                {move || match snapshot.get() {
-                    None => view! { <p class="muted">"Loading images…"</p> }.into_any(),
-                    Some(Err(e)) => view! { <p class="alert error" role="alert">{e.message}</p> }.into_any(),
-                    Some(Ok(_)) => ().into_any(),
-                }}
-                <Show when=move || loaded() && items.with(Vec::is_empty)>
-                    <div class="empty" data-testid="grid-empty">
-                        <p>"No images to show."</p>
-                        <p class="muted">"Every image of this filter is done, or the dataset is empty."</p>
-                    </div>
-                </Show>
+                <SnapshotStatus snapshot=snapshot/>
                 <Show when=move || !preview.get() fallback=move || view! { <Preview items=items labels=labels/> }>
                     <ul
                         class=size_class

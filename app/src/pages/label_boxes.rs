@@ -26,7 +26,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement};
 use crate::api::{self, ImageFilter};
 use crate::geometry::{Handle, Hit, Rect, View, hit_test};
 use crate::help::{HelpTopic, help_topic, modified, release_focus, typing, use_help};
-use crate::pages::label::LabelCrumbs;
+use crate::pages::label::{ImageSnapshot, LabelCrumbs, SnapshotStatus};
 use crate::save::{SaveStatus, use_saver};
 use crate::tags::{self, TagList};
 use crate::{format, use_session};
@@ -591,28 +591,11 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         );
     };
 
-    let items = RwSignal::new(Vec::<Image>::new());
-    let reload = RwSignal::new(0_u32);
-    let snapshot = LocalResource::new(move || {
-        let filter = ImageFilter {
-            status: status.get(),
-            label: None,
-        };
-        reload.track();
-        async move {
-            let result = api::all_images(id, &filter).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
+    let snapshot = ImageSnapshot::new(id, move || ImageFilter {
+        status: status.get(),
+        label: None,
     });
-    Effect::new(move |_| {
-        if let Some(Ok(list)) = snapshot.get() {
-            items.set(list);
-        }
-    });
-    let loaded = move || snapshot.with(|s| matches!(s, Some(Ok(_))));
+    let (items, reload) = (snapshot.items, snapshot.reload);
 
     // The image shown: the one in the address, else the first unlabelled, else the first.
     let index = Memo::new(move |_| {
@@ -1477,18 +1460,8 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                 "Undo"
             </button>
         </div>
-        {move || match snapshot.get() {
-            None => view! { <p class="muted">"Loading images…"</p> }.into_any(),
-            Some(Err(e)) => view! { <p class="alert error" role="alert">{e.message}</p> }.into_any(),
-            Some(Ok(_)) => ().into_any(),
-        }}
-        <Show when=move || loaded() && items.with(Vec::is_empty)>
-            <div class="empty" data-testid="grid-empty">
-                <p>"No images to show."</p>
-                <p class="muted">"Every image of this filter is done, or the dataset is empty."</p>
-            </div>
-        </Show>
-        <div class="box-layout" class:hidden=move || loaded() && items.with(Vec::is_empty)>
+        <SnapshotStatus snapshot=snapshot/>
+        <div class="box-layout" class:hidden=move || snapshot.loaded_empty()>
             <div class="canvas-wrap">
                 <Show when=move || notice.with(Option::is_some)>
                     <p class="notice toast" role="status" data-testid="label-notice">
