@@ -62,10 +62,29 @@ pub struct TestApp {
     /// The data dir, which is also the one data root datasets may come from.
     pub data_dir: PathBuf,
     pub state: autolearn_server::AppState,
+    /// What a second process (an `autolearn worker`) needs to share this server's data.
+    pub database_url: String,
     _tmp: tempfile::TempDir,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Pretrained weights are fetched once (pip) into a cache shared by all test runs.
+pub fn weights_cache() -> PathBuf {
+    std::env::var_os("AUTOLEARN_TEST_WEIGHTS_DIR").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".cache/autolearn/weights")
+        },
+        PathBuf::from,
+    )
+}
+
+/// `spawn_app` with configuration keys overridden (e.g. `("workers", "1")`; tests start
+/// with no training workers unless they ask for them).
+pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data_dir = tmp.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -94,12 +113,22 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ),
         ("max_body_bytes".to_owned(), (256 * 1024).to_string()),
         ("log".to_owned(), "warn".to_owned()),
+        ("workers".to_owned(), "0".to_owned()),
+        ("min_task_minutes".to_owned(), "0".to_owned()),
+        (
+            "weights_dir".to_owned(),
+            weights_cache().display().to_string(),
+        ),
     ]);
     if let Some(s3) = s3_env() {
         values.insert("s3_endpoint".into(), s3.endpoint);
         values.insert("aws_access_key_id".into(), s3.access_key);
         values.insert("aws_secret_access_key".into(), s3.secret_key);
     }
+    for (k, v) in overrides {
+        values.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let database_url = values["database_url"].clone();
     let config = Config::from_values(&values).unwrap();
     let app = Application::build(config).await.expect("server starts");
     let url = format!("http://{}", app.local_addr());
@@ -115,6 +144,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         admin_token: String::new(),
         data_dir,
         state,
+        database_url,
         _tmp: tmp,
     };
     t.admin_token = t.login("admin", ADMIN_PASSWORD).await;

@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use shared::api::ErrorBody;
 
+mod train;
+pub use train::{ModelCmd, TaskCmd};
+
 #[derive(Parser)]
 #[command(
     name = "autolearn",
@@ -41,6 +44,15 @@ pub enum Command {
         #[arg(long, env = "AUTOLEARN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Run training workers only (no HTTP): they claim tasks from the shared database and
+    /// write models to the shared model store (AUTOLEARN_MODELS).
+    Worker {
+        #[arg(long, env = "AUTOLEARN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Workers in this process (each trains one task at a time on all cores).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Log in and print a bearer token (export it as AUTOLEARN_TOKEN). The password is read
     /// from AUTOLEARN_PASSWORD or the first line of standard input.
     Login {
@@ -59,6 +71,12 @@ pub enum Command {
     /// Recommendation recall: tables, CF builds, queries, offline evaluation.
     #[command(subcommand)]
     Recall(RecallCmd),
+    /// Training tasks.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Model versions.
+    #[command(subcommand)]
+    Model(ModelCmd),
 }
 
 #[derive(Subcommand)]
@@ -451,7 +469,11 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
     const INSTANCE: &[&str] = &["id", "name", "type", "image_count", "created_at"];
     const DATASET: &[&str] = &["id", "name", "total", "labelled", "unlabelled", "path"];
     match cli.command {
-        Command::Serve { .. } => unreachable!("serve is handled by main"),
+        Command::Serve { .. } | Command::Worker { .. } => {
+            unreachable!("serve and worker are handled by main")
+        }
+        Command::Task(cmd) => train::task_command(&c, cmd, json).await?,
+        Command::Model(cmd) => train::model_command(&c, cmd, json).await?,
         Command::Login { username } => {
             let password = read_password()?;
             let v = c

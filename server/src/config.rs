@@ -47,6 +47,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `tracing` filter, e.g. `info,sqlx=warn`.
     pub log_filter: String,
+    /// Where model artifacts go: a directory or `s3://bucket/prefix/` (shared by all workers).
+    pub models_uri: String,
+    /// Cache of downloaded pretrained weights.
+    pub weights_dir: PathBuf,
+    /// Training workers `autolearn serve` runs (0: API only; `autolearn worker` trains).
+    pub workers: usize,
+    /// Seconds a worker's claim on a task lasts without renewal (it renews every third).
+    pub task_lease_secs: i64,
+    /// Smallest training budget a task may ask for (SPEC: 10 minutes; lower for demos/tests).
+    pub min_task_minutes: f64,
 }
 
 /// Keys and the environment variable each one reads.
@@ -65,6 +75,11 @@ const KEYS: &[(&str, &str)] = &[
     ("web_dir", "AUTOLEARN_WEB_DIR"),
     ("max_body_bytes", "AUTOLEARN_MAX_BODY_BYTES"),
     ("log", "AUTOLEARN_LOG"),
+    ("models", "AUTOLEARN_MODELS"),
+    ("weights_dir", "AUTOLEARN_WEIGHTS_DIR"),
+    ("workers", "AUTOLEARN_WORKERS"),
+    ("task_lease_secs", "AUTOLEARN_TASK_LEASE_SECS"),
+    ("min_task_minutes", "AUTOLEARN_MIN_TASK_MINUTES"),
 ];
 
 impl Config {
@@ -119,7 +134,26 @@ impl Config {
                 .context("max_body_bytes must be a number of bytes")?,
             None => 2 * 1024 * 1024,
         };
+        let number = |k: &str, default: f64| -> anyhow::Result<f64> {
+            get(k).map_or(Ok(default), |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .with_context(|| format!("{k} must be a non-negative number, not {v:?}"))
+            })
+        };
+        let workers = number("workers", 1.0)? as usize;
+        let task_lease_secs = (number("task_lease_secs", 60.0)? as i64).max(3);
+        let min_task_minutes = number("min_task_minutes", 10.0)?;
         Ok(Self {
+            models_uri: get("models").map_or_else(
+                || data_dir.join("models").display().to_string(),
+                str::to_owned,
+            ),
+            weights_dir: get("weights_dir").map_or_else(|| data_dir.join("weights"), PathBuf::from),
+            workers,
+            task_lease_secs,
+            min_task_minutes,
             addr,
             data_dir,
             database_url: get("database_url").map(str::to_owned),
@@ -156,6 +190,7 @@ fn parse_file(text: &str) -> anyhow::Result<HashMap<String, String>> {
         let s = match v {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => {
                 let parts: Option<Vec<String>> = items

@@ -7,6 +7,7 @@ pub mod images;
 pub mod instances;
 pub mod labels;
 pub mod recall;
+pub mod tasks;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

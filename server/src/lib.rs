@@ -14,6 +14,7 @@ pub mod recall;
 pub mod routes;
 pub mod storage;
 pub mod thumbnail;
+pub mod train;
 pub mod voc;
 
 use std::net::SocketAddr;
@@ -88,22 +89,81 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    /// Serves (and runs the configured training workers) until `shutdown` resolves, then
+    /// finishes requests in flight and lets workers stop their tasks.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let workers = Workers::start(&self.state, self.state.config.workers);
         let app = routes::router(self.state);
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        workers.stop().await;
+        served
     }
 
     /// Serves until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// Training workers of this process.
+struct Workers {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(state: &AppState, n: usize) -> Self {
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let handles = (0..n)
+            .map(|i| {
+                tokio::spawn(train::worker::run(
+                    state.clone(),
+                    train::worker::worker_name(i),
+                    rx.clone(),
+                ))
+            })
+            .collect();
+        Self { shutdown, handles }
+    }
+
+    /// Asks workers to stop; a task in progress keeps its best model so far.
+    async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for h in self.handles {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), h).await;
+        }
+    }
+}
+
+/// `autolearn worker`: training workers without the HTTP server, until Ctrl-C or SIGTERM.
+pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url()).await?;
+    let secret = load_secret(&config)?;
+    let storage = Storage::new(config.s3.as_ref());
+    let n = config.workers;
+    let state = AppState {
+        db,
+        storage,
+        config: Arc::new(config),
+        metrics: Arc::default(),
+        secret,
+        decode_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+        recall: Arc::default(),
+        cf_jobs: Arc::default(),
+    };
+    let workers = Workers::start(&state, n);
+    tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");
+    shutdown_signal().await;
+    workers.stop().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

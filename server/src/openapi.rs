@@ -371,6 +371,86 @@ pub const ROUTES: &[RouteDoc] = &[
         Some("RecallRequest"),
         "RecallResponse",
     ),
+    r(
+        "get",
+        "/api/instances/{id}/tasks",
+        "Training tasks of an instance, newest first",
+        "ListInstance",
+        None,
+        "Task[]",
+    ),
+    r(
+        "post",
+        "/api/instances/{id}/tasks",
+        "Start training (queued for a worker); image_classification instances",
+        "TrainInstance",
+        Some("CreateTask"),
+        "Task",
+    ),
+    r(
+        "get",
+        "/api/tasks/{id}",
+        "A task with its status, progress and latest figures",
+        "ListInstance",
+        None,
+        "Task",
+    ),
+    r(
+        "post",
+        "/api/tasks/{id}/stop",
+        "Stop a task: a queued one at once, a running one within seconds (keeping its best model so far)",
+        "TrainInstance",
+        None,
+        "Task",
+    ),
+    r(
+        "get",
+        "/api/tasks/{id}/logs",
+        "The task's log as text, one timestamped line each; query: after (event id)",
+        "ListInstance",
+        None,
+        "text",
+    ),
+    r(
+        "get",
+        "/api/tasks/{id}/events",
+        "Live events (text/event-stream): `log`, `progress` and `status` events whose data is a TaskEvent; resumes after Last-Event-ID; ends when the task ends",
+        "ListInstance",
+        None,
+        "sse",
+    ),
+    r(
+        "get",
+        "/api/instances/{id}/models",
+        "Model versions of an instance with their metrics, newest first",
+        "ListInstance",
+        None,
+        "ModelVersion[]",
+    ),
+    r(
+        "get",
+        "/api/models/{id}",
+        "A model version with its evaluation on the validation split",
+        "ListInstance",
+        None,
+        "ModelVersion",
+    ),
+    r(
+        "delete",
+        "/api/models/{id}",
+        "Delete a model version and its artifact",
+        "TrainInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/models/{id}/artifact",
+        "The artifact runtimes load: a tar of meta.json and model.bpk (burnpack, f16 weights)",
+        "ListInstance",
+        None,
+        "tar",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -390,6 +470,9 @@ fn response(kind: &str) -> Value {
         }
         "tar" => {
             json!({"description": "tar archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}})
+        }
+        "sse" => {
+            json!({"description": "event stream", "content": {"text/event-stream": {"schema": {"type": "string", "description": "SSE; each data line is a TaskEvent"}}}})
         }
         "image" => {
             json!({"description": "image", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}})
@@ -411,10 +494,18 @@ fn operation(d: &RouteDoc) -> Value {
     } else if d.method == "post"
         && matches!(
             d.response,
-            "Instance" | "Dataset" | "User" | "LabelCount" | "Strategy" | "Filter" | "Service"
+            "Instance"
+                | "Dataset"
+                | "User"
+                | "LabelCount"
+                | "Strategy"
+                | "Filter"
+                | "Service"
+                | "Task"
         )
         && !d.path.ends_with("{name}")
         && !d.path.ends_with("login")
+        && !d.path.ends_with("stop")
     {
         "201"
     } else {
@@ -523,10 +614,47 @@ fn recall_schemas() -> Value {
     })
 }
 
+/// Schemas of training and models.
+fn training_schemas() -> Value {
+    let s = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required});
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    let num = json!({"type": "number"});
+    let preset = json!({"enum": ["classification-fast", "classification-accurate"]});
+    let status = json!({"enum": ["queued", "running", "succeeded", "failed", "stopped"]});
+    let labels = json!({"type": "array", "items": string});
+    json!({
+        "CreateTask": s(json!({"name": string, "description": string, "dataset_id": int, "labels": labels, "preset": preset,
+            "device": {"enum": ["auto", "cpu", "gpu"]}, "max_minutes": {"type": "number", "description": "10-60 (AUTOLEARN_MIN_TASK_MINUTES lowers the minimum)"},
+            "base_model_id": int, "image_size": {"type": "integer", "description": "multiple of 32, 64-512; the preset's by default"},
+            "max_epochs": int, "seed": int}), &["name", "dataset_id", "labels", "preset", "max_minutes"]),
+        "Progress": s(json!({"phase": {"enum": ["head", "finetune"]}, "epoch": int, "step": int, "elapsed_s": num, "eta_s": num, "progress": num,
+            "train_loss": num, "train_accuracy": num, "val_loss": num, "val_accuracy": num}), &["phase", "epoch", "step", "progress"]),
+        "Task": s(json!({"id": int, "instance_id": int, "name": string, "description": string, "dataset_id": int, "labels": labels, "preset": preset,
+            "device": string, "max_minutes": num, "base_model_id": int, "image_size": int, "max_epochs": int, "seed": int, "status": status,
+            "progress": num, "stop_requested": {"type": "boolean"}, "device_used": string, "worker": string, "attempts": int, "error": string,
+            "model_id": int, "created_at": string, "started_at": string, "finished_at": string, "last_progress": schema_ref("Progress")}),
+            &["id", "instance_id", "name", "status", "progress", "labels", "preset"]),
+        "TaskEvent": s(json!({"seq": int, "at": string, "kind": {"enum": ["log", "progress", "status"]}, "line": string, "status": status,
+            "error": string, "model_id": int}), &["seq", "at", "kind"]),
+        "ClassificationMetrics": s(json!({"accuracy": num, "precision": num, "recall": num, "f1": num, "loss": num,
+            "per_class": {"type": "object", "additionalProperties": s(json!({"precision": num, "recall": num, "f1": num, "support": int}), &[])},
+            "confusion_matrix": {"type": "array", "items": {"type": "array", "items": int}, "description": "[truth][predicted] in label order"},
+            "model_size": int, "validation_images": int, "train_images": int,
+            "misclassified": {"type": "array", "items": s(json!({"image_id": int, "truth": string, "predicted": string, "confidence": num}), &[])}}),
+            &["accuracy", "precision", "recall", "f1", "loss", "confusion_matrix", "model_size"]),
+        "ModelVersion": s(json!({"id": int, "instance_id": int, "task_id": int, "version": int, "preset": preset, "labels": labels, "image_size": int,
+            "metrics": schema_ref("ClassificationMetrics"), "size_bytes": int, "pretrained": {"type": "boolean"}, "base_model_id": int, "created_at": string}),
+            &["id", "version", "labels", "metrics"]),
+    })
+}
+
 pub fn document() -> Value {
     let mut all_schemas = schemas();
-    if let (Some(a), Value::Object(b)) = (all_schemas.as_object_mut(), recall_schemas()) {
-        a.extend(b);
+    for more in [recall_schemas(), training_schemas()] {
+        if let (Some(a), Value::Object(b)) = (all_schemas.as_object_mut(), more) {
+            a.extend(b);
+        }
     }
     let mut paths = serde_json::Map::new();
     for d in ROUTES {

@@ -5,8 +5,10 @@ mod datasets;
 mod images;
 mod instances;
 mod labels;
+mod models;
 mod recall;
 mod system;
+mod tasks;
 mod users;
 
 use axum::Router;
@@ -34,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .merge(images::router())
         .merge(labels::router())
         .merge(recall::router())
+        .merge(tasks::router())
+        .merge(models::router())
         .route(
             "/api/{*rest}",
             any(|| async {

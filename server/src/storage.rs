@@ -88,6 +88,15 @@ impl Store {
             Store::S3(s) => s.put(&key, data).await,
         }
     }
+
+    /// Removes an object; removing one that is not there is not an error.
+    pub async fn delete(&self, key: &str) -> StorageResult<()> {
+        let key = safe_key(key)?;
+        match self {
+            Store::Local(s) => s.delete(&key).await,
+            Store::S3(s) => s.delete(&key).await,
+        }
+    }
 }
 
 /// Checks a relative key: `/`-separated, no empty, `.` or `..` segments, no backslashes or

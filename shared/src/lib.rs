@@ -1,10 +1,14 @@
 //! Code both the browser (`app`, wasm32) and the server compile, so that both validate
-//! and serialise alike: API types ([`api`]) and validated domain types ([`names`]).
+//! and serialise alike: API types ([`api`]) and validated domain types ([`names`]);
+//! with feature `model`, the burn models and their pre- and post-processing ([`model`]).
 //!
 //! This crate must stay free of I/O and of platform-specific dependencies.
 
 pub mod api;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod names;
 pub mod recall;
+pub mod train;
 
 pub use names::{InstanceType, NameError, Permission};

@@ -9,3 +9,5 @@ mod labels;
 mod recall;
 mod s3;
 mod system;
+mod training;
+mod workers;

@@ -13,6 +13,9 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json};
+use crate::storage::Location;
+use crate::train::template;
+use crate::{indexer, thumbnail};
 
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
@@ -87,11 +90,12 @@ async fn create(
     let req = match req {
         CreateRequest::Plain(c) => c,
         CreateRequest::Template { template } => {
-            return Err(ApiError::invalid(
-                "template",
-                "unknown_template",
-                format!("unknown template {template:?}; no templates are installed on this server"),
-            ));
+            let id = create_from_template(&s, &template).await?;
+            let inst =
+                s.db.instance(id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("instance"))?;
+            return Ok((StatusCode::CREATED, axum::Json(inst)));
         }
     };
     check_name(req.kind, &req.name)?;
@@ -116,6 +120,75 @@ async fn create(
             .await?
             .ok_or_else(|| ApiError::not_found("instance"))?;
     Ok((StatusCode::CREATED, axum::Json(inst)))
+}
+
+/// Creates an instance with a generated demo dataset; on any failure the instance is removed
+/// again, so nothing half-made is left.
+async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
+    if !template::TEMPLATES.contains(&template) {
+        return Err(ApiError::invalid(
+            "template",
+            "unknown_template",
+            format!(
+                "unknown template {template:?}; available: {}",
+                template::TEMPLATES.join(", ")
+            ),
+        ));
+    }
+    let kind = InstanceType::ImageClassification;
+    let description = "Demo: circles, squares and triangles drawn by the server (seeded).";
+    let mut id = None;
+    for n in 1..=50 {
+        let name = if n == 1 {
+            "shapes-demo".to_owned()
+        } else {
+            format!("shapes-demo-{n}")
+        };
+        match s.db.create_instance(kind, &name, description).await {
+            Ok(i) => {
+                id = Some(i);
+                break;
+            }
+            Err(e) if is_unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let id = id.ok_or_else(|| ApiError::conflict("too many shapes-demo instances; delete some"))?;
+    let filled = async {
+        let dir = s
+            .config
+            .data_dir
+            .join("templates")
+            .join(format!("instance-{id}"));
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || template::write_shapes(&d, 42))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        let dir = dir.canonicalize().map_err(ApiError::internal)?;
+        let loc = Location::Dir(dir);
+        let store = s.storage.open(&loc)?;
+        let report = indexer::index(&store, kind)
+            .await
+            .map_err(ApiError::internal)?;
+        let ds =
+            s.db.create_dataset(
+                id,
+                "shapes",
+                "Generated demo images",
+                &loc.to_uri(),
+                &report,
+            )
+            .await?;
+        tokio::spawn(thumbnail::warm_dataset(s.clone(), ds));
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(e) = filled {
+        let _ = s.db.delete_instance(id).await;
+        return Err(e);
+    }
+    Ok(id)
 }
 
 async fn show(

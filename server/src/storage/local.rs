@@ -107,6 +107,13 @@ impl LocalStore {
         tokio::fs::rename(&tmp, &path).await?;
         Ok(())
     }
+
+    pub async fn delete(&self, key: &str) -> StorageResult<()> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn not_found(e: std::io::Error, key: &str) -> StorageError {

@@ -159,6 +159,17 @@ impl S3Store {
     }
 
     /// Creates the bucket if it does not exist yet.
+    pub async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(s3_err)?;
+        Ok(())
+    }
+
     pub async fn ensure_bucket(&self) -> StorageResult<()> {
         if self
             .client

@@ -1,0 +1,81 @@
+//! A model version's artifact: one object in storage, a tar of `meta.json` and `model.bpk`
+//! (burnpack, half-precision weights; BatchNorm statistics stay f32). One object, so a
+//! version is either fully written or absent; tar, so any tool can look inside.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
+use burn::tensor::Bytes;
+use shared::model::EfficientNetLite;
+use shared::train::ModelMeta;
+
+/// Artifacts larger than this are refused when read (Lite0 in f16 is about 8 MB).
+pub const MAX_ARTIFACT_BYTES: u64 = 64 * 1024 * 1024;
+pub const FORMAT: &str = "autolearn-burnpack-1";
+
+/// Half-precision weights of a model.
+pub fn weights_f16(model: &EfficientNetLite) -> anyhow::Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None).with_to_adapter(HalfPrecisionAdapter::new());
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("saving weights: {e}"))?;
+    Ok(store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("saving weights: {e}"))?
+        .to_vec())
+}
+
+/// A model with `classes` outputs from half-precision weights.
+pub fn load_weights(
+    bytes: Vec<u8>,
+    classes: usize,
+    device: &Device,
+) -> anyhow::Result<EfficientNetLite> {
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
+        .with_from_adapter(HalfPrecisionAdapter::new());
+    let mut model = EfficientNetLite::lite0(classes, device);
+    model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("loading weights: {e}"))?;
+    Ok(model)
+}
+
+pub fn pack(meta: &ModelMeta, weights: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let meta = serde_json::to_vec_pretty(meta)?;
+    for (name, data) in [("meta.json", meta.as_slice()), ("model.bpk", weights)] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data)?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+pub fn unpack(bytes: &[u8]) -> anyhow::Result<(ModelMeta, Vec<u8>)> {
+    let mut meta = None;
+    let mut weights = None;
+    let mut archive = tar::Archive::new(bytes);
+    for entry in archive.entries().context("reading the artifact")? {
+        let mut entry = entry?;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry
+            .by_ref()
+            .take(MAX_ARTIFACT_BYTES)
+            .read_to_end(&mut data)?;
+        match name.as_str() {
+            "meta.json" => meta = Some(serde_json::from_slice::<ModelMeta>(&data)?),
+            "model.bpk" => weights = Some(data),
+            _ => {}
+        }
+    }
+    match (meta, weights) {
+        (Some(m), Some(w)) if m.format == FORMAT => Ok((m, w)),
+        (Some(m), Some(_)) => bail!("artifact format {:?} is not {FORMAT:?}", m.format),
+        _ => bail!("the artifact lacks meta.json or model.bpk"),
+    }
+}

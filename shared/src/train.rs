@@ -1,0 +1,308 @@
+//! Training tasks, their live events and the model versions they yield (SPEC §5, §9).
+//! Wire types only: the models themselves are in [`crate::model`] (feature `model`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Algorithms a classification task can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    /// EfficientNet-Lite0 at 224 px: light enough for phones and browsers.
+    #[serde(rename = "classification-fast")]
+    ClassificationFast,
+    /// EfficientNet-Lite0 at 288 px with longer fine-tuning of more blocks.
+    #[serde(rename = "classification-accurate")]
+    ClassificationAccurate,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 2] = [Self::ClassificationFast, Self::ClassificationAccurate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClassificationFast => "classification-fast",
+            Self::ClassificationAccurate => "classification-accurate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Square input side in pixels the preset trains and predicts at.
+    pub fn image_size(self) -> u32 {
+        match self {
+            Self::ClassificationFast => 224,
+            Self::ClassificationAccurate => 288,
+        }
+    }
+
+    /// How many of the backbone's last stages are fine-tuned after the head.
+    pub fn tuned_stages(self) -> usize {
+        match self {
+            Self::ClassificationFast => 2,
+            Self::ClassificationAccurate => 4,
+        }
+    }
+}
+
+/// Where training runs; `auto` picks a GPU when one is usable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl DeviceChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Gpu => "gpu",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Auto, Self::Cpu, Self::Gpu]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// `POST /api/instances/{id}/tasks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTask {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub dataset_id: i64,
+    /// Labels to learn (at least two); images with none of them are left out.
+    pub labels: Vec<String>,
+    pub preset: Preset,
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// Upper bound on training time; early stopping usually ends sooner.
+    pub max_minutes: f64,
+    /// Incremental training: start from this model version of the same instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model_id: Option<i64>,
+    /// Advanced: input side in pixels (multiple of 32, 64-512); the preset's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u32>,
+    /// Advanced: cap on fine-tuning epochs; early stopping and the time budget still apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_epochs: Option<u32>,
+    /// Advanced: seed of the validation split, initialisation and augmentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+pub const MIN_IMAGE_SIZE: u32 = 64;
+pub const MAX_IMAGE_SIZE: u32 = 512;
+pub const MAX_EPOCHS: u32 = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Stopped,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Stopped)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: i64,
+    pub instance_id: i64,
+    pub name: String,
+    pub description: String,
+    pub dataset_id: i64,
+    pub labels: Vec<String>,
+    pub preset: Preset,
+    pub device: DeviceChoice,
+    pub max_minutes: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model_id: Option<i64>,
+    pub image_size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_epochs: Option<u32>,
+    pub seed: u64,
+    pub status: TaskStatus,
+    /// 0..1 of the time budget or epochs, whichever is further along.
+    pub progress: f64,
+    pub stop_requested: bool,
+    /// The device the worker actually used, e.g. `cpu (flex, 2 threads)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_used: Option<String>,
+    /// The worker that runs or ran it (host:pid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    pub attempts: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<i64>,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The latest progress event, for pages that open mid-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress: Option<Progress>,
+}
+
+/// One step of training progress: what the curves plot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// `features` (computing backbone features), `head` or `finetune`.
+    pub phase: String,
+    pub epoch: u32,
+    pub step: u64,
+    /// Seconds since the task started.
+    pub elapsed_s: f64,
+    /// Estimated seconds left (budget or epochs, whichever ends first).
+    pub eta_s: f64,
+    pub progress: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+}
+
+/// What `GET /api/tasks/{id}/events` streams (SSE `event:` name = `kind`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    /// Increasing per task; SSE `id:`, so a reconnecting client resumes after it.
+    pub seq: i64,
+    pub at: String,
+    #[serde(flatten)]
+    pub body: TaskEventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TaskEventBody {
+    Log {
+        line: String,
+    },
+    Progress(Progress),
+    Status {
+        status: TaskStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_id: Option<i64>,
+    },
+}
+
+/// Per-class figures on the validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Validation images of the class.
+    pub support: u64,
+}
+
+/// Evaluation of a classification model on the validation split only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationMetrics {
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub loss: f64,
+    pub per_class: BTreeMap<String, ClassMetrics>,
+    /// `confusion_matrix[true][predicted]`, in the order of the model's labels.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Weights in bytes as stored.
+    pub model_size: u64,
+    pub validation_images: u64,
+    pub train_images: u64,
+    /// Validation images the model got wrong, for drilling down from the matrix.
+    pub misclassified: Vec<Misclassified>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Misclassified {
+    pub image_id: i64,
+    pub truth: String,
+    pub predicted: String,
+    pub confidence: f64,
+}
+
+/// A trained model version (`GET /api/instances/{id}/models`, `GET /api/models/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    pub id: i64,
+    pub instance_id: i64,
+    pub task_id: i64,
+    /// 1, 2, ... per instance.
+    pub version: i64,
+    pub preset: Preset,
+    pub labels: Vec<String>,
+    pub image_size: u32,
+    pub metrics: ClassificationMetrics,
+    pub size_bytes: u64,
+    /// Whether the backbone started from ImageNet weights.
+    pub pretrained: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model_id: Option<i64>,
+    pub created_at: String,
+}
+
+/// `meta.json` of an artifact: what a runtime (server or browser) needs besides the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub format: String,
+    pub instance_type: crate::InstanceType,
+    pub preset: Preset,
+    pub architecture: String,
+    pub labels: Vec<String>,
+    pub image_size: u32,
+    /// Per-channel mean and std applied to RGB values scaled to 0..1.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// `f16` or `f32`.
+    pub precision: String,
+    pub weights_bytes: u64,
+    pub metrics: BTreeMap<String, f64>,
+    pub created_at: String,
+}
