@@ -49,6 +49,7 @@ scripts/build-web.sh
 cargo build   # all default members: the same feature set as `cargo test`, so nothing rebuilds
 APP_PORT=$(free_port)
 AUTOLEARN_ADDR="127.0.0.1:$APP_PORT" AUTOLEARN_DATA_DIR="$WORK/app-data" AUTOLEARN_ADMIN_PASSWORD=e2e-admin-pw \
+  AUTOLEARN_WORKERS=1 AUTOLEARN_MIN_TASK_MINUTES=0 AUTOLEARN_WEIGHTS_DIR="$HOME/.cache/autolearn/weights" \
   AUTOLEARN_WEB_DIR="$PWD/dist" "$CARGO_TARGET_DIR/debug/autolearn" serve >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$APP_PORT/readyz" 60 || { cat "$WORK/server.log"; exit 1; }

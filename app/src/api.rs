@@ -14,6 +14,7 @@ use shared::recall::{
     CfJob, CreateFilter, CreateService, CreateStrategy, Filter, RecallRequest, RecallResponse,
     RecallTable, Service, Strategy, TableImport, TableInfo,
 };
+use shared::train::{CreateTask, ModelVersion, Task};
 
 /// Why a call failed, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +174,16 @@ pub async fn delete_instance(id: i64) -> ApiResult<()> {
     send(with_accept(Request::delete(&format!("/api/instances/{id}"))).build())
         .await
         .map(drop)
+}
+
+/// `POST /api/instances {"template": ...}`: an instance with a generated demo dataset
+/// (`shapes`: an image_classification instance of circles, squares and triangles).
+pub async fn create_from_template(template: &str) -> ApiResult<Instance> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        template: &'a str,
+    }
+    json(send(post_json("/api/instances", &Body { template })).await?).await
 }
 
 fn post_json<B: Serialize>(url: &str, body: &B) -> Result<Request, gloo_net::Error> {
@@ -519,4 +530,59 @@ pub async fn delete_service(name: &str) -> ApiResult<()> {
     send(with_accept(Request::delete(&url)).build())
         .await
         .map(drop)
+}
+
+// ---- Training (SPEC §5) ----
+
+/// `GET /api/instances/{id}/tasks`, newest first.
+pub async fn list_tasks(instance: i64) -> ApiResult<Vec<Task>> {
+    json(send(get(&format!("/api/instances/{instance}/tasks"))).await?).await
+}
+
+/// `POST /api/instances/{id}/tasks`: the task comes back queued.
+pub async fn create_task(instance: i64, body: &CreateTask) -> ApiResult<Task> {
+    json(send(post_json(&format!("/api/instances/{instance}/tasks"), body)).await?).await
+}
+
+/// `GET /api/tasks/{id}`.
+pub async fn get_task(id: i64) -> ApiResult<Task> {
+    json(send(get(&format!("/api/tasks/{id}"))).await?).await
+}
+
+/// `POST /api/tasks/{id}/stop`: asks the worker to stop; the task as it is now comes back.
+pub async fn stop_task(id: i64) -> ApiResult<Task> {
+    json(send(with_accept(Request::post(&format!("/api/tasks/{id}/stop"))).build()).await?).await
+}
+
+/// `/api/tasks/{id}/logs`: the log as plain text, one timestamped line each.
+pub fn task_logs_url(id: i64) -> String {
+    format!("/api/tasks/{id}/logs")
+}
+
+/// `/api/tasks/{id}/events`: server-sent events (`log`, `progress`, `status`; data is a
+/// `TaskEvent`), from the start or after `Last-Event-ID`, until the task finishes.
+pub fn task_events_url(id: i64) -> String {
+    format!("/api/tasks/{id}/events")
+}
+
+/// `GET /api/instances/{id}/models`, newest version first.
+pub async fn list_models(instance: i64) -> ApiResult<Vec<ModelVersion>> {
+    json(send(get(&format!("/api/instances/{instance}/models"))).await?).await
+}
+
+/// `GET /api/models/{id}`.
+pub async fn get_model(id: i64) -> ApiResult<ModelVersion> {
+    json(send(get(&format!("/api/models/{id}"))).await?).await
+}
+
+/// `DELETE /api/models/{id}`.
+pub async fn delete_model(id: i64) -> ApiResult<()> {
+    send(with_accept(Request::delete(&format!("/api/models/{id}"))).build())
+        .await
+        .map(drop)
+}
+
+/// `/api/models/{id}/artifact`: a tar of `meta.json` and the weights.
+pub fn model_artifact_url(id: i64) -> String {
+    format!("/api/models/{id}/artifact")
 }

@@ -7,12 +7,14 @@
 //! link in [`Header`].
 
 pub mod api;
+pub mod charts;
 pub mod format;
 pub mod geometry;
 pub mod help;
 pub mod pages;
 pub mod save;
 pub mod tags;
+pub mod timers;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -28,7 +30,9 @@ use crate::pages::instance::InstancePage;
 use crate::pages::instances::InstancesPage;
 use crate::pages::label::LabelPage;
 use crate::pages::login::LoginPage;
+use crate::pages::model::ModelPage;
 use crate::pages::not_found::NotFound;
+use crate::pages::task::TaskPage;
 
 /// Runs when the module is instantiated (`init()` in `index.html`).
 #[wasm_bindgen(start)]
@@ -129,6 +133,14 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("/datasets/:id/label")
                         view=|| view! { <RequireLogin><LabelPage/></RequireLogin> }
+                    />
+                    <Route
+                        path=path!("/tasks/:id")
+                        view=|| view! { <RequireLogin><TaskPage/></RequireLogin> }
+                    />
+                    <Route
+                        path=path!("/models/:id")
+                        view=|| view! { <RequireLogin><ModelPage/></RequireLogin> }
                     />
                 </Routes>
             </main>

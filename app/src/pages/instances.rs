@@ -3,11 +3,13 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
+use leptos_router::hooks::use_navigate;
 use shared::InstanceType;
 use shared::api::{CreateInstance, Instance};
 use shared::names::validate_instance_name;
 
 use crate::api::{self, ApiError};
+use crate::save::sentence;
 use crate::{format, use_session};
 
 #[component]
@@ -30,6 +32,28 @@ pub fn InstancesPage() -> impl IntoView {
     });
     let on_cancel = Callback::new(move |()| show_form.set(false));
 
+    // The demo: the server generates and indexes the images, then the new instance opens.
+    let navigate = use_navigate();
+    let demo_pending = RwSignal::new(false);
+    let demo_error = RwSignal::new(None::<String>);
+    let create_demo = move |_| {
+        demo_pending.set(true);
+        demo_error.set(None);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::create_from_template("shapes").await {
+                Ok(instance) => {
+                    navigate(&format!("/instances/{}", instance.id), Default::default())
+                }
+                Err(e) => {
+                    session.check(&e);
+                    demo_error.set(Some(sentence(&e.message)));
+                    demo_pending.set(false);
+                }
+            }
+        });
+    };
+
     view! {
         <section class="page" data-testid="instances-page">
             <div class="page-head">
@@ -39,16 +63,32 @@ pub fn InstancesPage() -> impl IntoView {
                         "An instance holds the datasets, training tasks, models and services of one scenario."
                     </p>
                 </div>
-                <Show when=move || !show_form.get()>
+                <div class="head-actions">
                     <button
-                        class="button primary"
-                        data-testid="new-instance"
-                        on:click=move |_| show_form.set(true)
+                        class="button subtle"
+                        data-testid="create-demo"
+                        title="An image classification instance with generated circles, squares and triangles, ready to train"
+                        on:click=create_demo
+                        disabled=move || demo_pending.get()
                     >
-                        "New instance"
+                        {move || if demo_pending.get() { "Creating demo…" } else { "Create demo (shapes)" }}
                     </button>
-                </Show>
+                    <Show when=move || !show_form.get()>
+                        <button
+                            class="button primary"
+                            data-testid="new-instance"
+                            on:click=move |_| show_form.set(true)
+                        >
+                            "New instance"
+                        </button>
+                    </Show>
+                </div>
             </div>
+            <Show when=move || demo_error.with(Option::is_some)>
+                <p class="alert error" role="alert" data-testid="demo-error">
+                    {move || demo_error.get().unwrap_or_default()}
+                </p>
+            </Show>
             <Show when=move || show_form.get()>
                 <CreateInstanceForm on_created=on_created on_cancel=on_cancel/>
             </Show>

@@ -7,5 +7,8 @@ pub mod instances;
 pub mod label;
 pub mod label_boxes;
 pub mod login;
+pub mod model;
 pub mod not_found;
 pub mod recall;
+pub mod task;
+pub mod training;

@@ -2,8 +2,7 @@
 //! instance page: tables (upload with a client-side preview), behaviour log → CF job with
 //! live progress, strategies and filters, the test console, and services.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use leptos::html;
 use leptos::prelude::*;
@@ -17,6 +16,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::api::{self, ApiError};
 use crate::save::sentence;
+use crate::timers::{alive_flag, sleep};
 use crate::{format, use_session};
 
 /// Bytes of a chosen file read for the preview (the upload itself sends the whole file).
@@ -126,23 +126,6 @@ fn table_format(t: RecallTable) -> String {
     } else {
         format!("{key} (one per line)")
     }
-}
-
-/// Waits `ms` milliseconds.
-async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
-/// A flag that turns false when the calling component goes away, for loops that outlive
-/// an await.
-fn alive_flag() -> Arc<AtomicBool> {
-    let alive = Arc::new(AtomicBool::new(true));
-    let flag = alive.clone();
-    on_cleanup(move || flag.store(false, Ordering::Relaxed));
-    alive
 }
 
 /// The chosen file of an `<input type=file>`.

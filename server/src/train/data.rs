@@ -45,10 +45,7 @@ pub type Labelled = Vec<(i64, usize)>;
 
 /// Splits each class's items (already in a fixed order) with a seeded shuffle: about 10% to
 /// validation, at least one when the class has two or more images.
-pub fn split(
-    per_class: &BTreeMap<usize, Vec<i64>>,
-    seed: u64,
-) -> (Labelled, Labelled) {
+pub fn split(per_class: &BTreeMap<usize, Vec<i64>>, seed: u64) -> (Labelled, Labelled) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for (&class, ids) in per_class {

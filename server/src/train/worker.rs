@@ -308,6 +308,13 @@ async fn initial_model(
         let fc = trainer::remap_head(&base_model.fc, &base.labels, &task.labels, &fresh.fc);
         return Ok((EfficientNetLite { fc, ..base_model }, base.pretrained));
     }
+    if !s.config.pretrained {
+        log(
+            "backbone: random initialisation (AUTOLEARN_PRETRAINED=none); expect lower accuracy"
+                .into(),
+        );
+        return Ok((fresh, false));
+    }
     let dir = s.config.weights_dir.clone();
     let dev = device.clone();
     let loaded = tokio::task::spawn_blocking(move || {
