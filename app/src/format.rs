@@ -2,13 +2,18 @@
 
 use js_sys::Date;
 
+/// A server timestamp (RFC 3339) as the browser reads it; `None` if it cannot.
+fn parse_date(raw: &str) -> Option<Date> {
+    let date = Date::new(&raw.into());
+    (!date.get_time().is_nan()).then_some(date)
+}
+
 /// A server timestamp (RFC 3339) as `YYYY-MM-DD HH:MM` in the browser's time zone; the
 /// input unchanged if the browser cannot parse it.
 pub fn timestamp(raw: &str) -> String {
-    let date = Date::new(&raw.into());
-    if date.get_time().is_nan() {
+    let Some(date) = parse_date(raw) else {
         return raw.to_owned();
-    }
+    };
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}",
         date.get_full_year(),
@@ -21,10 +26,9 @@ pub fn timestamp(raw: &str) -> String {
 
 /// A server timestamp as `HH:MM:SS` in the browser's time zone (for log lines).
 pub fn clock(raw: &str) -> String {
-    let date = Date::new(&raw.into());
-    if date.get_time().is_nan() {
+    let Some(date) = parse_date(raw) else {
         return raw.to_owned();
-    }
+    };
     format!(
         "{:02}:{:02}:{:02}",
         date.get_hours(),

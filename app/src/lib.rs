@@ -1,13 +1,14 @@
 //! AutoLearn in the browser: a Leptos client-side rendered app that talks to the JSON API of
 //! `autolearn serve` on the same origin (SPEC §9).
 //!
-//! Layout: [`api`] holds every fetch; [`pages`] one page per file; this file holds the shell
-//! (session, header, routes). To add a page: write `pages/<name>.rs`, then add a `<Route>`
-//! in [`App`] (wrapped in [`RequireLogin`] unless it is public) and, if it is top level, a
-//! link in [`Header`].
+//! Layout: [`api`] holds every fetch; [`pages`] one page per file; [`form`] the pieces of
+//! forms; this file holds the shell (session, header, routes). To add a page: write
+//! `pages/<name>.rs`, then add a `<Route>` in [`App`] (wrapped in [`RequireLogin`] unless it
+//! is public) and, if it is top level, a link in [`Header`].
 
 pub mod api;
 pub mod charts;
+pub mod form;
 pub mod format;
 pub mod geometry;
 pub mod help;
@@ -96,6 +97,19 @@ impl Session {
         if error.is_unauthorized() {
             self.logged_out();
         }
+    }
+
+    /// Awaits an API call and passes its answer on, after [`Session::check`] on an error:
+    /// what every resource that loads from the API does.
+    pub async fn checked<T>(
+        self,
+        call: impl Future<Output = api::ApiResult<T>>,
+    ) -> api::ApiResult<T> {
+        let result = call.await;
+        if let Err(e) = &result {
+            self.check(e);
+        }
+        result
     }
 }
 

@@ -75,6 +75,14 @@ pub async fn finished(app: &TestApp, id: i64, within: Duration) -> Value {
     }
 }
 
+/// The task's log as text.
+pub async fn task_logs(app: &TestApp, id: i64) -> String {
+    let r = app
+        .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
+        .await;
+    String::from_utf8_lossy(&r.bytes).into_owned()
+}
+
 fn secs_between(a: &Value, b: &Value) -> f64 {
     let parse = |v: &Value| -> f64 {
         // RFC 3339 UTC with whole seconds: compare the time of day, same day in tests.
@@ -207,10 +215,7 @@ async fn trains_shapes_and_evaluates_on_validation_only(backend: Backend) {
         assert!(val_ids.contains(&miss["image_id"].as_i64().unwrap()));
     }
 
-    let logs = app
-        .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
-        .await;
-    let logs = String::from_utf8_lossy(&logs.bytes).into_owned();
+    let logs = task_logs(&app, id).await;
     assert!(
         logs.contains("108 for training, 12 held out for validation"),
         "{logs}"
@@ -297,10 +302,8 @@ async fn stop_budget_and_early_stop(backend: Backend) {
     assert_eq!(t["status"], "succeeded", "{t}");
     let took = secs_between(&t["started_at"], &t["finished_at"]);
     assert!(took <= 24.0 + 1.0, "a 24 s budget took {took} s");
-    let logs = app
-        .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
-        .await;
-    assert!(String::from_utf8_lossy(&logs.bytes).contains("time budget reached"));
+    let logs = task_logs(&app, id).await;
+    assert!(logs.contains("time budget reached"));
 
     // Early stop: no epoch cap, a generous budget; validation loss stops improving first.
     let id = start(
@@ -311,10 +314,7 @@ async fn stop_budget_and_early_stop(backend: Backend) {
     .await;
     let t = finished(&app, id, Duration::from_secs(600)).await;
     assert_eq!(t["status"], "succeeded", "{t}");
-    let logs = app
-        .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
-        .await;
-    let logs = String::from_utf8_lossy(&logs.bytes).into_owned();
+    let logs = task_logs(&app, id).await;
     assert!(logs.contains("early stop"), "{logs}");
     assert!(secs_between(&t["started_at"], &t["finished_at"]) < 590.0);
 
@@ -361,10 +361,7 @@ async fn incremental_training_adds_a_label(backend: Backend) {
     assert_eq!(m["version"], 2);
     assert_eq!(m["base_model_id"], base);
     assert_eq!(m["labels"].as_array().unwrap().len(), 3);
-    let logs = app
-        .admin(Method::GET, &format!("/api/tasks/{second}/logs"), None)
-        .await;
-    let logs = String::from_utf8_lossy(&logs.bytes).into_owned();
+    let logs = task_logs(&app, second).await;
     assert!(
         logs.contains("starting from model version 1 (2 of 3 labels known"),
         "{logs}"
@@ -393,10 +390,8 @@ async fn trains_from_scratch_without_pretrained_weights(backend: Backend) {
         .await
         .body;
     assert_eq!(m["pretrained"], false);
-    let logs = app
-        .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
-        .await;
-    assert!(String::from_utf8_lossy(&logs.bytes).contains("random initialisation"));
+    let logs = task_logs(&app, id).await;
+    assert!(logs.contains("random initialisation"));
 }
 
 async fn bad_tasks_are_refused_clearly(backend: Backend) {

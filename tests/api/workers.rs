@@ -9,7 +9,7 @@ use integration_tests::{Backend, TestApp, both_backends, spawn_app, weights_cach
 use reqwest::Method;
 use serde_json::json;
 
-use super::training::{TRAINING, finished, shapes, start, task};
+use super::training::{TRAINING, finished, shapes, start, task, task_logs};
 
 /// The `autolearn` binary next to this test binary (`cargo build` puts it there).
 fn autolearn_bin() -> Option<PathBuf> {
@@ -162,12 +162,10 @@ async fn a_task_whose_worker_dies_is_requeued(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let logs = app
-        .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
-        .await;
+    let logs = task_logs(&app, id).await;
     assert!(
-        String::from_utf8_lossy(&logs.bytes)
-            .contains("stopped answering (lease expired); re-queued")
+        logs.contains("stopped answering (lease expired); re-queued"),
+        "{logs}"
     );
     app.admin(Method::POST, &format!("/api/tasks/{id}/stop"), None)
         .await;

@@ -16,7 +16,8 @@ use shared::api::{Annotation, Dataset, Image, ImageStatus, Instance};
 
 use crate::api::{self, ImageFilter};
 use crate::help::{HelpTopic, help_topic, modified, release_focus, typing, use_help};
-use crate::pages::label::{ImageSnapshot, LabelCrumbs, SnapshotStatus};
+use crate::pages::common::{Breadcrumb, ErrorNotice};
+use crate::pages::label::{ImageSnapshot, SnapshotStatus};
 use crate::save::{SaveStatus, sentence, use_saver};
 use crate::tags::{self, TagList};
 use crate::{format, use_session};
@@ -103,13 +104,7 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         })
     });
 
-    let labels: tags::Labels = LocalResource::new(move || async move {
-        let result = api::list_labels(id).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
+    let labels: tags::Labels = LocalResource::new(move || session.checked(api::list_labels(id)));
 
     let saver = use_saver();
     saver.on_refused(Callback::new(
@@ -408,11 +403,10 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
 
     let (prev_page, next_page) = (go_page.clone(), go_page.clone());
     view! {
-        <LabelCrumbs
+        <Breadcrumb
             instance_id=instance.id
             instance_name=instance.name.clone()
-            dataset_id=id
-            dataset_name=dataset.name.clone()
+            dataset=(id, dataset.name.clone())
         />
         <div class="label-head">
             <h1>"Label " <span class="muted">{dataset.name.clone()}</span></h1>
@@ -438,9 +432,7 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                 </button>
             </div>
         </div>
-        <Show when=move || action_error.with(Option::is_some)>
-            <p class="alert error" role="alert" data-testid="action-error">{move || action_error.get().unwrap_or_default()}</p>
-        </Show>
+        <ErrorNotice error=action_error testid="action-error"/>
         <div class="label-layout">
             <aside class="side">
                 <TagList

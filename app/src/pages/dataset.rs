@@ -6,11 +6,14 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_query_map};
 use shared::InstanceType;
 use shared::api::{Dataset, Image, ImageStatus, Instance};
 
-use crate::api::{self, ApiError, ApiResult, ImageFilter};
+use crate::api::{self, ApiResult, ImageFilter};
+use crate::pages::common::{
+    Breadcrumb, ErrorNotice, confirm, load_by_id, page_by_id, with_instance,
+};
 use crate::pages::instance::layout_hint;
 use crate::save::sentence;
 use crate::{format, use_session};
@@ -18,34 +21,13 @@ use crate::{format, use_session};
 const PER_PAGE: i64 = 48;
 
 /// The dataset and its instance (for the type and the breadcrumb).
-pub async fn dataset_and_instance(id: Option<i64>) -> ApiResult<(Dataset, Instance)> {
-    let Some(id) = id else {
-        return Err(ApiError::new(404, "not_found", "There is no such dataset."));
-    };
-    let dataset = api::get_dataset(id).await?;
-    let instance = api::get_instance(dataset.instance_id).await?;
-    Ok((dataset, instance))
-}
-
-pub fn dataset_id_param() -> Memo<Option<i64>> {
-    let params = use_params_map();
-    Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())))
+pub async fn dataset_and_instance(id: i64) -> ApiResult<(Dataset, Instance)> {
+    with_instance(api::get_dataset(id), |d| d.instance_id).await
 }
 
 #[component]
 pub fn DatasetPage() -> impl IntoView {
-    let session = use_session();
-    let id = dataset_id_param();
-    let data = LocalResource::new(move || {
-        let id = id.get();
-        async move {
-            let result = dataset_and_instance(id).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
-    });
+    let data = load_by_id("dataset", dataset_and_instance);
 
     // Lives here, not in the overview, so that it survives the reload after a re-index.
     let notice = RwSignal::new(None::<String>);
@@ -70,28 +52,9 @@ pub fn DatasetPage() -> impl IntoView {
         }
     });
 
-    view! {
-        <section class="page" data-testid="dataset-page">
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || {
-                    data.get()
-                        .map(|result| match result {
-                            Ok((d, i)) => {
-                                view! { <Overview dataset=d instance=i notice=notice on_reload=Callback::new(move |()| data.refetch())/> }
-                                    .into_any()
-                            }
-                            Err(e) => {
-                                view! {
-                                    <nav class="breadcrumb"><A href="/">"Instances"</A></nav>
-                                    <div class="alert error" role="alert" data-testid="dataset-error">{e.message}</div>
-                                }
-                                    .into_any()
-                            }
-                        })
-                }}
-            </Transition>
-        </section>
-    }
+    page_by_id("dataset-page", "dataset-error", data, move |(d, i)| {
+        view! { <Overview dataset=d instance=i notice=notice on_reload=Callback::new(move |()| data.refetch())/> }
+    })
 }
 
 #[component]
@@ -150,11 +113,9 @@ fn Overview(
         };
         let page = page.get();
         async move {
-            let result = api::list_images(id, &filter, page, PER_PAGE).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
+            session
+                .checked(api::list_images(id, &filter, page, PER_PAGE))
+                .await
         }
     });
 
@@ -191,7 +152,7 @@ fn Overview(
         let question = format!(
             "Delete dataset \u{201c}{name}\u{201d}? Its images stay in storage; labels made here are lost."
         );
-        if !window().confirm_with_message(&question).unwrap_or(false) {
+        if !confirm(&question) {
             return;
         }
         busy.set(true);
@@ -240,12 +201,7 @@ fn Overview(
     let open_skipped = created || skipped.len() <= 10;
 
     view! {
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/">"Instances"</A>
-            <span aria-hidden="true">" / "</span>
-            <A href=format!("/instances/{instance_id}")>{instance.name.clone()}</A>
-            <span aria-hidden="true">" / "</span>
-        </nav>
+        <Breadcrumb instance_id=instance_id instance_name=instance.name.clone()/>
         <div class="page-head">
             <div>
                 <h1 data-testid="dataset-title">{dataset.name.clone()}</h1>
@@ -276,9 +232,7 @@ fn Overview(
         <Show when=move || notice.with(Option::is_some)>
             <p class="alert ok" role="status" data-testid="dataset-notice">{move || notice.get().unwrap_or_default()}</p>
         </Show>
-        <Show when=move || error.with(Option::is_some)>
-            <p class="alert error" role="alert" data-testid="dataset-action-error">{move || error.get().unwrap_or_default()}</p>
-        </Show>
+        <ErrorNotice error=error testid="dataset-action-error"/>
 
         <div class="counts" data-testid="counts">
             {count_card(ImageStatus::All, "All", dataset.total, "count-all")}

@@ -6,12 +6,16 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::use_navigate;
 use shared::InstanceType;
 use shared::api::{CreateDataset, Dataset, Instance};
 use shared::names::DatasetName;
 
 use crate::api::{self, ApiError};
+use crate::form::{FieldMessage, invalid};
+use crate::pages::common::{
+    ErrorNotice, OpenFormButton, confirm, error_alert, list_or_empty, load_by_id,
+};
 use crate::pages::recall::RecallWorkspace;
 use crate::pages::training::TrainingSection;
 use crate::save::sentence;
@@ -19,26 +23,7 @@ use crate::{format, use_session};
 
 #[component]
 pub fn InstancePage() -> impl IntoView {
-    let session = use_session();
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())));
-    let instance = LocalResource::new(move || {
-        let id = id.get();
-        async move {
-            let Some(id) = id else {
-                return Err(ApiError::new(
-                    404,
-                    "not_found",
-                    "There is no such instance.",
-                ));
-            };
-            let result = api::get_instance(id).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
-    });
+    let instance = load_by_id("instance", api::get_instance);
 
     view! {
         <section class="page" data-testid="instance-page">
@@ -52,14 +37,7 @@ pub fn InstancePage() -> impl IntoView {
                         .get()
                         .map(|result| match result {
                             Ok(i) => view! { <InstanceDetails instance=i/> }.into_any(),
-                            Err(e) => {
-                                view! {
-                                    <div class="alert error" role="alert" data-testid="instance-error">
-                                        {e.message}
-                                    </div>
-                                }
-                                    .into_any()
-                            }
+                            Err(e) => error_alert(e.message, "instance-error").into_any(),
                         })
                 }}
             </Transition>
@@ -77,12 +55,9 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
     let name = instance.name.clone();
 
     let delete = move |_| {
-        let confirmed = window()
-            .confirm_with_message(&format!(
-                "Delete instance \u{201c}{name}\u{201d} and everything in it?"
-            ))
-            .unwrap_or(false);
-        if !confirmed {
+        if !confirm(&format!(
+            "Delete instance \u{201c}{name}\u{201d} and everything in it?"
+        )) {
             return;
         }
         deleting.set(true);
@@ -117,11 +92,7 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
                 "Delete"
             </button>
         </div>
-        <Show when=move || error.get().is_some()>
-            <p class="alert error" role="alert" data-testid="delete-error">
-                {move || error.get().unwrap_or_default()}
-            </p>
-        </Show>
+        <ErrorNotice error=error testid="delete-error"/>
         {(!instance.description.is_empty())
             .then(|| view! { <p class="description" data-testid="instance-description">{instance.description.clone()}</p> })}
         <dl class="facts panel">
@@ -170,28 +141,14 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
 #[component]
 fn DatasetsSection(instance: i64, kind: InstanceType) -> impl IntoView {
     let session = use_session();
-    let datasets = LocalResource::new(move || async move {
-        let result = api::list_datasets(instance).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
+    let datasets = LocalResource::new(move || session.checked(api::list_datasets(instance)));
     let show_form = RwSignal::new(false);
 
     view! {
         <section class="section" data-testid="datasets-section">
             <div class="section-head">
                 <h2>"Datasets"</h2>
-                <Show when=move || !show_form.get()>
-                    <button
-                        class="button primary"
-                        data-testid="new-dataset"
-                        on:click=move |_| show_form.set(true)
-                    >
-                        "New dataset"
-                    </button>
-                </Show>
+                <OpenFormButton open=show_form testid="new-dataset" label="New dataset"/>
             </div>
             <Show when=move || show_form.get()>
                 <CreateDatasetForm instance=instance kind=kind on_cancel=Callback::new(move |()| show_form.set(false))/>
@@ -200,32 +157,26 @@ fn DatasetsSection(instance: i64, kind: InstanceType) -> impl IntoView {
                 {move || {
                     datasets
                         .get()
-                        .map(|result| match result {
-                            Ok(list) if list.is_empty() => {
-                                view! {
-                                    <div class="empty" data-testid="datasets-empty">
-                                        <p>"No datasets yet."</p>
-                                        <p class="muted">{layout_hint(kind)}</p>
-                                    </div>
-                                }
-                                    .into_any()
-                            }
-                            Ok(list) => {
-                                view! {
-                                    <ul class="dataset-list" data-testid="dataset-list">
-                                        {list.into_iter().map(|d| view! { <DatasetRow dataset=d/> }).collect_view()}
-                                    </ul>
-                                }
-                                    .into_any()
-                            }
-                            Err(e) => {
-                                view! {
-                                    <div class="alert error" role="alert" data-testid="datasets-error">
-                                        {e.message}
-                                    </div>
-                                }
-                                    .into_any()
-                            }
+                        .map(|result| {
+                            list_or_empty(
+                                result,
+                                "datasets-error",
+                                || {
+                                    view! {
+                                        <div class="empty" data-testid="datasets-empty">
+                                            <p>"No datasets yet."</p>
+                                            <p class="muted">{layout_hint(kind)}</p>
+                                        </div>
+                                    }
+                                },
+                                |list| {
+                                    view! {
+                                        <ul class="dataset-list" data-testid="dataset-list">
+                                            {list.into_iter().map(|d| view! { <DatasetRow dataset=d/> }).collect_view()}
+                                        </ul>
+                                    }
+                                },
+                            )
                         })
                 }}
             </Transition>
@@ -288,7 +239,7 @@ fn CreateDatasetForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>)
     let name_rule = Memo::new(move |_| {
         name.with(|n| DatasetName::parse(n.as_str()).err().map(|e| e.to_string()))
     });
-    let shown_name_error = move || {
+    let shown_name_error = Signal::derive(move || {
         server_error
             .with(|e| {
                 e.as_ref()
@@ -296,21 +247,21 @@ fn CreateDatasetForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>)
                     .map(|e| e.message.clone())
             })
             .or_else(|| if touched.get() { name_rule.get() } else { None })
-    };
-    let shown_path_error = move || {
+    });
+    let shown_path_error = Signal::derive(move || {
         server_error.with(|e| {
             e.as_ref()
                 .filter(|e| e.is_for_field("path"))
                 .map(|e| e.message.clone())
         })
-    };
-    let other_error = move || {
+    });
+    let other_error = Signal::derive(move || {
         server_error.with(|e| {
             e.as_ref()
                 .filter(|e| !e.is_for_field("name") && !e.is_for_field("path"))
                 .map(|e| sentence(&e.message))
         })
-    };
+    });
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -360,7 +311,7 @@ fn CreateDatasetForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>)
                     autocomplete="off"
                     spellcheck="false"
                     data-testid="dataset-name"
-                    aria-invalid=move || if shown_name_error().is_some() { "true" } else { "false" }
+                    aria-invalid=invalid(shown_name_error)
                     prop:value=move || name.get()
                     on:input=move |ev| {
                         name.set(event_target_value(&ev));
@@ -368,9 +319,7 @@ fn CreateDatasetForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>)
                         server_error.set(None);
                     }
                 />
-                <span class="field-message error" data-testid="dataset-name-error" aria-live="polite">
-                    {move || shown_name_error().unwrap_or_default()}
-                </span>
+                <FieldMessage error=shown_name_error testid="dataset-name-error"/>
             </label>
             <label class="field">
                 <span>"Path"</span>
@@ -380,16 +329,14 @@ fn CreateDatasetForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>)
                     spellcheck="false"
                     placeholder="/data/pets or s3://bucket/pets/"
                     data-testid="dataset-path"
-                    aria-invalid=move || if shown_path_error().is_some() { "true" } else { "false" }
+                    aria-invalid=invalid(shown_path_error)
                     prop:value=move || path.get()
                     on:input=move |ev| {
                         path.set(event_target_value(&ev));
                         server_error.set(None);
                     }
                 />
-                <span class="field-message error" data-testid="dataset-path-error" aria-live="polite">
-                    {move || shown_path_error().unwrap_or_default()}
-                </span>
+                <FieldMessage error=shown_path_error testid="dataset-path-error"/>
             </label>
             <label class="field">
                 <span>"Description " <small class="muted">"(optional)"</small></span>
@@ -400,11 +347,7 @@ fn CreateDatasetForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>)
                     on:input=move |ev| description.set(event_target_value(&ev))
                 ></textarea>
             </label>
-            <Show when=move || other_error().is_some()>
-                <p class="alert error" role="alert" data-testid="dataset-error">
-                    {move || other_error().unwrap_or_default()}
-                </p>
-            </Show>
+            <ErrorNotice error=other_error testid="dataset-error"/>
             <div class="actions">
                 <button type="submit" class="button primary" data-testid="dataset-submit" disabled=move || pending.get()>
                     {move || if pending.get() { "Indexing…" } else { "Create and index" }}

@@ -9,19 +9,14 @@ use shared::api::{CreateInstance, Instance};
 use shared::names::validate_instance_name;
 
 use crate::api::{self, ApiError};
+use crate::pages::common::{ErrorNotice, OpenFormButton};
 use crate::save::sentence;
 use crate::{format, use_session};
 
 #[component]
 pub fn InstancesPage() -> impl IntoView {
     let session = use_session();
-    let instances = LocalResource::new(move || async move {
-        let result = api::list_instances().await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
+    let instances = LocalResource::new(move || session.checked(api::list_instances()));
     let show_form = RwSignal::new(false);
     let created = RwSignal::new(None::<i64>);
 
@@ -73,22 +68,10 @@ pub fn InstancesPage() -> impl IntoView {
                     >
                         {move || if demo_pending.get() { "Creating demo…" } else { "Create demo (shapes)" }}
                     </button>
-                    <Show when=move || !show_form.get()>
-                        <button
-                            class="button primary"
-                            data-testid="new-instance"
-                            on:click=move |_| show_form.set(true)
-                        >
-                            "New instance"
-                        </button>
-                    </Show>
+                    <OpenFormButton open=show_form testid="new-instance" label="New instance"/>
                 </div>
             </div>
-            <Show when=move || demo_error.with(Option::is_some)>
-                <p class="alert error" role="alert" data-testid="demo-error">
-                    {move || demo_error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            <ErrorNotice error=demo_error testid="demo-error"/>
             <Show when=move || show_form.get()>
                 <CreateInstanceForm on_created=on_created on_cancel=on_cancel/>
             </Show>

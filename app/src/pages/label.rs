@@ -1,28 +1,17 @@
 //! `/datasets/:id/label`: the labelling page for the dataset's instance type.
 
 use leptos::prelude::*;
-use leptos_router::components::A;
 use shared::InstanceType;
 
 use crate::pages::classify::ClassifyPage;
-use crate::pages::dataset::{dataset_and_instance, dataset_id_param};
+use crate::pages::common::{load_by_id, load_error};
+use crate::pages::dataset::dataset_and_instance;
 use crate::pages::label_boxes::BoxPage;
 use crate::use_session;
 
 #[component]
 pub fn LabelPage() -> impl IntoView {
-    let session = use_session();
-    let id = dataset_id_param();
-    let data = LocalResource::new(move || {
-        let id = id.get();
-        async move {
-            let result = dataset_and_instance(id).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
-    });
+    let data = load_by_id("dataset", dataset_and_instance);
     view! {
         <section class="page labeller" data-testid="label-page">
             // No <Suspense> here: it would also wait for every resource the labelling page
@@ -42,35 +31,9 @@ pub fn LabelPage() -> impl IntoView {
                             .into_any()
                     }
                 },
-                Some(Err(e)) => {
-                    view! {
-                        <nav class="breadcrumb"><A href="/">"Instances"</A></nav>
-                        <div class="alert error" role="alert" data-testid="label-error">{e.message}</div>
-                    }
-                        .into_any()
-                }
+                Some(Err(e)) => load_error(e.message, "label-error").into_any(),
             }}
         </section>
-    }
-}
-
-/// Breadcrumb of the labelling pages.
-#[component]
-pub fn LabelCrumbs(
-    instance_id: i64,
-    instance_name: String,
-    dataset_id: i64,
-    dataset_name: String,
-) -> impl IntoView {
-    view! {
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/">"Instances"</A>
-            <span aria-hidden="true">" / "</span>
-            <A href=format!("/instances/{instance_id}")>{instance_name}</A>
-            <span aria-hidden="true">" / "</span>
-            <A href=format!("/datasets/{dataset_id}")>{dataset_name}</A>
-            <span aria-hidden="true">" / "</span>
-        </nav>
     }
 }
 
@@ -93,11 +56,9 @@ impl ImageSnapshot {
             let filter = filter();
             reload.track();
             async move {
-                let result = crate::api::all_images(dataset, &filter).await;
-                if let Err(e) = &result {
-                    session.check(e);
-                }
-                result
+                session
+                    .checked(crate::api::all_images(dataset, &filter))
+                    .await
             }
         });
         Effect::new(move |_| {

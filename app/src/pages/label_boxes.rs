@@ -26,7 +26,8 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement};
 use crate::api::{self, ImageFilter};
 use crate::geometry::{Handle, Hit, Rect, View, hit_test};
 use crate::help::{HelpTopic, help_topic, modified, release_focus, typing, use_help};
-use crate::pages::label::{ImageSnapshot, LabelCrumbs, SnapshotStatus};
+use crate::pages::common::Breadcrumb;
+use crate::pages::label::{ImageSnapshot, SnapshotStatus};
 use crate::save::{SaveStatus, use_saver};
 use crate::tags::{self, TagList};
 use crate::{format, use_session};
@@ -634,11 +635,7 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         if ocr {
             return Ok(Vec::new());
         }
-        let result = api::list_labels(id).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
+        session.checked(api::list_labels(id)).await
     });
     let current_label = RwSignal::new(None::<String>);
 
@@ -1375,11 +1372,10 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
     };
 
     view! {
-        <LabelCrumbs
+        <Breadcrumb
             instance_id=instance.id
             instance_name=instance.name.clone()
-            dataset_id=id
-            dataset_name=dataset.name.clone()
+            dataset=(id, dataset.name.clone())
         />
         <div class="label-head">
             <h1>

@@ -1,6 +1,8 @@
-//! One page per file. Each page fetches what it shows through [`crate::api`].
+//! One page per file. Each page fetches what it shows through [`crate::api`]; [`common`]
+//! holds what several pages share.
 
 pub mod classify;
+pub mod common;
 pub mod dataset;
 pub mod instance;
 pub mod instances;

@@ -5,58 +5,26 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::use_navigate;
 use shared::api::Instance;
 use shared::train::{ClassificationMetrics, Misclassified, ModelVersion};
 
-use crate::api::{self, ApiError, ApiResult};
+use crate::api;
+use crate::pages::common::{
+    Breadcrumb, ErrorNotice, confirm, load_by_id, page_by_id, with_instance,
+};
 use crate::pages::training::preset_title;
 use crate::save::sentence;
 use crate::{format, use_session};
 
-async fn model_and_instance(id: Option<i64>) -> ApiResult<(ModelVersion, Instance)> {
-    let Some(id) = id else {
-        return Err(ApiError::new(404, "not_found", "There is no such model."));
-    };
-    let model = api::get_model(id).await?;
-    let instance = api::get_instance(model.instance_id).await?;
-    Ok((model, instance))
-}
-
 #[component]
 pub fn ModelPage() -> impl IntoView {
-    let session = use_session();
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())));
-    let data = LocalResource::new(move || {
-        let id = id.get();
-        async move {
-            let result = model_and_instance(id).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
+    let data = load_by_id("model", |id| {
+        with_instance(api::get_model(id), |m| m.instance_id)
     });
-    view! {
-        <section class="page" data-testid="model-page">
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || {
-                    data.get()
-                        .map(|result| match result {
-                            Ok((model, instance)) => view! { <ModelView model=model instance=instance/> }.into_any(),
-                            Err(e) => {
-                                view! {
-                                    <nav class="breadcrumb"><A href="/">"Instances"</A></nav>
-                                    <div class="alert error" role="alert" data-testid="model-error">{e.message}</div>
-                                }
-                                    .into_any()
-                            }
-                        })
-                }}
-            </Transition>
-        </section>
-    }
+    page_by_id("model-page", "model-error", data, |(model, instance)| {
+        view! { <ModelView model=model instance=instance/> }
+    })
 }
 
 #[component]
@@ -73,7 +41,7 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
         let question = format!(
             "Delete model v{version}? Its artifact is removed; the task that made it stays."
         );
-        if !window().confirm_with_message(&question).unwrap_or(false) {
+        if !confirm(&question) {
             return;
         }
         busy.set(true);
@@ -94,12 +62,7 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
     let m = model.metrics.clone();
     let labels = model.labels.clone();
     view! {
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/">"Instances"</A>
-            <span aria-hidden="true">" / "</span>
-            <A href=format!("/instances/{instance_id}")>{instance.name.clone()}</A>
-            <span aria-hidden="true">" / "</span>
-        </nav>
+        <Breadcrumb instance_id=instance_id instance_name=instance.name.clone()/>
         <div class="page-head">
             <div>
                 <h1 data-testid="model-title">{format!("Model v{version}")}</h1>
@@ -119,9 +82,7 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
                 </button>
             </div>
         </div>
-        <Show when=move || error.with(Option::is_some)>
-            <p class="alert error" role="alert" data-testid="model-action-error">{move || error.get().unwrap_or_default()}</p>
-        </Show>
+        <ErrorNotice error=error testid="model-action-error"/>
         <dl class="facts panel model-facts" data-testid="model-facts">
             <div>
                 <dt>"Version"</dt>

@@ -15,6 +15,7 @@ use shared::recall::{
 use wasm_bindgen_futures::JsFuture;
 
 use crate::api::{self, ApiError};
+use crate::pages::common::{ErrorNotice, confirm, error_alert};
 use crate::save::sentence;
 use crate::timers::{alive_flag, sleep};
 use crate::{format, use_session};
@@ -253,13 +254,7 @@ fn TablesSection(
     let session = use_session();
     let tables = LocalResource::new(move || {
         versions.tables.track();
-        async move {
-            let result = api::list_tables(instance).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
+        session.checked(api::list_tables(instance))
     });
     let pick = Callback::new(move |t: RecallTable| {
         upload_table.set(t);
@@ -288,14 +283,7 @@ fn TablesSection(
                                 }
                                     .into_any()
                             }
-                            Err(e) => {
-                                view! {
-                                    <div class="alert error" role="alert" data-testid="tables-error">
-                                        {e.message}
-                                    </div>
-                                }
-                                    .into_any()
-                            }
+                            Err(e) => error_alert(e.message, "tables-error").into_any(),
                         })
                 }}
             </Transition>
@@ -853,23 +841,13 @@ fn rule_name_error(name: &str, what: &str) -> Option<String> {
         .map(|e| e.to_string().replace("strategy name", what))
 }
 
-fn confirm(message: &str) -> bool {
-    window().confirm_with_message(message).unwrap_or(false)
-}
-
 #[component]
 fn StrategiesSection(instance: i64, versions: Versions) -> impl IntoView {
     let session = use_session();
     let version = RwSignal::new(0u32);
     let list = LocalResource::new(move || {
         version.track();
-        async move {
-            let r = api::list_strategies(instance).await;
-            if let Err(e) = &r {
-                session.check(e);
-            }
-            r
-        }
+        session.checked(api::list_strategies(instance))
     });
     let name = RwSignal::new(String::new());
     let kind = RwSignal::new(StrategyKind::CollaborativeFiltering);
@@ -974,11 +952,7 @@ fn StrategiesSection(instance: i64, versions: Versions) -> impl IntoView {
                 <p class="muted small">
                     "Merged in this order, without duplicates; each item records the strategy that found it."
                 </p>
-                <Show when=move || list_error.get().is_some()>
-                    <p class="alert error" role="alert" data-testid="strategy-list-error">
-                        {move || list_error.get().unwrap_or_default()}
-                    </p>
-                </Show>
+                <ErrorNotice error=list_error testid="strategy-list-error"/>
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || {
                         list.get()
@@ -1126,13 +1100,7 @@ fn FiltersSection(instance: i64, versions: Versions) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let list = LocalResource::new(move || {
         version.track();
-        async move {
-            let r = api::list_filters(instance).await;
-            if let Err(e) = &r {
-                session.check(e);
-            }
-            r
-        }
+        session.checked(api::list_filters(instance))
     });
     let name = RwSignal::new(String::new());
     let kind = RwSignal::new(FilterKind::UserItem);
@@ -1217,11 +1185,7 @@ fn FiltersSection(instance: i64, versions: Versions) -> impl IntoView {
                 <p class="muted small">
                     "Applied after merging. Items in the user's history are never re-recommended."
                 </p>
-                <Show when=move || list_error.get().is_some()>
-                    <p class="alert error" role="alert" data-testid="filter-list-error">
-                        {move || list_error.get().unwrap_or_default()}
-                    </p>
-                </Show>
+                <ErrorNotice error=list_error testid="filter-list-error"/>
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || {
                         list.get()
@@ -1452,11 +1416,7 @@ fn ConsoleSection(instance: i64, versions: Versions) -> impl IntoView {
                         </button>
                     </div>
                 </form>
-                <Show when=move || error.get().is_some()>
-                    <p class="alert error" role="alert" data-testid="console-error">
-                        {move || error.get().unwrap_or_default()}
-                    </p>
-                </Show>
+                <ErrorNotice error=error testid="console-error"/>
                 {move || {
                     answer
                         .get()
@@ -1525,13 +1485,7 @@ fn ServicesSection(instance: i64, versions: Versions) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let list = LocalResource::new(move || {
         version.track();
-        async move {
-            let r = api::list_services(instance).await;
-            if let Err(e) = &r {
-                session.check(e);
-            }
-            r
-        }
+        session.checked(api::list_services(instance))
     });
     let name = RwSignal::new(String::new());
     let replicas = RwSignal::new("1".to_owned());
@@ -1693,11 +1647,7 @@ fn ServicesSection(instance: i64, versions: Versions) -> impl IntoView {
                         </div>
                     </div>
                 </Show>
-                <Show when=move || list_error.get().is_some()>
-                    <p class="alert error" role="alert" data-testid="service-list-error">
-                        {move || list_error.get().unwrap_or_default()}
-                    </p>
-                </Show>
+                <ErrorNotice error=list_error testid="service-list-error"/>
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || {
                         list.get()

@@ -7,14 +7,14 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
 use shared::api::Instance;
 use shared::train::{Progress, Task, TaskEvent, TaskEventBody, TaskStatus};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 
-use crate::api::{self, ApiError, ApiResult};
+use crate::api;
 use crate::charts::{Marker, Series, TimeChart, YAxis};
+use crate::pages::common::{Breadcrumb, ErrorNotice, load_by_id, page_by_id, with_instance};
 use crate::pages::training::{preset_title, progress_bar, status_badge};
 use crate::save::sentence;
 use crate::{Session, format, use_session};
@@ -24,49 +24,14 @@ const MAX_LOG_LINES: usize = 5000;
 const TRAIN_COLOR: &str = "#2f6fdf";
 const VAL_COLOR: &str = "#d9730d";
 
-async fn task_and_instance(id: Option<i64>) -> ApiResult<(Task, Instance)> {
-    let Some(id) = id else {
-        return Err(ApiError::new(404, "not_found", "There is no such task."));
-    };
-    let task = api::get_task(id).await?;
-    let instance = api::get_instance(task.instance_id).await?;
-    Ok((task, instance))
-}
-
 #[component]
 pub fn TaskPage() -> impl IntoView {
-    let session = use_session();
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())));
-    let data = LocalResource::new(move || {
-        let id = id.get();
-        async move {
-            let result = task_and_instance(id).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            result
-        }
+    let data = load_by_id("task", |id| {
+        with_instance(api::get_task(id), |t| t.instance_id)
     });
-    view! {
-        <section class="page" data-testid="task-page">
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || {
-                    data.get()
-                        .map(|result| match result {
-                            Ok((task, instance)) => view! { <TaskView task=task instance=instance/> }.into_any(),
-                            Err(e) => {
-                                view! {
-                                    <nav class="breadcrumb"><A href="/">"Instances"</A></nav>
-                                    <div class="alert error" role="alert" data-testid="task-error">{e.message}</div>
-                                }
-                                    .into_any()
-                            }
-                        })
-                }}
-            </Transition>
-        </section>
-    }
+    page_by_id("task-page", "task-error", data, |(task, instance)| {
+        view! { <TaskView task=task instance=instance/> }
+    })
 }
 
 /// The state of the event stream, shown beside the title.
@@ -278,6 +243,29 @@ fn curve(points: &[Progress], value: impl Fn(&Progress) -> Option<f64>) -> Vec<(
         .collect()
 }
 
+/// The training and the validation curve of one measure (`loss`, `accuracy`).
+fn train_and_validation(
+    points: &[Progress],
+    measure: &str,
+    train: impl Fn(&Progress) -> Option<f64>,
+    validation: impl Fn(&Progress) -> Option<f64>,
+) -> Vec<Series> {
+    vec![
+        Series {
+            name: format!("train {measure}"),
+            color: TRAIN_COLOR,
+            dashed: false,
+            points: curve(points, train),
+        },
+        Series {
+            name: format!("validation {measure}"),
+            color: VAL_COLOR,
+            dashed: true,
+            points: curve(points, validation),
+        },
+    ]
+}
+
 /// Where a new training phase begins.
 fn phase_markers(points: &[Progress]) -> Vec<Marker> {
     let mut out = Vec::new();
@@ -399,39 +387,17 @@ fn TaskView(task: Task, instance: Instance) -> impl IntoView {
     };
 
     let loss = Signal::derive(move || {
-        live.points.with(|p| {
-            vec![
-                Series {
-                    name: "train loss".into(),
-                    color: TRAIN_COLOR,
-                    dashed: false,
-                    points: curve(p, |p| Some(p.train_loss)),
-                },
-                Series {
-                    name: "validation loss".into(),
-                    color: VAL_COLOR,
-                    dashed: true,
-                    points: curve(p, |p| p.val_loss),
-                },
-            ]
-        })
+        live.points
+            .with(|p| train_and_validation(p, "loss", |p| Some(p.train_loss), |p| p.val_loss))
     });
     let accuracy = Signal::derive(move || {
         live.points.with(|p| {
-            vec![
-                Series {
-                    name: "train accuracy".into(),
-                    color: TRAIN_COLOR,
-                    dashed: false,
-                    points: curve(p, |p| Some(p.train_accuracy)),
-                },
-                Series {
-                    name: "validation accuracy".into(),
-                    color: VAL_COLOR,
-                    dashed: true,
-                    points: curve(p, |p| p.val_accuracy),
-                },
-            ]
+            train_and_validation(
+                p,
+                "accuracy",
+                |p| Some(p.train_accuracy),
+                |p| p.val_accuracy,
+            )
         })
     });
     let markers = Signal::derive(move || live.points.with(|p| phase_markers(p)));
@@ -458,16 +424,10 @@ fn TaskView(task: Task, instance: Instance) -> impl IntoView {
         })
     };
 
-    let (instance_id, instance_name) = (instance.id, instance.name.clone());
     let facts = move || task.get();
 
     view! {
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/">"Instances"</A>
-            <span aria-hidden="true">" / "</span>
-            <A href=format!("/instances/{instance_id}")>{instance_name}</A>
-            <span aria-hidden="true">" / "</span>
-        </nav>
+        <Breadcrumb instance_id=instance.id instance_name=instance.name/>
         <div class="page-head">
             <div>
                 <h1 data-testid="task-title">{move || task.with(|t| t.name.clone())}</h1>
@@ -504,11 +464,7 @@ fn TaskView(task: Task, instance: Instance) -> impl IntoView {
                 </Show>
             </div>
         </div>
-        <Show when=move || action_error.with(Option::is_some)>
-            <p class="alert error" role="alert" data-testid="task-action-error">
-                {move || action_error.get().unwrap_or_default()}
-            </p>
-        </Show>
+        <ErrorNotice error=action_error testid="task-action-error"/>
         {move || {
             task.with(|t| {
                 match (t.status, t.model_id, &t.error) {

@@ -16,6 +16,8 @@ use shared::train::{
 };
 
 use crate::api::{self, ApiError};
+use crate::form::{FieldMessage, NumberField, invalid};
+use crate::pages::common::{ErrorNotice, OpenFormButton, list_or_empty};
 use crate::save::sentence;
 use crate::timers::{alive_flag, sleep};
 use crate::{format, use_session};
@@ -49,6 +51,76 @@ fn device_title(d: DeviceChoice) -> &'static str {
         DeviceChoice::Auto => "Auto (GPU when available)",
         DeviceChoice::Cpu => "CPU",
         DeviceChoice::Gpu => "GPU",
+    }
+}
+
+/// The devices the form offers, in its order.
+const DEVICES: [DeviceChoice; 3] = [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Gpu];
+
+/// A setting the task form offers in a `<select>`: its value there, and its title.
+trait Choice: Copy + PartialEq + Send + Sync + 'static {
+    fn value(self) -> &'static str;
+    fn title(self) -> &'static str;
+    fn parse(value: &str) -> Option<Self>;
+}
+
+impl Choice for Preset {
+    fn value(self) -> &'static str {
+        self.as_str()
+    }
+    fn title(self) -> &'static str {
+        preset_title(self)
+    }
+    fn parse(value: &str) -> Option<Self> {
+        Preset::parse(value)
+    }
+}
+
+impl Choice for DeviceChoice {
+    fn value(self) -> &'static str {
+        self.as_str()
+    }
+    fn title(self) -> &'static str {
+        device_title(self)
+    }
+    fn parse(value: &str) -> Option<Self> {
+        DeviceChoice::parse(value)
+    }
+}
+
+/// A labelled `<select>` of `choices` bound to `value`; `changed` runs after the user picks.
+fn choice_field<C: Choice>(
+    label: &'static str,
+    testid: &'static str,
+    choices: impl IntoIterator<Item = C>,
+    value: RwSignal<C>,
+    changed: impl Fn() + 'static,
+) -> impl IntoView {
+    let options = choices
+        .into_iter()
+        .map(|c| {
+            view! {
+                <option value=c.value() prop:selected=move || value.get() == c>
+                    {c.title()}
+                </option>
+            }
+        })
+        .collect_view();
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <select
+                data-testid=testid
+                on:change=move |ev| {
+                    if let Some(c) = C::parse(&event_target_value(&ev)) {
+                        value.set(c);
+                        changed();
+                    }
+                }
+            >
+                {options}
+            </select>
+        </label>
     }
 }
 
@@ -91,20 +163,8 @@ pub fn progress_bar(progress: f64, testid: &'static str) -> impl IntoView {
 #[component]
 pub fn TrainingSection(instance: i64) -> impl IntoView {
     let session = use_session();
-    let tasks = LocalResource::new(move || async move {
-        let result = api::list_tasks(instance).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
-    let models = LocalResource::new(move || async move {
-        let result = api::list_models(instance).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
+    let tasks = LocalResource::new(move || session.checked(api::list_tasks(instance)));
+    let models = LocalResource::new(move || session.checked(api::list_models(instance)));
     let show_form = RwSignal::new(false);
 
     // While something is queued or running, fetch the list again now and then; when a
@@ -135,15 +195,7 @@ pub fn TrainingSection(instance: i64) -> impl IntoView {
         <section class="section" data-testid="tasks-section">
             <div class="section-head">
                 <h2>"Training tasks"</h2>
-                <Show when=move || !show_form.get()>
-                    <button
-                        class="button primary"
-                        data-testid="new-task"
-                        on:click=move |_| show_form.set(true)
-                    >
-                        "New training task"
-                    </button>
-                </Show>
+                <OpenFormButton open=show_form testid="new-task" label="New training task"/>
             </div>
             <Show when=move || show_form.get()>
                 <TaskForm instance=instance on_cancel=Callback::new(move |()| show_form.set(false))/>
@@ -152,27 +204,23 @@ pub fn TrainingSection(instance: i64) -> impl IntoView {
                 {move || {
                     tasks
                         .get()
-                        .map(|result| match result {
-                            Ok(list) if list.is_empty() => {
-                                view! {
-                                    <p class="muted" data-testid="tasks-empty">"No training tasks yet."</p>
-                                }
-                                    .into_any()
-                            }
-                            Ok(list) => {
-                                view! {
-                                    <ul class="task-list" data-testid="task-list">
-                                        {list.into_iter().map(|t| view! { <TaskRow task=t/> }).collect_view()}
-                                    </ul>
-                                }
-                                    .into_any()
-                            }
-                            Err(e) => {
-                                view! {
-                                    <div class="alert error" role="alert" data-testid="tasks-error">{e.message}</div>
-                                }
-                                    .into_any()
-                            }
+                        .map(|result| {
+                            list_or_empty(
+                                result,
+                                "tasks-error",
+                                || {
+                                    view! {
+                                        <p class="muted" data-testid="tasks-empty">"No training tasks yet."</p>
+                                    }
+                                },
+                                |list| {
+                                    view! {
+                                        <ul class="task-list" data-testid="task-list">
+                                            {list.into_iter().map(|t| view! { <TaskRow task=t/> }).collect_view()}
+                                        </ul>
+                                    }
+                                },
+                            )
                         })
                 }}
             </Transition>
@@ -183,22 +231,19 @@ pub fn TrainingSection(instance: i64) -> impl IntoView {
                 {move || {
                     models
                         .get()
-                        .map(|result| match result {
-                            Ok(list) if list.is_empty() => {
-                                view! {
-                                    <p class="muted" data-testid="models-empty">
-                                        "No model versions yet. A task that succeeds adds one."
-                                    </p>
-                                }
-                                    .into_any()
-                            }
-                            Ok(list) => view! { <ModelTable models=list/> }.into_any(),
-                            Err(e) => {
-                                view! {
-                                    <div class="alert error" role="alert" data-testid="models-error">{e.message}</div>
-                                }
-                                    .into_any()
-                            }
+                        .map(|result| {
+                            list_or_empty(
+                                result,
+                                "models-error",
+                                || {
+                                    view! {
+                                        <p class="muted" data-testid="models-empty">
+                                            "No model versions yet. A task that succeeds adds one."
+                                        </p>
+                                    }
+                                },
+                                |list| view! { <ModelTable models=list/> },
+                            )
                         })
                 }}
             </Transition>
@@ -397,20 +442,8 @@ impl Draft {
 fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
     let session = use_session();
     let navigate = use_navigate();
-    let datasets = LocalResource::new(move || async move {
-        let result = api::list_datasets(instance).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
-    let models = LocalResource::new(move || async move {
-        let result = api::list_models(instance).await;
-        if let Err(e) = &result {
-            session.check(e);
-        }
-        result
-    });
+    let datasets = LocalResource::new(move || session.checked(api::list_datasets(instance)));
+    let models = LocalResource::new(move || session.checked(api::list_models(instance)));
 
     let name = RwSignal::new(String::new());
     let touched = RwSignal::new(false);
@@ -442,11 +475,7 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
         let id = dataset.get();
         async move {
             let id = id?;
-            let result = api::get_dataset(id).await;
-            if let Err(e) = &result {
-                session.check(e);
-            }
-            Some(result)
+            Some(session.checked(api::get_dataset(id)).await)
         }
     });
     // A new dataset starts with every label that has enough images ticked.
@@ -485,13 +514,14 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                     .flatten()
             })
     };
-    let other_error = move || {
+    let error = move |field: &'static str| Signal::derive(move || field_error(field));
+    let other_error = Signal::derive(move || {
         server_error.with(|e| {
             e.as_ref()
                 .filter(|e| !FORM_FIELDS.iter().any(|f| e.is_for_field(f)))
                 .map(|e| sentence(&e.message))
         })
-    };
+    });
     let edited = move || {
         server_error.set(None);
         local_errors.set(BTreeMap::new());
@@ -537,23 +567,6 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                 }
             }
         });
-    };
-
-    let invalid = move |field: &'static str| {
-        move || {
-            if field_error(field).is_some() {
-                "true"
-            } else {
-                "false"
-            }
-        }
-    };
-    let message = move |field: &'static str, testid: &'static str| {
-        view! {
-            <span class="field-message error" data-testid=testid aria-live="polite">
-                {move || field_error(field).unwrap_or_default()}
-            </span>
-        }
     };
 
     let dataset_options = move || {
@@ -676,7 +689,7 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                         autocomplete="off"
                         spellcheck="false"
                         data-testid="task-name"
-                        aria-invalid=invalid("name")
+                        aria-invalid=invalid(error("name"))
                         prop:value=move || name.get()
                         on:input=move |ev| {
                             name.set(event_target_value(&ev));
@@ -684,13 +697,13 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                             edited();
                         }
                     />
-                    {message("name", "task-name-error")}
+                    <FieldMessage error=error("name") testid="task-name-error"/>
                 </label>
                 <label class="field">
                     <span>"Dataset"</span>
                     <select
                         data-testid="task-dataset"
-                        aria-invalid=invalid("dataset_id")
+                        aria-invalid=invalid(error("dataset_id"))
                         on:change=move |ev| {
                             dataset.set(event_target_value(&ev).parse::<i64>().ok());
                             edited();
@@ -698,7 +711,7 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                     >
                         {dataset_options}
                     </select>
-                    {message("dataset_id", "task-dataset-error")}
+                    <FieldMessage error=error("dataset_id") testid="task-dataset-error"/>
                 </label>
             </div>
             <fieldset class="field label-picks" data-testid="task-labels">
@@ -706,148 +719,80 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                 <div class="checks">
                     {label_picks}
                 </div>
-                {message("labels", "task-labels-error")}
+                <FieldMessage error=error("labels") testid="task-labels-error"/>
             </fieldset>
             <div class="form-grid three">
-                <label class="field">
-                    <span>"Preset"</span>
-                    <select
-                        data-testid="task-preset"
-                        on:change=move |ev| {
-                            if let Some(p) = Preset::parse(&event_target_value(&ev)) {
-                                preset.set(p);
-                                edited();
-                            }
-                        }
-                    >
-                        {Preset::ALL
-                            .into_iter()
-                            .map(|p| {
-                                view! {
-                                    <option value=p.as_str() prop:selected=move || preset.get() == p>
-                                        {preset_title(p)}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
-                </label>
-                <label class="field">
-                    <span>"Device"</span>
-                    <select
-                        data-testid="task-device"
-                        on:change=move |ev| {
-                            if let Some(d) = DeviceChoice::parse(&event_target_value(&ev)) {
-                                device.set(d);
-                                edited();
-                            }
-                        }
-                    >
-                        {[DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Gpu]
-                            .into_iter()
-                            .map(|d| {
-                                view! {
-                                    <option value=d.as_str() prop:selected=move || device.get() == d>
-                                        {device_title(d)}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
-                </label>
-                <label class="field">
-                    <span>"Max minutes"</span>
-                    <input
-                        type="number"
-                        min="10"
-                        max="60"
-                        step="any"
-                        inputmode="decimal"
-                        data-testid="task-max-minutes"
-                        aria-invalid=invalid("max_minutes")
-                        prop:value=move || max_minutes.get()
-                        on:input=move |ev| {
-                            max_minutes.set(event_target_value(&ev));
-                            edited();
-                        }
-                    />
-                    {message("max_minutes", "task-max-minutes-error")}
-                </label>
+                {choice_field("Preset", "task-preset", Preset::ALL, preset, edited)}
+                {choice_field("Device", "task-device", DEVICES, device, edited)}
+                <NumberField
+                    label="Max minutes"
+                    value=max_minutes
+                    error=error("max_minutes")
+                    testid="task-max-minutes"
+                    error_testid="task-max-minutes-error"
+                    min=10
+                    max={MAX_MINUTES as u32}
+                    step="any"
+                    decimal=true
+                    on_input=move |()| edited()
+                />
             </div>
             <label class="field">
                 <span>"Start from model version " <small class="muted">"(optional: incremental training)"</small></span>
-                <select data-testid="task-base-model" aria-invalid=invalid("base_model_id") on:change=choose_base>
+                <select data-testid="task-base-model" aria-invalid=invalid(error("base_model_id")) on:change=choose_base>
                     <option value="" prop:selected=move || base_model.get().is_none()>
                         "None: start from the pretrained backbone"
                     </option>
                     {model_options}
                 </select>
-                {message("base_model_id", "task-base-model-error")}
+                <FieldMessage error=error("base_model_id") testid="task-base-model-error"/>
             </label>
             <details class="advanced" data-testid="task-advanced-panel">
                 <summary data-testid="task-advanced">"Advanced"</summary>
                 <div class="form-grid three">
-                    <label class="field">
-                        <span>"Image size (px)"</span>
-                        <input
-                            type="number"
-                            min=MIN_IMAGE_SIZE
-                            max=MAX_IMAGE_SIZE
-                            step="32"
-                            data-testid="task-image-size"
-                            aria-invalid=invalid("image_size")
-                            prop:value=move || image_size.get()
-                            on:input=move |ev| {
-                                image_size.set(event_target_value(&ev));
-                                image_size_edited.set(true);
-                                edited();
-                            }
-                        />
-                        {message("image_size", "task-image-size-error")}
-                    </label>
-                    <label class="field">
-                        <span>"Max epochs " <small class="muted">"(empty: no cap)"</small></span>
-                        <input
-                            type="number"
-                            min="1"
-                            max=MAX_EPOCHS
-                            step="1"
-                            data-testid="task-max-epochs"
-                            aria-invalid=invalid("max_epochs")
-                            prop:value=move || max_epochs.get()
-                            on:input=move |ev| {
-                                max_epochs.set(event_target_value(&ev));
-                                edited();
-                            }
-                        />
-                        {message("max_epochs", "task-max-epochs-error")}
-                    </label>
-                    <label class="field">
-                        <span>"Seed " <small class="muted">"(empty: random)"</small></span>
-                        <input
-                            type="number"
-                            min="0"
-                            step="1"
-                            data-testid="task-seed"
-                            aria-invalid=invalid("seed")
-                            prop:value=move || seed.get()
-                            on:input=move |ev| {
-                                seed.set(event_target_value(&ev));
-                                edited();
-                            }
-                        />
-                        {message("seed", "task-seed-error")}
-                    </label>
+                    <NumberField
+                        label="Image size (px)"
+                        value=image_size
+                        error=error("image_size")
+                        testid="task-image-size"
+                        error_testid="task-image-size-error"
+                        min=MIN_IMAGE_SIZE
+                        max=MAX_IMAGE_SIZE
+                        step="32"
+                        on_input=move |()| {
+                            image_size_edited.set(true);
+                            edited();
+                        }
+                    />
+                    <NumberField
+                        label="Max epochs"
+                        hint="(empty: no cap)"
+                        value=max_epochs
+                        error=error("max_epochs")
+                        testid="task-max-epochs"
+                        error_testid="task-max-epochs-error"
+                        min=1
+                        max=MAX_EPOCHS
+                        step="1"
+                        on_input=move |()| edited()
+                    />
+                    <NumberField
+                        label="Seed"
+                        hint="(empty: random)"
+                        value=seed
+                        error=error("seed")
+                        testid="task-seed"
+                        error_testid="task-seed-error"
+                        min=0
+                        step="1"
+                        on_input=move |()| edited()
+                    />
                 </div>
                 <p class="muted small">
                     "Smaller images and fewer epochs train faster; early stopping and the time budget still apply."
                 </p>
             </details>
-            <Show when=move || other_error().is_some()>
-                <p class="alert error" role="alert" data-testid="task-error">
-                    {move || other_error().unwrap_or_default()}
-                </p>
-            </Show>
+            <ErrorNotice error=other_error testid="task-error"/>
             <div class="actions">
                 <button type="submit" class="button primary" data-testid="task-submit" disabled=move || pending.get()>
                     {move || if pending.get() { "Starting…" } else { "Start training" }}
