@@ -6,7 +6,8 @@
 #  2. the peer: PyTorch (CPU) with the same architecture, ImageNet weights, split sizes, input
 #     size and recipe (bench/train_peer.py), in the same run;
 #  3. the shapes template trained with its defaults (the ">95% within a minute" claim).
-# Prints the figures; docs/benchmarks.md records a run. PEER=0 skips PyTorch.
+# Prints the figures; docs/benchmarks.md records a run. PEER=0 skips PyTorch; FEATURES=gpu
+# builds the GPU-capable binary (the CPU runs still use --device cpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -18,7 +19,7 @@ PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
 log "building the release server"
-cargo build --release -p server
+cargo build --release -p server ${FEATURES:+--features "$FEATURES"}
 BIN="$CARGO_TARGET_DIR/release"
 PORT=$(free_port)
 AUTOLEARN_ADDR="127.0.0.1:$PORT" AUTOLEARN_DATA_DIR="$WORK/data" AUTOLEARN_DATA_ROOTS="$WORK/data:$DATA" \

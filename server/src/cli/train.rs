@@ -305,13 +305,13 @@ fn print_metrics(v: &Value) {
             "",
             labels
                 .iter()
-                .map(|l| format!("{l:>10.10}"))
+                .map(|l| format!(" {l:>12.12}"))
                 .collect::<String>()
         );
         for (l, row) in labels.iter().zip(cm) {
             let cells: String = row
                 .as_array()
-                .map(|r| r.iter().map(|x| format!("{:>10}", x)).collect())
+                .map(|r| r.iter().map(|x| format!(" {:>12}", x.as_u64().unwrap_or(0))).collect())
                 .unwrap_or_default();
             println!("{l:>16.16} {cells}");
         }
