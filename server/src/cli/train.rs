@@ -311,7 +311,11 @@ fn print_metrics(v: &Value) {
         for (l, row) in labels.iter().zip(cm) {
             let cells: String = row
                 .as_array()
-                .map(|r| r.iter().map(|x| format!(" {:>12}", x.as_u64().unwrap_or(0))).collect())
+                .map(|r| {
+                    r.iter()
+                        .map(|x| format!(" {:>12}", x.as_u64().unwrap_or(0)))
+                        .collect()
+                })
                 .unwrap_or_default();
             println!("{l:>16.16} {cells}");
         }
