@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use shared::api::ErrorBody;
 
+mod predict;
 mod train;
+pub use predict::ServiceCmd;
 pub use train::{ModelCmd, TaskCmd};
 
 #[derive(Parser)]
@@ -77,6 +79,19 @@ pub enum Command {
     /// Model versions.
     #[command(subcommand)]
     Model(ModelCmd),
+    /// Predict services (deployed model versions).
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// Send images to a predict service and print its answer (SPEC §7 format).
+    Predict {
+        #[arg(long)]
+        service: String,
+        /// The service's token (from `service deploy`).
+        #[arg(long, env = "AUTOLEARN_SERVICE_TOKEN", hide_env_values = true)]
+        service_token: String,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -474,6 +489,12 @@ pub async fn run_client(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Task(cmd) => train::task_command(&c, cmd, json).await?,
         Command::Model(cmd) => train::model_command(&c, cmd, json).await?,
+        Command::Service(cmd) => predict::service_command(&c, cmd, json).await?,
+        Command::Predict {
+            service,
+            service_token,
+            images,
+        } => predict::predict(&c, &service, &service_token, &images, json).await?,
         Command::Login { username } => {
             let password = read_password()?;
             let v = c

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod recall;
 pub mod routes;
+pub mod serve;
 pub mod storage;
 pub mod thumbnail;
 pub mod train;
@@ -42,6 +43,8 @@ pub struct AppState {
     /// Recall models of deployed recall services.
     pub recall: Arc<recall::cache::RecallCache>,
     pub cf_jobs: Arc<recall::jobs::CfJobs>,
+    /// Models of deployed predict services.
+    pub predict: Arc<serve::PredictCache>,
 }
 
 /// A server bound to its port, ready to run.
@@ -75,6 +78,7 @@ impl Application {
             decode_permits,
             recall: Arc::default(),
             cf_jobs: Arc::default(),
+            predict: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -158,6 +162,7 @@ pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
         decode_permits: Arc::new(tokio::sync::Semaphore::new(1)),
         recall: Arc::default(),
         cf_jobs: Arc::default(),
+        predict: Arc::default(),
     };
     let workers = Workers::start(&state, n);
     tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");

@@ -451,6 +451,30 @@ pub const ROUTES: &[RouteDoc] = &[
         None,
         "tar",
     ),
+    r(
+        "post",
+        "/api/models/{id}/services",
+        "Deploy a model version as a predict service {name, replicas (1-16)}; the answer holds the token, shown once",
+        "TrainInstance",
+        Some("CreateService"),
+        "Service",
+    ),
+    r(
+        "patch",
+        "/api/services/{name}",
+        "Predict services: serve another version of the instance and/or change replicas; the old version answers until the new one is loaded",
+        "TrainInstance",
+        Some("UpdateService"),
+        "Service",
+    ),
+    r(
+        "post",
+        "/api/predict/{service}",
+        "Predict (SPEC §7); header Authorization: <service token>; body {dataArray:[{name?, type?: stream, body: base64 JPG/PNG/BMP}]} (1-16 images, 32 MiB); errors {success:false, errorCode: 1001|1002|2001|2002|2003, errorMsg}",
+        "service token",
+        Some("PredictRequest"),
+        "PredictResponse",
+    ),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -608,7 +632,7 @@ fn recall_schemas() -> Value {
         "Filter": s(json!({"id": int, "name": string, "type": {"enum": ["user_item", "item"]}}), &["id", "name", "type"]),
         "CreateFilter": s(json!({"name": string, "type": {"enum": ["user_item", "item"]}}), &["name", "type"]),
         "CreateService": s(json!({"name": string, "replicas": int}), &["name"]),
-        "Service": s(json!({"id": int, "name": string, "instance_id": int, "kind": string, "replicas": int, "endpoint": string, "created_at": string, "token": string}), &["id", "name", "endpoint"]),
+        "Service": s(json!({"id": int, "name": string, "instance_id": int, "kind": {"enum": ["recall", "predict"]}, "replicas": int, "endpoint": string, "created_at": string, "model_id": int, "status": string, "token": string}), &["id", "name", "endpoint"]),
         "RecallRequest": s(json!({"user_id": string, "size": int}), &["user_id"]),
         "RecallResponse": s(json!({"code": int, "msg": string, "request_id": string, "size": int, "items": {"type": "array", "items": s(json!({"item_id": string, "retrieve_id": string}), &["item_id", "retrieve_id"])}, "errors": {"type": "array", "items": string}}), &["code", "msg", "request_id", "size", "items", "errors"]),
     })
@@ -643,6 +667,14 @@ fn training_schemas() -> Value {
             "model_size": int, "validation_images": int, "train_images": int,
             "misclassified": {"type": "array", "items": s(json!({"image_id": int, "truth": string, "predicted": string, "confidence": num}), &[])}}),
             &["accuracy", "precision", "recall", "f1", "loss", "confusion_matrix", "model_size"]),
+        "UpdateService": s(json!({"model_id": int, "replicas": int}), &[]),
+        "PredictRequest": s(json!({"dataArray": {"type": "array", "items": s(json!({"name": string, "type": {"enum": ["stream"]}, "body": {"type": "string", "description": "base64 image"}}), &["body"])}}), &["dataArray"]),
+        "PredictResponse": {"oneOf": [
+            s(json!({"success": {"const": true}, "result": s(json!({
+                "output": {"type": "array", "items": s(json!({"type": {"const": "cv_common"}, "body": {"type": "array", "items": s(json!({"label": string, "conf": num, "pos": {"type": "array", "description": "detection: 4 relative corners; OCR: 4 pixel corners"}}), &["label", "conf"])}}), &["type", "body"])},
+                "meta": s(json!({"height": int, "width": int}), &["height", "width"])}), &["output", "meta"])}), &["success", "result"]),
+            s(json!({"success": {"const": false}, "errorCode": string, "errorMsg": string}), &["success", "errorCode", "errorMsg"]),
+        ]},
         "ModelVersion": s(json!({"id": int, "instance_id": int, "task_id": int, "version": int, "preset": preset, "labels": labels, "image_size": int,
             "metrics": schema_ref("ClassificationMetrics"), "size_bytes": int, "pretrained": {"type": "boolean"}, "base_model_id": int, "created_at": string}),
             &["id", "version", "labels", "metrics"]),

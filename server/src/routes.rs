@@ -6,6 +6,7 @@ mod images;
 mod instances;
 mod labels;
 mod models;
+mod predict;
 mod recall;
 mod system;
 mod tasks;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recall::router())
         .merge(tasks::router())
         .merge(models::router())
+        .merge(predict::router())
         .route(
             "/api/{*rest}",
             any(|| async {

@@ -8,6 +8,7 @@ pub mod api;
 #[cfg(feature = "model")]
 pub mod model;
 pub mod names;
+pub mod predict;
 pub mod recall;
 pub mod train;
 

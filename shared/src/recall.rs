@@ -275,12 +275,18 @@ pub struct Service {
     pub id: i64,
     pub name: String,
     pub instance_id: i64,
-    /// `recall` (or `predict`, later).
+    /// `recall` or `predict`.
     pub kind: String,
     pub replicas: i64,
     /// Path of the endpoint on this server.
     pub endpoint: String,
     pub created_at: String,
+    /// Predict services: the model version served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<i64>,
+    /// Predict services: `loading`, `running` or `failed` (with the reason) on this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     /// Only in the answer to the create request: keep it, it is not shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

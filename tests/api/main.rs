@@ -6,6 +6,7 @@ mod hostile;
 mod images;
 mod instances;
 mod labels;
+mod predict;
 mod recall;
 mod s3;
 mod system;

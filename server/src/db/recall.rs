@@ -45,6 +45,8 @@ fn service_from_row(r: &AnyRow) -> sqlx::Result<Service> {
         kind,
         replicas: r.try_get(4)?,
         created_at: r.try_get(5)?,
+        model_id: r.try_get(6)?,
+        status: None,
         token: None,
     })
 }
@@ -283,21 +285,23 @@ impl Db {
         kind: &str,
         token_hash: &str,
         replicas: i64,
+        model_id: Option<i64>,
     ) -> sqlx::Result<i64> {
-        sqlx::query("INSERT INTO services (name, instance_id, kind, token_hash, replicas, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+        sqlx::query("INSERT INTO services (name, instance_id, kind, token_hash, replicas, created_at, model_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(name)
             .bind(instance_id)
             .bind(kind)
             .bind(token_hash)
             .bind(replicas)
             .bind(now_rfc3339())
+            .bind(model_id)
             .fetch_one(&self.pool)
             .await?
             .try_get(0)
     }
 
     pub async fn service(&self, name: &str) -> sqlx::Result<Option<Service>> {
-        sqlx::query("SELECT id, name, instance_id, kind, replicas, created_at FROM services WHERE name = $1")
+        sqlx::query("SELECT id, name, instance_id, kind, replicas, created_at, model_id FROM services WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -307,7 +311,7 @@ impl Db {
     }
 
     pub async fn services(&self, instance_id: i64) -> sqlx::Result<Vec<Service>> {
-        sqlx::query("SELECT id, name, instance_id, kind, replicas, created_at FROM services WHERE instance_id = $1 ORDER BY id")
+        sqlx::query("SELECT id, name, instance_id, kind, replicas, created_at, model_id FROM services WHERE instance_id = $1 ORDER BY id")
             .bind(instance_id)
             .fetch_all(&self.pool)
             .await?
@@ -330,6 +334,40 @@ impl Db {
         .await?
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .transpose()
+    }
+
+    /// `(token_hash, model_id, replicas)` of a predict service.
+    pub async fn predict_service_auth(
+        &self,
+        name: &str,
+    ) -> sqlx::Result<Option<(String, i64, i64)>> {
+        sqlx::query(
+            "SELECT token_hash, model_id, replicas FROM services WHERE name = $1 AND kind = 'predict'",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .transpose()
+    }
+
+    /// Points a predict service at another model version and/or replica count.
+    pub async fn update_predict_service(
+        &self,
+        name: &str,
+        model_id: i64,
+        replicas: i64,
+    ) -> sqlx::Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE services SET model_id = $2, replicas = $3 WHERE name = $1 AND kind = 'predict'",
+        )
+        .bind(name)
+        .bind(model_id)
+        .bind(replicas)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
     }
 
     pub async fn delete_service(&self, name: &str) -> sqlx::Result<bool> {

@@ -508,6 +508,17 @@ impl Db {
             .transpose()
     }
 
+    /// Names of the services serving a model version.
+    pub async fn services_of_model(&self, id: i64) -> sqlx::Result<Vec<String>> {
+        sqlx::query("SELECT name FROM services WHERE model_id = $1 ORDER BY name")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect()
+    }
+
     pub async fn delete_model(&self, id: i64) -> sqlx::Result<bool> {
         Ok(sqlx::query("DELETE FROM models WHERE id = $1")
             .bind(id)

@@ -57,6 +57,13 @@ async fn show(
 /// Deletes the version's row first (so nothing can load it any more), then its artifact.
 async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<StatusCode> {
     let (_, key) = authorised_model(&s, &p, Permission::TrainInstance, id).await?;
+    let serving = s.db.services_of_model(id).await?;
+    if !serving.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "model {id} is deployed as {}; undeploy it or switch the service to another version first",
+            serving.join(", ")
+        )));
+    }
     s.db.delete_model(id).await?;
     let store = s.storage.open_uri(&s.config.models_uri)?;
     if let Err(e) = store.delete(&key).await {

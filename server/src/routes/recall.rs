@@ -70,7 +70,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/services/{name}",
-            get(show_service).delete(delete_service),
+            get(show_service)
+                .delete(delete_service)
+                .patch(super::predict::update),
         )
         .route("/api/recall/{service}", get(recall_get).post(recall_post))
 }
@@ -444,6 +446,7 @@ async fn create_service(
             "recall",
             &auth::token_hash(&token),
             req.replicas,
+            None,
         )
         .await
     {
@@ -474,6 +477,10 @@ async fn show_service(
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
     p.require(Permission::ListInstance, Some(svc.instance_id))?;
+    let mut svc = svc;
+    if svc.kind == "predict" {
+        svc.status = Some(s.predict.status(&name).unwrap_or_else(|| "loading".into()));
+    }
     Ok(axum::Json(svc))
 }
 
@@ -489,6 +496,7 @@ async fn delete_service(
     p.require(Permission::TrainInstance, Some(svc.instance_id))?;
     s.db.delete_service(&name).await?;
     s.recall.invalidate_service(&name);
+    s.predict.forget(&name);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,2 @@
+-- Predict services serve one model version; recall services have none.
+ALTER TABLE services ADD COLUMN model_id INTEGER REFERENCES models(id);

@@ -1,0 +1,285 @@
+//! Deploying model versions as services and the predict endpoint (SPEC §7).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use shared::Permission;
+use shared::names::InstanceName;
+use shared::predict::{
+    ImageMeta, Output, PredictError, PredictResult, PredictSuccess, classification_body,
+};
+use shared::recall::Service;
+
+use crate::AppState;
+use crate::auth::{self, Principal};
+use crate::db::is_unique_violation;
+use crate::error::{ApiError, ApiResult, Id, Json};
+use crate::serve::{Unavailable, input};
+
+/// Largest predict body (base64 of up to [`input::MAX_ITEMS`] images).
+pub const MAX_PREDICT_BODY: usize = 32 * 1024 * 1024;
+pub const MAX_REPLICAS: i64 = 16;
+/// A request waits at most this long for its turn and its forward pass.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/models/{id}/services", post(deploy))
+        .route(
+            "/api/predict/{service}",
+            post(predict).layer(DefaultBodyLimit::max(MAX_PREDICT_BODY)),
+        )
+}
+
+#[derive(Deserialize)]
+struct DeployRequest {
+    name: String,
+    #[serde(default = "one")]
+    replicas: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn check_replicas(replicas: i64) -> ApiResult<()> {
+    if (1..=MAX_REPLICAS).contains(&replicas) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "replicas",
+            "invalid_replicas",
+            format!("replicas is 1 to {MAX_REPLICAS}"),
+        ))
+    }
+}
+
+/// Deploys a model version; the answer carries the token, shown once.
+async fn deploy(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(model_id): Id,
+    Json(req): Json<DeployRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Service>)> {
+    let (m, _) =
+        s.db.model(model_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("model"))?;
+    p.require(Permission::TrainInstance, Some(m.instance_id))?;
+    InstanceName::parse(req.name.as_str()).map_err(|e| {
+        ApiError::invalid(
+            "name",
+            "invalid_name",
+            e.to_string().replace("instance name", "service name"),
+        )
+    })?;
+    check_replicas(req.replicas)?;
+    let token = auth::new_token();
+    match s
+        .db
+        .create_service(
+            &req.name,
+            m.instance_id,
+            "predict",
+            &auth::token_hash(&token),
+            req.replicas,
+            Some(model_id),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(
+                ApiError::conflict(format!("a service named {:?} exists", req.name))
+                    .with_field("name"),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // Load now, so the first request does not wait for it.
+    let warm = s.clone();
+    let name = req.name.clone();
+    tokio::spawn(async move {
+        let _ = warm.predict.get(&warm, &name).await;
+    });
+    let mut svc =
+        s.db.service(&req.name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+    svc.status = Some("loading".into());
+    svc.token = Some(token);
+    Ok((StatusCode::CREATED, axum::Json(svc)))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateService {
+    pub model_id: Option<i64>,
+    pub replicas: Option<i64>,
+}
+
+/// `PATCH /api/services/{name}`: serve another version of the same instance and/or change
+/// the replica count. The new model loads beside the old one, which answers meanwhile.
+pub async fn update(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(name): Path<String>,
+    Json(req): Json<UpdateService>,
+) -> ApiResult<axum::Json<Service>> {
+    let svc =
+        s.db.service(&name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+    p.require(Permission::TrainInstance, Some(svc.instance_id))?;
+    let Some(current) = svc.model_id else {
+        return Err(ApiError::unprocessable(
+            "not_a_predict_service",
+            format!("{name} is a recall service; it has no model version"),
+        ));
+    };
+    let model_id = req.model_id.unwrap_or(current);
+    let (m, _) =
+        s.db.model(model_id)
+            .await?
+            .filter(|(m, _)| m.instance_id == svc.instance_id)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "model_id",
+                    "unknown_model",
+                    format!("the service's instance has no model {model_id}"),
+                )
+            })?;
+    let replicas = req.replicas.unwrap_or(svc.replicas);
+    check_replicas(replicas)?;
+    s.db.update_predict_service(&name, m.id, replicas).await?;
+    let warm = s.clone();
+    let n = name.clone();
+    tokio::spawn(async move {
+        let _ = warm.predict.get(&warm, &n).await;
+    });
+    let mut svc =
+        s.db.service(&name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("service"))?;
+    svc.status = s.predict.status(&name);
+    Ok(axum::Json(svc))
+}
+
+fn failure(status: StatusCode, e: PredictError) -> Response {
+    (status, axum::Json(e.body())).into_response()
+}
+
+fn error_status(e: PredictError) -> StatusCode {
+    match e {
+        PredictError::InputFormat | PredictError::ImageDecode => StatusCode::BAD_REQUEST,
+        PredictError::GetInstance => StatusCode::SERVICE_UNAVAILABLE,
+        PredictError::Unknown | PredictError::ModelForward => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The token as sent: bare (the original's clients) or after `Bearer `.
+fn sent_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get("authorization")?.to_str().ok()?.trim();
+    Some(v.strip_prefix("Bearer ").unwrap_or(v))
+}
+
+async fn predict(
+    State(s): State<AppState>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let loaded = match s.predict.get(&s, &service).await {
+        Ok(l) => l,
+        Err(Unavailable::NoSuchService) => {
+            return failure(StatusCode::NOT_FOUND, PredictError::GetInstance);
+        }
+        Err(Unavailable::Failed(_)) => {
+            return failure(StatusCode::SERVICE_UNAVAILABLE, PredictError::GetInstance);
+        }
+    };
+    // The token first: without it nothing is parsed, decoded or run.
+    if sent_token(&headers).is_none_or(|t| auth::token_hash(t) != loaded.token_hash) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"success": false, "errorCode": "401", "errorMsg": "missing or wrong token in the Authorization header"})),
+        )
+            .into_response();
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat);
+        }
+        Err(_) => return failure(StatusCode::BAD_REQUEST, PredictError::InputFormat),
+    };
+    let images = match input::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return failure(error_status(e), e),
+    };
+    drop(body);
+    match run(&s, &loaded, images).await {
+        Ok(result) => axum::Json(PredictSuccess {
+            success: true,
+            result,
+        })
+        .into_response(),
+        Err(e) => failure(error_status(e), e),
+    }
+}
+
+async fn run(
+    s: &AppState,
+    loaded: &crate::serve::Loaded,
+    images: Vec<Vec<u8>>,
+) -> Result<PredictResult, PredictError> {
+    let side = u32::try_from(loaded.engine.side).unwrap_or(224);
+    let mut pending = Vec::with_capacity(images.len());
+    let mut meta: Option<ImageMeta> = None;
+    for bytes in images {
+        // Decoding is CPU-heavy: bounded by the decode permits, and refused (2002) when
+        // they stay taken, rather than queueing without end.
+        let permit = tokio::time::timeout(
+            Duration::from_secs(5),
+            s.decode_permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| PredictError::GetInstance)?
+        .map_err(|_| PredictError::Unknown)?;
+        let (input, m) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            input::prepare(&bytes, side)
+        })
+        .await
+        .map_err(|_| PredictError::Unknown)??;
+        meta.get_or_insert(m);
+        pending.push(
+            loaded
+                .engine
+                .submit(input)
+                .map_err(|_| PredictError::GetInstance)?,
+        );
+    }
+    let mut output = Vec::with_capacity(pending.len());
+    for rx in pending {
+        let probs = tokio::time::timeout(FORWARD_TIMEOUT, rx)
+            .await
+            .map_err(|_| PredictError::GetInstance)?
+            .map_err(|_| PredictError::ModelForward)?
+            .map_err(|_| PredictError::ModelForward)?;
+        output.push(Output {
+            kind: "cv_common".into(),
+            body: classification_body(&loaded.labels, &probs),
+        });
+    }
+    Ok(PredictResult {
+        output,
+        meta: meta.ok_or(PredictError::InputFormat)?,
+    })
+}

@@ -1,0 +1,161 @@
+//! Serving models (SPEC §7): each predict service's model is loaded once into an
+//! [`engine::Engine`]; the database says which version a service serves, checked at most
+//! once a second, so a version swap (possibly made through another server) loads the new
+//! model beside the old one and switches when it is ready. Requests already holding the
+//! old engine finish on it; nothing in flight is dropped.
+
+pub mod engine;
+pub mod input;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+
+use crate::AppState;
+use crate::train::artifact;
+use engine::Engine;
+
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// A service as loaded here.
+pub struct Loaded {
+    pub engine: Arc<Engine>,
+    pub labels: Vec<String>,
+    pub model_id: i64,
+    pub replicas: i64,
+    pub token_hash: String,
+    checked: Instant,
+}
+
+#[derive(Default)]
+pub struct PredictCache {
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// `loading`, `running` or `failed: ...` per service, for `GET /api/services/{name}`.
+    status: Mutex<HashMap<String, String>>,
+    /// One load at a time: loads are rare and CPU-heavy.
+    loading: tokio::sync::Mutex<()>,
+}
+
+/// Why a service cannot answer.
+pub enum Unavailable {
+    NoSuchService,
+    /// Loading failed; the message says why.
+    Failed(String),
+}
+
+impl PredictCache {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn status(&self, name: &str) -> Option<String> {
+        Self::lock(&self.status).get(name).cloned()
+    }
+
+    fn set_status(&self, name: &str, status: String) {
+        Self::lock(&self.status).insert(name.to_owned(), status);
+    }
+
+    pub fn forget(&self, name: &str) {
+        Self::lock(&self.loaded).remove(name);
+        Self::lock(&self.status).remove(name);
+    }
+
+    /// The service ready to answer, loading (or re-loading after a swap) when needed.
+    pub async fn get(&self, s: &AppState, name: &str) -> Result<Arc<Loaded>, Unavailable> {
+        let cached = Self::lock(&self.loaded).get(name).cloned();
+        if let Some(c) = &cached
+            && c.checked.elapsed() < RECHECK
+        {
+            return Ok(c.clone());
+        }
+        let row =
+            s.db.predict_service_auth(name)
+                .await
+                .map_err(|e| Unavailable::Failed(format!("database: {e}")))?;
+        let Some((token_hash, model_id, replicas)) = row else {
+            self.forget(name);
+            return Err(Unavailable::NoSuchService);
+        };
+        if let Some(c) = cached.clone()
+            && c.model_id == model_id
+            && c.replicas == replicas
+        {
+            let fresh = Arc::new(Loaded {
+                engine: c.engine.clone(),
+                labels: c.labels.clone(),
+                model_id,
+                replicas,
+                token_hash,
+                checked: Instant::now(),
+            });
+            Self::lock(&self.loaded).insert(name.to_owned(), fresh.clone());
+            return Ok(fresh);
+        }
+        // While a new version loads, requests keep going to the old one.
+        let _one = match (self.loading.try_lock(), cached) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(old)) => return Ok(old),
+            (Err(_), None) => self.loading.lock().await,
+        };
+        // Someone may have loaded it while we waited.
+        if let Some(c) = Self::lock(&self.loaded).get(name)
+            && c.model_id == model_id
+            && c.replicas == replicas
+        {
+            return Ok(c.clone());
+        }
+        if Self::lock(&self.loaded).get(name).is_none() {
+            self.set_status(name, "loading".into());
+        }
+        match load(s, model_id, replicas).await {
+            Ok((engine, labels)) => {
+                let l = Arc::new(Loaded {
+                    engine: Arc::new(engine),
+                    labels,
+                    model_id,
+                    replicas,
+                    token_hash,
+                    checked: Instant::now(),
+                });
+                Self::lock(&self.loaded).insert(name.to_owned(), l.clone());
+                self.set_status(name, "running".into());
+                tracing::info!(
+                    "service {name}: serving model {model_id} with {replicas} replica(s)"
+                );
+                Ok(l)
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::warn!("service {name}: loading model {model_id}: {msg}");
+                self.set_status(name, format!("failed: {msg}"));
+                Err(Unavailable::Failed(msg))
+            }
+        }
+    }
+}
+
+/// Reads the model's artifact and starts an engine for it.
+async fn load(s: &AppState, model_id: i64, replicas: i64) -> anyhow::Result<(Engine, Vec<String>)> {
+    let (m, key) =
+        s.db.model(model_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("model {model_id} no longer exists"))?;
+    let store = s.storage.open_uri(&s.config.models_uri)?;
+    let bytes = store.read(&key, artifact::MAX_ARTIFACT_BYTES).await?;
+    let engine = tokio::task::spawn_blocking(move || -> anyhow::Result<Engine> {
+        let (meta, weights) = artifact::unpack(&bytes)?;
+        let device = Device::flex();
+        let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
+        Ok(Engine::start(
+            model,
+            meta.image_size as usize,
+            usize::try_from(replicas).unwrap_or(1),
+            device,
+        ))
+    })
+    .await??;
+    Ok((engine, m.labels))
+}

@@ -1,0 +1,171 @@
+//! The predict API's wire format (SPEC §7), as clients of the original service send and
+//! read it. Field names are fixed: `dataArray`, `errorCode`, `errorMsg`, `cv_common`.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/predict/{service}` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictRequest {
+    #[serde(rename = "dataArray")]
+    pub data_array: Vec<DataItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only `stream` exists.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Base64 of a JPG, PNG or BMP file.
+    pub body: String,
+}
+
+/// One prediction. Classification: `label` and `conf`; detection adds `pos` as four
+/// relative corners, OCR as four pixel corners (top-left, top-right, bottom-right,
+/// bottom-left), so the envelope stays the same for every instance type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub label: String,
+    pub conf: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos: Option<[[f64; 2]; 4]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    /// Always `cv_common`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Sorted by `conf`, highest first.
+    pub body: Vec<Prediction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub height: u32,
+    pub width: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictResult {
+    /// One entry per item of `dataArray`, in order.
+    pub output: Vec<Output>,
+    /// Size of the (first) image.
+    pub meta: ImageMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictSuccess {
+    pub success: bool,
+    pub result: PredictResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictFailure {
+    pub success: bool,
+    #[serde(rename = "errorCode")]
+    pub error_code: String,
+    #[serde(rename = "errorMsg")]
+    pub error_msg: String,
+}
+
+/// The SPEC's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictError {
+    /// 1001: bad or missing fields.
+    InputFormat,
+    /// 1002: not a decodable image (or over the limits).
+    ImageDecode,
+    /// 2001
+    Unknown,
+    /// 2002: no capacity (overloaded) or model not loaded.
+    GetInstance,
+    /// 2003: inference failed.
+    ModelForward,
+}
+
+impl PredictError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InputFormat => "1001",
+            Self::ImageDecode => "1002",
+            Self::Unknown => "2001",
+            Self::GetInstance => "2002",
+            Self::ModelForward => "2003",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::InputFormat => "INPUT_FORMAT_ERROR",
+            Self::ImageDecode => "IMAGE_DECODE_ERROR",
+            Self::Unknown => "UNKNOWN_ERROR",
+            Self::GetInstance => "GET_INSTANCE_ERROR",
+            Self::ModelForward => "MODEL_FORWARD_ERROR",
+        }
+    }
+
+    pub fn body(self) -> PredictFailure {
+        PredictFailure {
+            success: false,
+            error_code: self.code().to_owned(),
+            error_msg: self.message().to_owned(),
+        }
+    }
+}
+
+/// Classification output: every label with its probability, highest first.
+pub fn classification_body(labels: &[String], probs: &[f32]) -> Vec<Prediction> {
+    let mut body: Vec<Prediction> = labels
+        .iter()
+        .zip(probs)
+        .map(|(l, &p)| Prediction {
+            label: l.clone(),
+            // Six decimals: f32 probabilities printed in full look like noise to clients.
+            conf: (f64::from(p) * 1e6).round() / 1e6,
+            pos: None,
+        })
+        .collect();
+    body.sort_by(|a, b| b.conf.total_cmp(&a.conf));
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_and_errors_have_the_spec_shape() {
+        let ok = PredictSuccess {
+            success: true,
+            result: PredictResult {
+                output: vec![Output {
+                    kind: "cv_common".into(),
+                    body: classification_body(&["cat".into(), "horse".into()], &[0.2, 0.8]),
+                }],
+                meta: ImageMeta {
+                    height: 1920,
+                    width: 1080,
+                },
+            },
+        };
+        let v = serde_json::to_value(&ok).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"success": true, "result": {"output": [{"type": "cv_common", "body": [
+                {"label": "horse", "conf": 0.8}, {"label": "cat", "conf": 0.2}]}],
+                "meta": {"height": 1920, "width": 1080}}})
+        );
+        let e = serde_json::to_string(&PredictError::InputFormat.body()).unwrap();
+        assert_eq!(
+            e,
+            r#"{"success":false,"errorCode":"1001","errorMsg":"INPUT_FORMAT_ERROR"}"#
+        );
+        let req: PredictRequest = serde_json::from_str(
+            r#"{"dataArray":[{"name":"image","type":"stream","body":"aGk="}]}"#,
+        )
+        .unwrap();
+        assert_eq!(req.data_array[0].body, "aGk=");
+    }
+}
