@@ -1,6 +1,7 @@
 //! Code both the browser (`app`, wasm32) and the server compile, so that both validate
 //! and serialise alike: API types ([`api`]) and validated domain types ([`names`]);
-//! with feature `model`, the burn models and their pre- and post-processing ([`model`]).
+//! with feature `image`, image pre- and post-processing and the predict request path
+//! ([`preprocess`], [`predict::input`]); with feature `model`, the burn models ([`model`]).
 //!
 //! This crate must stay free of I/O and of platform-specific dependencies.
 
@@ -9,6 +10,8 @@ pub mod api;
 pub mod model;
 pub mod names;
 pub mod predict;
+#[cfg(feature = "image")]
+pub mod preprocess;
 pub mod recall;
 pub mod train;
 

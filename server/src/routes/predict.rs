@@ -13,7 +13,7 @@ use serde::Deserialize;
 use shared::Permission;
 use shared::names::InstanceName;
 use shared::predict::{
-    ImageMeta, Output, PredictError, PredictResult, PredictSuccess, classification_body,
+    ImageMeta, Output, PredictError, PredictResult, PredictSuccess, classification_body, input,
 };
 use shared::recall::Service;
 
@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::{self, Principal};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json};
-use crate::serve::{Unavailable, input};
+use crate::serve::Unavailable;
 
 /// Largest predict body (base64 of up to [`input::MAX_ITEMS`] images).
 pub const MAX_PREDICT_BODY: usize = 32 * 1024 * 1024;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::prelude::*;
 use shared::model::EfficientNetLite;
-use shared::model::preprocess::softmax;
+use shared::preprocess::softmax;
 use tokio::sync::oneshot;
 
 /// Requests waiting per replica before new ones are refused.

@@ -5,7 +5,6 @@
 //! old engine finish on it; nothing in flight is dropped.
 
 pub mod engine;
-pub mod input;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

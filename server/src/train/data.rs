@@ -9,7 +9,7 @@ use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use shared::model::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
+use shared::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
 use shared::train::Task;
 
 use crate::AppState;

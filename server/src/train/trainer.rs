@@ -24,7 +24,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use shared::model::EfficientNetLite;
 use shared::model::efficientnet::{FEATURES, stage_starts};
-use shared::model::preprocess::softmax;
+use shared::preprocess::softmax;
 use shared::train::{ClassificationMetrics, Progress};
 
 use super::data::{self, Data, Sample};

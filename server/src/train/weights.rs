@@ -127,7 +127,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use shared::model::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
+    use shared::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
 
     use super::*;
 

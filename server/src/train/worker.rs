@@ -13,7 +13,7 @@ use bytes::Bytes;
 use shared::InstanceType;
 use shared::model::EfficientNetLite;
 use shared::model::efficientnet::IMAGENET_CLASSES;
-use shared::model::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
+use shared::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
 use shared::train::{DeviceChoice, ModelMeta, Task, TaskEventBody, TaskStatus};
 use tokio::sync::mpsc;
 

@@ -1,8 +1,7 @@
-//! The models the server trains and serves and the browser runs, with their pre- and
-//! post-processing. Backend-independent (burn 0.22 picks the device at run time), so the
+//! The models the server trains and serves and the browser runs (their pre- and
+//! post-processing is [`crate::preprocess`]). Backend-independent (burn 0.22 picks the device at run time), so the
 //! same code compiles natively and for wasm32.
 
 pub mod efficientnet;
-pub mod preprocess;
 
 pub use efficientnet::EfficientNetLite;

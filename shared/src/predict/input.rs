@@ -1,11 +1,12 @@
 //! The predict request's path from bytes to model input, with the SPEC's error codes:
 //! JSON and base64 problems are 1001, anything about the image is 1002. Every step is
 //! bounded: items per request, bytes per image, pixels (read from the header before
-//! decoding) and the decoder's allocations.
+//! decoding) and the decoder's allocations. In `shared` so the fuzz target (`fuzz/`) can
+//! drive exactly this code without the server.
 
+use super::{ImageMeta, PredictError, PredictRequest};
+use crate::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
 use base64::Engine as _;
-use shared::model::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
-use shared::predict::{ImageMeta, PredictError, PredictRequest};
 
 /// Images one request may carry.
 pub const MAX_ITEMS: usize = 16;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Predict endpoint under load (issue #5), in one run on this machine:
+#  1. a release server trains the shapes demo at 224 px (fast preset, one epoch) and deploys
+#     it (REPLICAS, default 1);
+#  2. wrk POSTs a base64 JPEG in the SPEC §7 body at concurrency 1, 8 and 32: requests/s,
+#     p50, p99;
+#  3. 10x overload (concurrency 320): answers keep coming (2002 for the excess) and the
+#     server's memory stays flat (VmRSS before/after, VmHWM);
+#  4. the peer: the same architecture under onnxruntime on the CPU, in-process
+#     (bench/predict_peer.py), at the same concurrencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+DURATION="${DURATION:-10}"
+REPLICAS="${REPLICAS:-1}"
+WORK=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y wrk >/dev/null; }
+
+log "building the release server"
+cargo build --release -p server ${FEATURES:+--features "$FEATURES"}
+BIN="$CARGO_TARGET_DIR/release/autolearn"
+PORT=$(free_port)
+AUTOLEARN_ADDR="127.0.0.1:$PORT" AUTOLEARN_DATA_DIR="$WORK/data" AUTOLEARN_ADMIN_PASSWORD=bench-pw AUTOLEARN_LOG=warn \
+  AUTOLEARN_WEIGHTS_DIR="$HOME/.cache/autolearn/weights" "$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+PIDS+=($SERVER)
+wait_for "http://127.0.0.1:$PORT/readyz" 30
+export AUTOLEARN_URL="http://127.0.0.1:$PORT"
+export AUTOLEARN_TOKEN=$(AUTOLEARN_PASSWORD=bench-pw "$BIN" login -u admin)
+id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+INST=$(curl -fsS -H "Authorization: Bearer $AUTOLEARN_TOKEN" -H 'content-type: application/json' \
+  -d '{"template":"shapes"}' "$AUTOLEARN_URL/api/instances" | id_of)
+DS=$("$BIN" dataset list --instance "$INST" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+log "training the model to serve (fast preset, 224 px)"
+"$BIN" task create --instance "$INST" --dataset "$DS" --name bench --labels circle,square,triangle \
+  --device cpu --max-minutes 10 --max-epochs 1 --seed 1 --follow >/dev/null
+MODEL=$("$BIN" model list --instance "$INST" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+TOKEN=$("$BIN" service deploy --model "$MODEL" --name bench --replicas "$REPLICAS" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+sleep 2
+
+# A real photo (an alpaca, 1024 px) when the dataset is here, else a generated shape.
+IMG=$(ls ../shared/datasets/alpaca-vs-not-alpaca/alpaca/*.jpg 2>/dev/null | head -1 || true)
+IMG=${IMG:-$WORK/data/templates/instance-$INST/circle/circle-000.png}
+cp "$IMG" "$WORK/image.jpg"
+python3 -c 'import base64, json, sys; json.dump({"dataArray": [{"name": "image", "type": "stream", "body": base64.b64encode(open(sys.argv[1], "rb").read()).decode()}]}, open(sys.argv[2], "w"))' "$IMG" "$WORK/body.json"
+echo "image: $IMG ($(stat -c %s "$IMG") bytes)"
+cat > "$WORK/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = io.open("$WORK/body.json"):read("*a")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "$TOKEN"
+EOF
+curl -fsS -o /dev/null -H "Authorization: $TOKEN" -H 'content-type: application/json' --data-binary @"$WORK/body.json" "$AUTOLEARN_URL/api/predict/bench"
+rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$SERVER/status"; }
+log "ours: wrk, ${DURATION}s per level, replicas $REPLICAS"
+for c in 1 8 32; do
+  out=$(wrk -t "$(( c < 2 ? 1 : 2 ))" -c "$c" -d "${DURATION}s" --latency -s "$WORK/post.lua" "$AUTOLEARN_URL/api/predict/bench")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  echo "ours c$c: $rps req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}"
+done
+log "10x overload: concurrency 320 for ${DURATION}s"
+before=$(rss)
+out=$(wrk -t 2 -c 320 -d "${DURATION}s" --latency -s "$WORK/post.lua" "$AUTOLEARN_URL/api/predict/bench")
+after=$(rss)
+echo "$out" | grep -E "Requests/sec|Non-2xx|50%|99%|Socket errors" | sed 's/^/  /'
+echo "overload: server RSS ${before} MiB before, ${after} MiB after, peak $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER/status") MiB"
+code=$(curl -s -H "Authorization: $TOKEN" -H 'content-type: application/json' --data-binary @"$WORK/body.json" -o /dev/null -w '%{http_code}' "$AUTOLEARN_URL/api/predict/bench")
+echo "after the overload a request answers $code"
+kill "$SERVER"
+
+VENV="$HOME/.cache/autolearn/torch-venv"
+if [ "${PEER:-1}" = 1 ]; then
+  "$VENV/bin/python" -c 'import onnxruntime, onnx' 2>/dev/null || "$VENV/bin/pip" install -q onnx onnxruntime
+  log "peer: onnxruntime (CPU), in-process"
+  "$VENV/bin/python" bench/predict_peer.py "$HOME/.cache/autolearn/weights/efficientnet-lite0.pth" "$WORK/image.jpg" "$DURATION" 1 8 32
+fi
