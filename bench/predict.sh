@@ -69,8 +69,9 @@ out=$(wrk -t 2 -c 320 -d "${DURATION}s" --latency -s "$WORK/post.lua" "$AUTOLEAR
 after=$(rss)
 echo "$out" | grep -E "Requests/sec|Non-2xx|50%|99%|Socket errors" | sed 's/^/  /'
 echo "overload: server RSS ${before} MiB before, ${after} MiB after, peak $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER/status") MiB"
+sleep 2  # let the queue drain
 code=$(curl -s -H "Authorization: $TOKEN" -H 'content-type: application/json' --data-binary @"$WORK/body.json" -o /dev/null -w '%{http_code}' "$AUTOLEARN_URL/api/predict/bench")
-echo "after the overload a request answers $code"
+echo "2 s after the overload a request answers $code"
 kill "$SERVER"
 
 VENV="$HOME/.cache/autolearn/torch-venv"

@@ -10,6 +10,7 @@ use shared::api::{
     Annotation, CreateDataset, CreateInstance, Dataset, ErrorBody, Image, ImagePage, ImageStatus,
     Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, User,
 };
+use shared::predict::{DataItem, PredictFailure, PredictRequest, PredictResult, PredictSuccess};
 use shared::recall::{
     CfJob, CreateFilter, CreateService, CreateStrategy, Filter, RecallRequest, RecallResponse,
     RecallTable, Service, Strategy, TableImport, TableInfo,
@@ -478,11 +479,16 @@ pub async fn recall_test(
         body,
     ))
     .await?;
+    json_and_text(response).await
+}
+
+/// The parsed answer and its JSON text, pretty-printed in the server's field order.
+async fn json_and_text<T: DeserializeOwned>(response: Response) -> ApiResult<(T, String)> {
     let text = response
         .text()
         .await
         .map_err(|e| ApiError::local("bad_response", format!("Could not read the answer: {e}")))?;
-    let parsed: RecallResponse = serde_json::from_str(&text).map_err(|e| {
+    let parsed: T = serde_json::from_str(&text).map_err(|e| {
         ApiError::local(
             "bad_response",
             format!("Unexpected answer from the server: {e}"),
@@ -530,6 +536,112 @@ pub async fn delete_service(name: &str) -> ApiResult<()> {
     send(with_accept(Request::delete(&url)).build())
         .await
         .map(drop)
+}
+
+/// `POST /api/models/{id}/services`: deploys a model version; the answer carries the
+/// token, once.
+pub async fn deploy_model(model: i64, body: &CreateService) -> ApiResult<Service> {
+    json(send(post_json(&format!("/api/models/{model}/services"), body)).await?).await
+}
+
+/// `GET /api/services/{name}`: a predict service comes with its `status`.
+pub async fn get_service(name: &str) -> ApiResult<Service> {
+    json(send(get(&format!("/api/services/{}", encode(name)))).await?).await
+}
+
+/// The predict services of an instance, each with its `status` (the list itself has none).
+pub async fn list_predict_services(instance: i64) -> ApiResult<Vec<Service>> {
+    let mut services = Vec::new();
+    for svc in list_services(instance).await? {
+        if svc.kind != "predict" {
+            continue;
+        }
+        match get_service(&svc.name).await {
+            Ok(full) => services.push(full),
+            // Undeployed meanwhile.
+            Err(e) if e.status == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(services)
+}
+
+/// `PATCH /api/services/{name}` body: what to change.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpdateService {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i64>,
+}
+
+/// `PATCH /api/services/{name}`: serve another version and/or change the replicas; the
+/// old version answers until the new one has loaded.
+pub async fn update_service(name: &str, body: &UpdateService) -> ApiResult<Service> {
+    let url = format!("/api/services/{}", encode(name));
+    json(send(with_accept(Request::patch(&url)).json(body)).await?).await
+}
+
+/// What `POST /api/predict/{name}` answered: its HTTP status, the result or the SPEC's
+/// error, and the JSON as sent (pretty-printed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictAnswer {
+    pub status: u16,
+    pub outcome: Result<PredictResult, PredictFailure>,
+    pub json: String,
+}
+
+/// `POST {endpoint}` with the service token, one image as base64. A refusal of the
+/// endpoint (bad token, bad image) is an answer, not an error: it says nothing about the
+/// session, so it must not log anyone out.
+pub async fn predict(
+    endpoint: &str,
+    token: &str,
+    image_base64: String,
+) -> ApiResult<PredictAnswer> {
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::local(
+            "bad_token",
+            "A token has no spaces or accented letters.".to_owned(),
+        ));
+    }
+    let body = PredictRequest {
+        data_array: vec![DataItem {
+            name: Some("image".to_owned()),
+            kind: Some("stream".to_owned()),
+            body: image_base64,
+        }],
+    };
+    let request = with_accept(Request::post(endpoint))
+        .header("Authorization", token)
+        .json(&body)
+        .map_err(|e| ApiError::local("bad_request", format!("Could not build the request: {e}")))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ApiError::local("network", format!("Cannot reach the server: {e}")))?;
+    let status = response.status();
+    if response.ok() {
+        let (answer, json) = json_and_text::<PredictSuccess>(response).await?;
+        return Ok(PredictAnswer {
+            status,
+            outcome: Ok(answer.result),
+            json,
+        });
+    }
+    match json_and_text::<PredictFailure>(response).await {
+        Ok((failure, json)) => Ok(PredictAnswer {
+            status,
+            outcome: Err(failure),
+            json,
+        }),
+        // Not the SPEC's envelope (a proxy, a body over the limit): say what came back.
+        Err(_) => Err(ApiError::new(
+            status,
+            "http_error",
+            &format!("The endpoint refused the request ({status})."),
+        )),
+    }
 }
 
 // ---- Training (SPEC §5) ----

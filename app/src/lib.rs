@@ -7,6 +7,7 @@
 //! is public) and, if it is top level, a link in [`Header`].
 
 pub mod api;
+pub mod base64;
 pub mod charts;
 pub mod form;
 pub mod format;
@@ -33,6 +34,7 @@ use crate::pages::label::LabelPage;
 use crate::pages::login::LoginPage;
 use crate::pages::model::ModelPage;
 use crate::pages::not_found::NotFound;
+use crate::pages::service::ServicePage;
 use crate::pages::task::TaskPage;
 
 /// Runs when the module is instantiated (`init()` in `index.html`).
@@ -155,6 +157,10 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("/models/:id")
                         view=|| view! { <RequireLogin><ModelPage/></RequireLogin> }
+                    />
+                    <Route
+                        path=path!("/services/:name")
+                        view=|| view! { <RequireLogin><ServicePage/></RequireLogin> }
                     />
                 </Routes>
             </main>

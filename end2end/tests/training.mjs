@@ -8,22 +8,33 @@
 // their field), trains for half a minute at 64 px and 2 epochs, watches the live curves,
 // progress and log on the task page until the task succeeds, then checks the model page:
 // metrics, per-class table, the 3×3 confusion matrix over the 12 validation images and the
-// drill-down into a cell's images, and finally deletes the model. Leaves
-// docs/screenshots/training-{task,model,instance}-{desktop,phone}.png. Steps run in order and
-// share one browser context; a failing step leaves a screenshot in end2end/test-results/.
+// drill-down into a cell's images. Then deploys the model from its page (the token shown
+// once, the curl line), waits on the service page until the model has loaded, sends a shapes
+// image through "Try it" (with a wrong token first), changes the replicas, sees the service
+// on the instance page and the delete of the deployed model refused, undeploys, and finally
+// deletes the model. DATA_DIR (the server's data root) lets "Try it" send one of the demo's
+// own circles; without it a picture drawn here is sent. Leaves
+// docs/screenshots/{training-task,training-model,deploy-model,deploy-service,training-instance}-{desktop,phone}.png.
+// Steps run in order and share one browser context; a failing step leaves a screenshot in
+// end2end/test-results/.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
+import { access, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { SCREENSHOTS, RESULTS, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
+import { picture, writeFileIn } from "./fixtures.mjs";
 
 const RUN = Date.now().toString(36);
 const TASK = `shapes-${RUN}`;
 const LABELS = ["circle", "square", "triangle"];
 /** How long training may take on a CPU-only test machine. */
 const TRAINING_MS = 5 * 60_000;
+const SERVICE = `shapes-svc-${RUN}`;
+/** How long a deployed model may take to load. */
+const LOADING_MS = 2 * 60_000;
+const DATA_DIR = process.env.DATA_DIR;
 
 let browser;
 let context;
@@ -115,6 +126,15 @@ async function fillTaskForm(name) {
   assert.equal(await page.inputValue(id("task-image-size")), "224");
   await page.fill(id("task-image-size"), "64");
   await page.fill(id("task-max-epochs"), "2");
+}
+
+/** A PNG for "Try it": a circle of the shapes demo when DATA_DIR is known, else one drawn here. */
+async function tryImage() {
+  if (DATA_DIR) {
+    const circle = join(DATA_DIR, "templates", `instance-${made.instance}`, "circle", "circle-000.png");
+    if (await access(circle).then(() => true, () => false)) return circle;
+  }
+  return writeFileIn(RESULTS, `try-${RUN}.png`, picture(96, 96, 7));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -270,6 +290,123 @@ step("e: the model page shows metrics, per-class figures and the confusion matri
     assert.equal(await page.locator(id("cm-cell-button")).count(), 0, "nothing to drill into");
   }
   await shoot("training-model");
+});
+
+step("e2: the model page deploys the version and shows its token once", async () => {
+  // Still on the model page.
+  const section = page.locator(id("model-services"));
+  await section.locator(id("service-empty")).waitFor();
+  const version = (await apiGet(`/api/models/${made.model}`)).json.version;
+  await page.click(id("deploy-open"));
+  // The rules are checked as they are typed.
+  await page.fill(id("service-name"), "bad name");
+  assert.match(await filled(id("service-name-error")), /^service name may contain only/);
+  await page.fill(id("service-replicas"), "17");
+  assert.match(await filled(id("service-replicas-error")), /replicas is 1 to 16/);
+  await page.fill(id("service-replicas"), "1");
+  await page.fill(id("service-name"), SERVICE);
+  await page.click(id("service-submit"));
+  await page.locator(id("service-token")).waitFor();
+  made.token = await text(id("service-token"));
+  assert.ok(made.token.length >= 16, `token ${made.token}`);
+  // The form closes once the service is made.
+  await page.locator(id("service-form")).waitFor({ state: "detached" });
+  assert.equal(await text(id("service-endpoint-url")), `${BASE_URL}/api/predict/${SERVICE}`);
+  const curl = await text(id("service-curl"));
+  assert.equal(
+    curl,
+    `curl -H "Authorization: ${made.token}" -H 'content-type: application/json' ` +
+      `-d '{"dataArray":[{"name":"image","type":"stream","body":"'$(base64 -w0 image.jpg)'"}]}' ` +
+      `${BASE_URL}/api/predict/${SERVICE}`,
+  );
+  const row = section.locator(`${id("service-row")}[data-name="${SERVICE}"]`);
+  await row.waitFor();
+  assert.equal(await row.locator(id("service-endpoint")).getAttribute("data-endpoint"), `/api/predict/${SERVICE}`);
+  assert.equal(await row.locator(id("service-model-link")).textContent(), `model v${version}`);
+  // The API agrees, and never shows the token again.
+  const svc = (await apiGet(`/api/services/${SERVICE}`)).json;
+  assert.equal(svc.kind, "predict");
+  assert.equal(svc.model_id, made.model);
+  assert.equal(svc.replicas, 1);
+  assert.equal(svc.token, undefined);
+  await shoot("deploy-model");
+});
+
+step(
+  "e3: the service page waits for the model, answers Try it and changes the replicas",
+  async () => {
+    await page.click(id("service-page-link"));
+    await page.waitForURL((url) => url.pathname === `/services/${SERVICE}`);
+    await page.locator(id("service-page")).waitFor();
+    assert.equal(await text(id("service-title")), SERVICE);
+    assert.equal(await text(id("service-kind")), "predict");
+    assert.equal(await page.getAttribute(id("service-model-link"), "href"), `/models/${made.model}`);
+    assert.equal(await text(id("service-replicas-shown")), "1");
+    // The page asks again every 2 s while the model loads.
+    await page.locator(`${id("service-status")}[data-status="running"]`).waitFor({ timeout: LOADING_MS });
+    // The token is not shown again: the curl line has a placeholder.
+    const curl = await text(id("service-curl"));
+    assert.ok(curl.includes(`"Authorization: <token>"`), curl);
+    assert.ok(!curl.includes(made.token), "no token on the service page");
+    // The served version is the one selected to switch from.
+    await page.locator(`${id("switch-model")} option[value="${made.model}"]`).waitFor({ state: "attached" });
+    assert.equal(await page.inputValue(id("switch-model")), String(made.model));
+
+    // Try it: a wrong token is refused by the endpoint, the right one answers.
+    await page.setInputFiles(id("try-file"), await tryImage());
+    await page.locator(id("try-preview")).waitFor();
+    await page.fill(id("try-token"), "wrong-token");
+    await page.click(id("try-submit"));
+    await page.locator(`${id("predict-error")}[data-code="401"]`).waitFor();
+    await page.fill(id("try-token"), made.token);
+    await page.click(id("try-submit"));
+    await page.locator(id("predict-labels")).waitFor();
+    const predictions = await page.$$eval(id("predict-label"), (lis) =>
+      lis.map((li) => ({ label: li.dataset.label, conf: Number(li.dataset.conf) })),
+    );
+    assert.equal(predictions.length, 3);
+    assert.deepEqual(predictions.map((p) => p.label).sort(), LABELS);
+    for (let i = 1; i < predictions.length; i++) {
+      assert.ok(predictions[i - 1].conf >= predictions[i].conf, "highest confidence first");
+    }
+    const total = predictions.reduce((s, p) => s + p.conf, 0);
+    assert.ok(Math.abs(total - 1) < 0.01, `confidences sum to ${total}`);
+    const answer = JSON.parse(await text(id("predict-json")));
+    assert.equal(answer.success, true);
+    assert.equal(answer.result.output[0].type, "cv_common");
+    assert.deepEqual(answer.result.meta, { height: 96, width: 96 });
+    assert.equal(await text(id("predict-meta")), "Image of 96 × 96 px");
+
+    // More replicas: the service keeps answering while they start.
+    await page.fill(id("switch-replicas"), "2");
+    await page.click(id("switch-submit"));
+    assert.equal(await filled(id("switch-done")), "Saved.");
+    assert.equal(await text(id("service-replicas-shown")), "2");
+    assert.equal((await apiGet(`/api/services/${SERVICE}`)).json.replicas, 2);
+    await shoot("deploy-service");
+  },
+  LOADING_MS + 60_000,
+);
+
+step("e4: the instance lists the service, the deployed model cannot be deleted, Undeploy removes it", async () => {
+  await page.goto(`${BASE_URL}/instances/${made.instance}`);
+  const row = page.locator(`${id("instance-services")} ${id("service-row")}[data-name="${SERVICE}"]`);
+  await row.waitFor();
+  assert.equal(await row.getAttribute("data-status"), "running");
+  assert.equal(await row.locator(id("service-link")).getAttribute("href"), `/services/${SERVICE}`);
+  // Deleting the version it serves is refused, with the server's reason.
+  await page.goto(`${BASE_URL}/models/${made.model}`);
+  await page.locator(`${id("model-services")} ${id("service-row")}[data-name="${SERVICE}"]`).waitFor();
+  await page.click(id("delete-model"));
+  assert.match(await filled(id("model-action-error")), new RegExp(`deployed as ${SERVICE}`));
+  assert.equal((await apiGet(`/api/models/${made.model}`)).status, 200);
+  // Undeploy on the service page returns to the instance.
+  await page.goto(`${BASE_URL}/services/${SERVICE}`);
+  await page.locator(id("service-title")).waitFor();
+  await page.click(id("service-undeploy"));
+  await page.waitForURL((url) => url.pathname === `/instances/${made.instance}`);
+  await page.locator(`${id("instance-services")} ${id("service-empty")}`).waitFor();
+  assert.equal((await apiGet(`/api/services/${SERVICE}`)).status, 404);
 });
 
 step("f: the instance lists the task and the model; a second task of that name is refused", async () => {

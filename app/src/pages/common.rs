@@ -10,10 +10,13 @@ use shared::api::Instance;
 use crate::api::{self, ApiError, ApiResult};
 use crate::use_session;
 
-/// The `:id` route parameter as a number; `None` when it is not one.
-fn id_param() -> Memo<Option<i64>> {
+/// A route parameter, read with `parse`; `None` when it is missing or does not parse.
+fn param<K>(name: &'static str, parse: fn(&str) -> Option<K>) -> Memo<Option<K>>
+where
+    K: PartialEq + Send + Sync + 'static,
+{
     let params = use_params_map();
-    Memo::new(move |_| params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok())))
+    Memo::new(move |_| params.with(|p| p.get_str(name).and_then(parse)))
 }
 
 /// Loads what a `/…/:id` page shows with `load`, again whenever the id changes. An id that
@@ -27,10 +30,34 @@ where
     T: 'static,
     Fut: Future<Output = ApiResult<T>> + 'static,
 {
+    load_by_param(param("id", |s| s.parse::<i64>().ok()), what, load)
+}
+
+/// [`load_by_id`] for a `/…/:name` page.
+pub fn load_by_name<T, Fut>(
+    what: &'static str,
+    load: impl Fn(String) -> Fut + 'static,
+) -> LocalResource<ApiResult<T>>
+where
+    T: 'static,
+    Fut: Future<Output = ApiResult<T>> + 'static,
+{
+    load_by_param(param("name", |s| Some(s.to_owned())), what, load)
+}
+
+fn load_by_param<K, T, Fut>(
+    key: Memo<Option<K>>,
+    what: &'static str,
+    load: impl Fn(K) -> Fut + 'static,
+) -> LocalResource<ApiResult<T>>
+where
+    K: Clone + PartialEq + Send + Sync + 'static,
+    T: 'static,
+    Fut: Future<Output = ApiResult<T>> + 'static,
+{
     let session = use_session();
-    let id = id_param();
     LocalResource::new(move || {
-        let loading = id.get().map(&load);
+        let loading = key.get().map(&load);
         session.checked(async move {
             match loading {
                 Some(loading) => loading.await,
@@ -167,6 +194,12 @@ pub fn Breadcrumb(
                 })}
         </nav>
     }
+}
+
+/// The chosen file of an `<input type=file>`.
+pub fn chosen_file(ev: &leptos::ev::Event) -> Option<web_sys::File> {
+    let input: web_sys::HtmlInputElement = event_target(ev);
+    input.files().and_then(|list| list.get(0))
 }
 
 /// Asks `question` in the browser's confirm dialog; `false` when it cannot ask.

@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod common;
 pub mod dataset;
+pub mod deploy;
 pub mod instance;
 pub mod instances;
 pub mod label;
@@ -12,5 +13,6 @@ pub mod login;
 pub mod model;
 pub mod not_found;
 pub mod recall;
+pub mod service;
 pub mod task;
 pub mod training;

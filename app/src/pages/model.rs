@@ -1,6 +1,9 @@
-//! One model version (`/models/:id`): its facts, the evaluation on the validation split
-//! (metrics, per class, a confusion-matrix heatmap whose off-diagonal cells list the images
-//! the model got wrong), the artifact download and Delete.
+//! One model version (`/models/:id`): its facts, the services serving it (and the form that
+//! deploys it as one), the evaluation on the validation split (metrics, per class, a
+//! confusion-matrix heatmap whose off-diagonal cells list the images the model got wrong),
+//! the artifact download and Delete (refused while the version is deployed).
+
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -13,6 +16,7 @@ use crate::api;
 use crate::pages::common::{
     Breadcrumb, ErrorNotice, confirm, load_by_id, page_by_id, with_instance,
 };
+use crate::pages::deploy::{DeployTarget, ServicesSection, predict_services};
 use crate::pages::training::preset_title;
 use crate::save::sentence;
 use crate::{format, use_session};
@@ -127,6 +131,18 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
                 </dd>
             </div>
         </dl>
+        <ServicesSection
+            target=DeployTarget::Model(id)
+            list=predict_services(instance_id, Some(id))
+            testid="model-services"
+            empty="This version is not deployed."
+            placeholder="e.g. shapes"
+            collapsed=true
+            versions=Signal::stored(BTreeMap::from([(id, version)]))
+        >
+            "A service answers "<code>"POST /api/predict/<name>"</code>
+            " with this version's predictions, for callers holding its token."
+        </ServicesSection>
         <div class="model-tables">
             <section class="section">
                 <h2>"Metrics " <small class="muted">"(validation split)"</small></h2>

@@ -7,15 +7,17 @@ use std::sync::atomic::Ordering;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::names::{InstanceName, StrategyName};
+use shared::names::StrategyName;
 use shared::recall::{
-    CfJob, CreateFilter, CreateService, CreateStrategy, FilterKind, RecallItem, RecallRequest,
-    RecallTable, Service, StrategyKind, TableImport, TableInfo, check_id, parse_weighted_list,
+    CfJob, CreateFilter, CreateStrategy, FilterKind, RecallItem, RecallRequest, RecallTable,
+    StrategyKind, TableImport, TableInfo, check_id, parse_weighted_list,
 };
 use wasm_bindgen_futures::JsFuture;
 
 use crate::api::{self, ApiError};
-use crate::pages::common::{ErrorNotice, confirm, error_alert};
+use crate::form::NameField;
+use crate::pages::common::{ErrorNotice, chosen_file, confirm, error_alert};
+use crate::pages::deploy::{DeployTarget, ServicesSection};
 use crate::save::sentence;
 use crate::timers::{alive_flag, sleep};
 use crate::{format, use_session};
@@ -103,7 +105,7 @@ pub fn RecallWorkspace(instance: i64) -> impl IntoView {
                 <FiltersSection instance=instance versions=versions/>
             </div>
             <ConsoleSection instance=instance versions=versions/>
-            <ServicesSection instance=instance versions=versions/>
+            <Services instance=instance versions=versions/>
         </div>
     }
 }
@@ -127,12 +129,6 @@ fn table_format(t: RecallTable) -> String {
     } else {
         format!("{key} (one per line)")
     }
-}
-
-/// The chosen file of an `<input type=file>`.
-fn chosen_file(ev: &leptos::ev::Event) -> Option<web_sys::File> {
-    let input: web_sys::HtmlInputElement = event_target(ev);
-    input.files().and_then(|list| list.get(0))
 }
 
 /// The first [`PREVIEW_BYTES`] of a file as text, and whether that is all of it.
@@ -864,15 +860,6 @@ fn StrategiesSection(instance: i64, versions: Versions) -> impl IntoView {
             _ => Some(format!("count is 1 to {MAX_STRATEGY_COUNT}")),
         })
     });
-    let name_error = move || {
-        error
-            .with(|e| {
-                e.as_ref()
-                    .filter(|e| e.is_for_field("name"))
-                    .map(|e| e.message.clone())
-            })
-            .or_else(|| if touched.get() { name_rule.get() } else { None })
-    };
     let count_error = move || {
         error
             .with(|e| {
@@ -1011,28 +998,16 @@ fn StrategiesSection(instance: i64, versions: Versions) -> impl IntoView {
                     }}
                 </Transition>
                 <form class="add-form" on:submit=submit novalidate=true data-testid="strategy-form">
-                    <label class="field">
-                        <span>"Name"</span>
-                        <input
-                            type="text"
-                            autocomplete="off"
-                            spellcheck="false"
-                            placeholder="e.g. cf"
-                            data-testid="strategy-name"
-                            aria-invalid=move || if name_error().is_some() { "true" } else { "false" }
-                            prop:value=move || name.get()
-                            on:input=move |ev| {
-                                let value = event_target_value(&ev);
-                                // An emptied field is not an error until it is submitted.
-                                touched.set(!value.is_empty());
-                                name.set(value);
-                                error.set(None);
-                            }
-                        />
-                        <span class="field-message error" data-testid="strategy-name-error" aria-live="polite">
-                            {move || name_error().unwrap_or_default()}
-                        </span>
-                    </label>
+                    <NameField
+                        label="Name"
+                        placeholder="e.g. cf"
+                        value=name
+                        touched=touched
+                        rule=name_rule
+                        error=error
+                        testid="strategy-name"
+                        error_testid="strategy-name-error"
+                    />
                     <label class="field">
                         <span>"Type"</span>
                         <select
@@ -1110,15 +1085,6 @@ fn FiltersSection(instance: i64, versions: Versions) -> impl IntoView {
     let list_error = RwSignal::new(None::<String>);
 
     let name_rule = Memo::new(move |_| name.with(|n| rule_name_error(n, "filter name")));
-    let name_error = move || {
-        error
-            .with(|e| {
-                e.as_ref()
-                    .filter(|e| e.is_for_field("name"))
-                    .map(|e| e.message.clone())
-            })
-            .or_else(|| if touched.get() { name_rule.get() } else { None })
-    };
     let other_error = move || {
         error.with(|e| {
             e.as_ref()
@@ -1234,28 +1200,16 @@ fn FiltersSection(instance: i64, versions: Versions) -> impl IntoView {
                     }}
                 </Transition>
                 <form class="add-form" on:submit=submit novalidate=true data-testid="filter-form">
-                    <label class="field">
-                        <span>"Name"</span>
-                        <input
-                            type="text"
-                            autocomplete="off"
-                            spellcheck="false"
-                            placeholder="e.g. seen"
-                            data-testid="filter-name"
-                            aria-invalid=move || if name_error().is_some() { "true" } else { "false" }
-                            prop:value=move || name.get()
-                            on:input=move |ev| {
-                                let value = event_target_value(&ev);
-                                // An emptied field is not an error until it is submitted.
-                                touched.set(!value.is_empty());
-                                name.set(value);
-                                error.set(None);
-                            }
-                        />
-                        <span class="field-message error" data-testid="filter-name-error" aria-live="polite">
-                            {move || name_error().unwrap_or_default()}
-                        </span>
-                    </label>
+                    <NameField
+                        label="Name"
+                        placeholder="e.g. seen"
+                        value=name
+                        touched=touched
+                        rule=name_rule
+                        error=error
+                        testid="filter-name"
+                        error_testid="filter-name-error"
+                    />
                     <label class="field">
                         <span>"Type"</span>
                         <select
@@ -1465,288 +1419,23 @@ fn ConsoleSection(instance: i64, versions: Versions) -> impl IntoView {
 
 // ---- Services ----
 
-fn origin() -> String {
-    window().location().origin().unwrap_or_default()
-}
-
-/// A shell line that calls the service, ready to paste.
-fn curl_line(endpoint: &str, token: &str, user: &str) -> String {
-    let user = if user.is_empty() { "USER_ID" } else { user };
-    format!(
-        "curl -H 'Authorization: {token}' '{}{endpoint}?user_id={}&size=10'",
-        origin(),
-        String::from(js_sys::encode_uri_component(user))
-    )
-}
-
 #[component]
-fn ServicesSection(instance: i64, versions: Versions) -> impl IntoView {
+fn Services(instance: i64, versions: Versions) -> impl IntoView {
     let session = use_session();
-    let version = RwSignal::new(0u32);
-    let list = LocalResource::new(move || {
-        version.track();
-        session.checked(api::list_services(instance))
-    });
-    let name = RwSignal::new(String::new());
-    let replicas = RwSignal::new("1".to_owned());
-    let touched = RwSignal::new(false);
-    let pending = RwSignal::new(false);
-    let error = RwSignal::new(None::<ApiError>);
-    let list_error = RwSignal::new(None::<String>);
-    let created = RwSignal::new(None::<Service>);
-    let copied = RwSignal::new(false);
-
-    let name_rule = Memo::new(move |_| {
-        name.with(|n| {
-            InstanceName::parse(n.as_str())
-                .err()
-                .map(|e| e.to_string().replace("instance name", "service name"))
-        })
-    });
-    let replicas_rule = Memo::new(move |_| {
-        replicas.with(|r| match r.trim().parse::<i64>() {
-            Ok(n) if (1..=64).contains(&n) => None,
-            _ => Some("replicas is 1 to 64".to_owned()),
-        })
-    });
-    let name_error = move || {
-        error
-            .with(|e| {
-                e.as_ref()
-                    .filter(|e| e.is_for_field("name"))
-                    .map(|e| e.message.clone())
-            })
-            .or_else(|| if touched.get() { name_rule.get() } else { None })
-    };
-    let other_error = move || {
-        error.with(|e| {
-            e.as_ref()
-                .filter(|e| !e.is_for_field("name"))
-                .map(|e| sentence(&e.message))
-        })
-    };
-
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        touched.set(true);
-        if pending.get_untracked()
-            || name_rule.get_untracked().is_some()
-            || replicas_rule.get_untracked().is_some()
-        {
-            return;
-        }
-        let body = CreateService {
-            name: name.get_untracked(),
-            replicas: replicas.get_untracked().trim().parse().unwrap_or(1),
-        };
-        pending.set(true);
-        error.set(None);
-        created.set(None);
-        copied.set(false);
-        spawn_local(async move {
-            let r = api::create_service(instance, &body).await;
-            pending.try_set(false);
-            match r {
-                Ok(svc) => {
-                    created.try_set(Some(svc));
-                    name.try_set(String::new());
-                    touched.try_set(false);
-                    version.try_update(|v| *v += 1);
-                }
-                Err(e) => {
-                    session.check(&e);
-                    error.try_set(Some(e));
-                }
-            }
-        });
-    };
-
-    let delete = move |svc: String| {
-        if !confirm(&format!(
-            "Undeploy service \u{201c}{svc}\u{201d}? Its endpoint and token stop working."
-        )) {
-            return;
-        }
-        list_error.set(None);
-        spawn_local(async move {
-            match api::delete_service(&svc).await {
-                Ok(()) => {
-                    if created.with_untracked(|c| c.as_ref().is_some_and(|c| c.name == svc)) {
-                        created.try_set(None);
-                    }
-                    version.try_update(|v| *v += 1);
-                }
-                Err(e) => {
-                    session.check(&e);
-                    list_error.try_set(Some(sentence(&e.message)));
-                }
-            }
-        });
-    };
-
-    let curl = move || {
-        created.with(|c| {
-            c.as_ref().map(|s| {
-                curl_line(
-                    &s.endpoint,
-                    s.token.as_deref().unwrap_or_default(),
-                    &versions.console_user.get(),
-                )
-            })
-        })
-    };
-    let copy = move |_| {
-        if let Some(line) = curl() {
-            let promise = window().navigator().clipboard().write_text(&line);
-            spawn_local(async move {
-                if JsFuture::from(promise).await.is_ok() {
-                    copied.try_set(true);
-                }
-            });
-        }
-    };
-
+    let list = LocalResource::new(move || session.checked(api::list_services(instance)));
     view! {
-        <section class="section" id="recall-services" data-testid="services-section">
-            <div class="section-head">
-                <h2>"Services"</h2>
-            </div>
-            <div class="panel">
-                <p class="muted small">
-                    "A service answers "<code>"GET /api/recall/<name>?user_id=&size="</code>
-                    " with the strategies and filters above, for callers holding its token."
-                </p>
-                <Show when=move || created.with(Option::is_some)>
-                    <div class="token-box" role="status" data-testid="service-token-box">
-                        <p>
-                            <strong>{move || created.with(|c| c.as_ref().map(|c| format!("Service {} is deployed.", c.name)).unwrap_or_default())}</strong>
-                            " Copy its token now: it is not shown again."
-                        </p>
-                        <label class="field">
-                            <span>"Token"</span>
-                            <code class="secret" data-testid="service-token">
-                                {move || created.with(|c| c.as_ref().and_then(|c| c.token.clone()).unwrap_or_default())}
-                            </code>
-                        </label>
-                        <label class="field">
-                            <span>"Try it"</span>
-                            <pre class="json curl" data-testid="service-curl">{move || curl().unwrap_or_default()}</pre>
-                        </label>
-                        <div class="actions">
-                            <button type="button" class="button subtle small" data-testid="service-copy" on:click=copy>
-                                {move || if copied.get() { "Copied" } else { "Copy curl line" }}
-                            </button>
-                            <button
-                                type="button"
-                                class="button subtle small"
-                                data-testid="service-token-done"
-                                on:click=move |_| created.set(None)
-                            >
-                                "I have saved it"
-                            </button>
-                        </div>
-                    </div>
-                </Show>
-                <ErrorNotice error=list_error testid="service-list-error"/>
-                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || {
-                        list.get()
-                            .map(|r| match r {
-                                Ok(v) if v.is_empty() => {
-                                    view! { <p class="muted empty-note" data-testid="service-empty">"Not deployed."</p> }.into_any()
-                                }
-                                Ok(v) => {
-                                    view! {
-                                        <ul class="rule-list" data-testid="service-list">
-                                            {v
-                                                .into_iter()
-                                                .map(|s| {
-                                                    let n = s.name.clone();
-                                                    let url = format!("{}{}", origin(), s.endpoint);
-                                                    view! {
-                                                        <li class="rule-row" data-testid="service-row" data-name=s.name.clone()>
-                                                            <div class="rule-main">
-                                                                <strong class="path">{s.name.clone()}</strong>
-                                                                <span class="muted small path" data-testid="service-endpoint" data-endpoint=s.endpoint.clone()>
-                                                                    {url}
-                                                                </span>
-                                                                <span class="muted small">
-                                                                    {format!(
-                                                                        "{} · since {}",
-                                                                        format::count(s.replicas, "replica", "replicas"),
-                                                                        format::timestamp(&s.created_at),
-                                                                    )}
-                                                                </span>
-                                                            </div>
-                                                            <button
-                                                                type="button"
-                                                                class="button danger small"
-                                                                data-testid="service-delete"
-                                                                on:click=move |_| delete(n.clone())
-                                                            >
-                                                                "Undeploy"
-                                                            </button>
-                                                        </li>
-                                                    }
-                                                })
-                                                .collect_view()}
-                                        </ul>
-                                    }
-                                        .into_any()
-                                }
-                                Err(e) => view! { <p class="alert error" role="alert">{e.message}</p> }.into_any(),
-                            })
-                    }}
-                </Transition>
-                <form class="add-form" on:submit=submit novalidate=true data-testid="service-form">
-                    <label class="field">
-                        <span>"Service name"</span>
-                        <input
-                            type="text"
-                            autocomplete="off"
-                            spellcheck="false"
-                            placeholder="e.g. home"
-                            data-testid="service-name"
-                            aria-invalid=move || if name_error().is_some() { "true" } else { "false" }
-                            prop:value=move || name.get()
-                            on:input=move |ev| {
-                                let value = event_target_value(&ev);
-                                // An emptied field is not an error until it is submitted.
-                                touched.set(!value.is_empty());
-                                name.set(value);
-                                error.set(None);
-                            }
-                        />
-                        <span class="field-message error" data-testid="service-name-error" aria-live="polite">
-                            {move || name_error().unwrap_or_default()}
-                        </span>
-                    </label>
-                    <label class="field count-field">
-                        <span>"Replicas"</span>
-                        <input
-                            type="number"
-                            min="1"
-                            max="64"
-                            data-testid="service-replicas"
-                            aria-invalid=move || if replicas_rule.get().is_some() { "true" } else { "false" }
-                            prop:value=move || replicas.get()
-                            on:input=move |ev| replicas.set(event_target_value(&ev))
-                        />
-                        <span class="field-message error">{move || replicas_rule.get().unwrap_or_default()}</span>
-                    </label>
-                    <div class="add-submit">
-                        <button type="submit" class="button primary" data-testid="service-submit" disabled=move || pending.get()>
-                            {move || if pending.get() { "Deploying…" } else { "Deploy" }}
-                        </button>
-                    </div>
-                </form>
-                <Show when=move || other_error().is_some()>
-                    <p class="alert error" role="alert" data-testid="service-error">
-                        {move || other_error().unwrap_or_default()}
-                    </p>
-                </Show>
-            </div>
-        </section>
+        <ServicesSection
+            target=DeployTarget::Recall(instance)
+            list=list
+            testid="services-section"
+            anchor="recall-services"
+            empty="Not deployed."
+            placeholder="e.g. home"
+            user=Signal::from(versions.console_user)
+        >
+            "A service answers "<code>"GET /api/recall/<name>?user_id=&size="</code>
+            " with the strategies and filters above, for callers holding its token."
+        </ServicesSection>
     }
 }
 

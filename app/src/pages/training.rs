@@ -1,6 +1,7 @@
 //! The training part of an image_classification instance page (SPEC §5): the form that
-//! queues a training task, the list of tasks (status, progress) and the model versions
-//! they produced. Running tasks are polled here; the task page has the live stream.
+//! queues a training task, the list of tasks (status, progress), the model versions they
+//! produced and the services deployed from them. Running tasks are polled here; the task
+//! page has the live stream.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -18,6 +19,7 @@ use shared::train::{
 use crate::api::{self, ApiError};
 use crate::form::{FieldMessage, NumberField, invalid};
 use crate::pages::common::{ErrorNotice, OpenFormButton, list_or_empty};
+use crate::pages::deploy::{ServiceList, predict_services};
 use crate::save::sentence;
 use crate::timers::{alive_flag, sleep};
 use crate::{format, use_session};
@@ -165,6 +167,14 @@ pub fn TrainingSection(instance: i64) -> impl IntoView {
     let session = use_session();
     let tasks = LocalResource::new(move || session.checked(api::list_tasks(instance)));
     let models = LocalResource::new(move || session.checked(api::list_models(instance)));
+    let services = predict_services(instance, None);
+    let versions = Signal::derive(move || {
+        models
+            .get()
+            .and_then(Result::ok)
+            .map(|list| list.iter().map(|m| (m.id, m.version)).collect())
+            .unwrap_or_default()
+    });
     let show_form = RwSignal::new(false);
 
     // While something is queued or running, fetch the list again now and then; when a
@@ -247,6 +257,16 @@ pub fn TrainingSection(instance: i64) -> impl IntoView {
                         })
                 }}
             </Transition>
+        </section>
+        <section class="section" data-testid="instance-services">
+            <h2>"Services"</h2>
+            <div class="panel">
+                <ServiceList
+                    list=services
+                    empty="No version is deployed. Deploy one from its model page."
+                    versions=versions
+                />
+            </div>
         </section>
     }
 }
