@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -34,7 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/models/{id}/services", post(deploy))
         .route(
             "/api/predict/{service}",
-            post(predict).layer(DefaultBodyLimit::max(MAX_PREDICT_BODY)),
+            // The handler reads the body itself, after the token check, up to its own limit.
+            post(predict).layer(DefaultBodyLimit::disable()),
         )
 }
 
@@ -193,7 +193,7 @@ async fn predict(
     State(s): State<AppState>,
     Path(service): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let loaded = match s.predict.get(&s, &service).await {
         Ok(l) => l,
@@ -212,12 +212,17 @@ async fn predict(
         )
             .into_response();
     }
-    let body = match body {
+    // A body announced as too large is refused before any of it is read.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_PREDICT_BODY as u64) {
+        return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat);
+    }
+    let body = match axum::body::to_bytes(body, MAX_PREDICT_BODY).await {
         Ok(b) => b,
-        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat);
-        }
-        Err(_) => return failure(StatusCode::BAD_REQUEST, PredictError::InputFormat),
+        Err(_) => return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat),
     };
     let images = match input::parse(&body) {
         Ok(i) => i,

@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use burn::prelude::*;
-use shared::model::EfficientNetLite;
+use shared::model::FusedEfficientNetLite;
 use shared::preprocess::softmax;
 use tokio::sync::oneshot;
 
@@ -32,7 +32,12 @@ pub struct Busy;
 
 impl Engine {
     /// Starts the replicas; they end when the engine is dropped and the queue is drained.
-    pub fn start(model: EfficientNetLite, side: usize, replicas: usize, device: Device) -> Self {
+    pub fn start(
+        model: FusedEfficientNetLite,
+        side: usize,
+        replicas: usize,
+        device: Device,
+    ) -> Self {
         let replicas = replicas.max(1);
         let (tx, rx) = sync_channel::<Job>(QUEUE_PER_REPLICA * replicas);
         let rx = Arc::new(Mutex::new(rx));
@@ -61,7 +66,7 @@ impl Engine {
     }
 }
 
-fn replica(model: &EfficientNetLite, rx: &Mutex<Receiver<Job>>, side: usize, device: &Device) {
+fn replica(model: &FusedEfficientNetLite, rx: &Mutex<Receiver<Job>>, side: usize, device: &Device) {
     loop {
         let batch = {
             let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

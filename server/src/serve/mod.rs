@@ -148,6 +148,7 @@ async fn load(s: &AppState, model_id: i64, replicas: i64) -> anyhow::Result<(Eng
         let (meta, weights) = artifact::unpack(&bytes)?;
         let device = Device::flex();
         let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
+        let model = shared::model::FusedEfficientNetLite::new(&model);
         Ok(Engine::start(
             model,
             meta.image_size as usize,

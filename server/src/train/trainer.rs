@@ -22,8 +22,8 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use shared::model::EfficientNetLite;
 use shared::model::efficientnet::{FEATURES, stage_starts};
+use shared::model::{EfficientNetLite, FusedEfficientNetLite};
 use shared::preprocess::softmax;
 use shared::train::{ClassificationMetrics, Progress};
 
@@ -119,7 +119,9 @@ impl Run<'_> {
 }
 
 /// Class probabilities of samples already at the input size, with a model in eval mode.
+/// Runs the folded model, exactly as serving does.
 pub fn predict(model: &EfficientNetLite, samples: &[Sample], device: &Device) -> Vec<Vec<f32>> {
+    let model = FusedEfficientNetLite::new(model);
     let mut out = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(EVAL_BATCH) {
         let side = chunk[0].rgb.width() as usize;
@@ -178,8 +180,9 @@ pub fn train(
     };
     let mut rng = StdRng::seed_from_u64(plan.seed);
 
-    // Phase 1: features of the frozen backbone, then the head.
+    // Phase 1: features of the frozen backbone (BatchNorm folded in), then the head.
     let eval = model.valid();
+    let frozen = FusedEfficientNetLite::new(&eval);
     let mut feats: Vec<f32> = Vec::with_capacity(data.train.len() * 2 * FEATURES);
     let mut feat_classes = Vec::with_capacity(data.train.len() * 2);
     let t0 = Instant::now();
@@ -199,7 +202,7 @@ pub fn train(
             TensorData::new(buf, [chunk.len() * 2, 3, side, side]),
             device,
         );
-        feats.extend(rows(eval.features(x)).into_iter().flatten());
+        feats.extend(rows(frozen.features(x)).into_iter().flatten());
         if i % 4 == 3 {
             let done = ((i + 1) * EVAL_BATCH / 2).min(data.train.len());
             run.log(format!(
@@ -213,7 +216,7 @@ pub fn train(
         data.train.len(),
         t0.elapsed().as_secs_f64()
     ));
-    let val_x = val_features(&eval, data, device);
+    let val_x = val_features(&frozen, data, device);
     let val_classes: Vec<usize> = data.val.iter().map(|s| s.class).collect();
 
     let Some((fc, head_val)) = train_head(
@@ -246,7 +249,7 @@ pub fn train(
             "fine-tuning blocks {first}..{} and the head on augmented images",
             starts[starts.len() - 1]
         ));
-        let bottom = best.valid();
+        let bottom = FusedEfficientNetLite::new(&best.valid());
         let mut tuned = best.clone().train().for_finetuning(first);
         let mut optim = AdamWConfig::new()
             .with_weight_decay(1e-4)
@@ -368,7 +371,7 @@ fn resize(rgb: &image::RgbImage, side: u32) -> image::RgbImage {
 }
 
 /// Pooled features of the validation images, `[n, 1280]`.
-fn val_features(eval: &EfficientNetLite, data: &Data, device: &Device) -> Tensor<2> {
+fn val_features(eval: &FusedEfficientNetLite, data: &Data, device: &Device) -> Tensor<2> {
     let mut parts = Vec::new();
     for chunk in data.val.chunks(EVAL_BATCH) {
         let side = chunk[0].rgb.width() as usize;

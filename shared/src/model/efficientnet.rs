@@ -101,6 +101,11 @@ impl MBConv {
         }
     }
 
+    /// Whether the block adds its input to its output.
+    pub fn has_residual(&self) -> bool {
+        self.residual
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {

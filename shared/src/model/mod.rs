@@ -3,5 +3,7 @@
 //! same code compiles natively and for wasm32.
 
 pub mod efficientnet;
+pub mod fused;
 
 pub use efficientnet::EfficientNetLite;
+pub use fused::FusedEfficientNetLite;
