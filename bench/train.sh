@@ -65,7 +65,7 @@ SHAPES=$(curl -fsS -H "Authorization: Bearer $AUTOLEARN_TOKEN" -H 'content-type:
 SDS=$("$BIN/autolearn" dataset list --instance "$SHAPES" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 START=$(date +%s.%N)
 "$BIN/autolearn" task create --instance "$SHAPES" --dataset "$SDS" --name shapes --labels circle,square,triangle \
-  --device cpu --max-minutes 10 --seed 42 --follow | head -3
+  --device cpu --max-minutes 10 --seed 42 --follow > "$WORK/shapes.out" 2>&1; grep -E "^validation images" "$WORK/shapes.out"
 END=$(date +%s.%N)
 echo "shapes: wall $(python3 -c "print(f'{$END-$START:.1f}')") s"
 

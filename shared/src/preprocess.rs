@@ -33,6 +33,15 @@ pub fn decode(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, String> {
 /// The whole image squeezed to `side`×`side` RGB (no crop: nothing at the edges is lost,
 /// which matters for small objects near borders).
 pub fn resize_square(img: &DynamicImage, side: u32) -> RgbImage {
+    // Large photos are first shrunk with the fast area-averaging thumbnail filter to about
+    // twice the target; the bilinear pass over the whole original dominated predict latency.
+    let shrunk;
+    let img = if img.width() > 4 * side && img.height() > 4 * side {
+        shrunk = img.thumbnail_exact(2 * side, 2 * side);
+        &shrunk
+    } else {
+        img
+    };
     let rgb = img.to_rgb8();
     if rgb.width() == side && rgb.height() == side {
         return rgb;
