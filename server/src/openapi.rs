@@ -651,7 +651,7 @@ fn training_schemas() -> Value {
         "CreateTask": s(json!({"name": string, "description": string, "dataset_id": int, "labels": labels, "preset": preset,
             "device": {"enum": ["auto", "cpu", "gpu"]}, "max_minutes": {"type": "number", "description": "10-60 (AUTOLEARN_MIN_TASK_MINUTES lowers the minimum)"},
             "base_model_id": int, "image_size": {"type": "integer", "description": "multiple of 32, 64-512; the preset's by default"},
-            "max_epochs": int, "seed": int}), &["name", "dataset_id", "labels", "preset", "max_minutes"]),
+            "max_epochs": int, "seed": int, "patience": {"type": "integer", "description": "early-stopping patience in epochs (default 3)"}}), &["name", "dataset_id", "labels", "preset", "max_minutes"]),
         "Progress": s(json!({"phase": {"enum": ["head", "finetune"]}, "epoch": int, "step": int, "elapsed_s": num, "eta_s": num, "progress": num,
             "train_loss": num, "train_accuracy": num, "val_loss": num, "val_accuracy": num}), &["phase", "epoch", "step", "progress"]),
         "Task": s(json!({"id": int, "instance_id": int, "name": string, "description": string, "dataset_id": int, "labels": labels, "preset": preset,

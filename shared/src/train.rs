@@ -99,7 +99,13 @@ pub struct CreateTask {
     /// Advanced: seed of the validation split, initialisation and augmentation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Advanced: fine-tuning epochs without a better validation loss before early stopping
+    /// (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
 }
+
+pub const DEFAULT_PATIENCE: u32 = 3;
 
 pub const MIN_IMAGE_SIZE: u32 = 64;
 pub const MAX_IMAGE_SIZE: u32 = 512;
@@ -160,6 +166,8 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_epochs: Option<u32>,
     pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
     pub status: TaskStatus,
     /// 0..1 of the time budget or epochs, whichever is further along.
     pub progress: f64,

@@ -285,8 +285,8 @@ async fn stop_budget_and_early_stop(backend: Backend) {
     assert!(took < Duration::from_secs(20), "stopping took {took:?}");
     assert!(t["model_id"].is_i64(), "the best model so far is kept: {t}");
 
-    // Budget: 0.4 minutes at 128 px (epochs too slow for early stopping to come first),
-    // with no epoch cap, ends on time with a model.
+    // Budget: 0.4 minutes with no epoch cap and a patience early stopping cannot reach:
+    // the deadline ends it, on time, with a model.
     let id = start(
         &app,
         instance,
@@ -294,7 +294,7 @@ async fn stop_budget_and_early_stop(backend: Backend) {
             ds,
             "budget",
             &labels,
-            json!({"max_minutes": 0.4, "image_size": 128}),
+            json!({"max_minutes": 0.4, "image_size": 128, "patience": 500}),
         ),
     )
     .await;
@@ -303,7 +303,7 @@ async fn stop_budget_and_early_stop(backend: Backend) {
     let took = secs_between(&t["started_at"], &t["finished_at"]);
     assert!(took <= 24.0 + 1.0, "a 24 s budget took {took} s");
     let logs = task_logs(&app, id).await;
-    assert!(logs.contains("time budget reached"));
+    assert!(logs.contains("time budget reached"), "{logs}");
 
     // Early stop: no epoch cap, a generous budget; validation loss stops improving first.
     let id = start(
@@ -426,6 +426,7 @@ async fn bad_tasks_are_refused_clearly(backend: Backend) {
             "invalid_image_size",
         ),
         (json!({"max_epochs": 0}), "max_epochs", "invalid_max_epochs"),
+        (json!({"patience": 0}), "patience", "invalid_patience"),
         (json!({"dataset_id": 999}), "dataset_id", "unknown_dataset"),
         (
             json!({"base_model_id": 999}),

@@ -450,6 +450,7 @@ impl Draft {
                     image_size,
                     max_epochs,
                     seed,
+                    patience: None,
                 },
             )),
             _ => Err(errors),

@@ -36,6 +36,9 @@ pub enum TaskCmd {
         max_epochs: Option<u32>,
         #[arg(long)]
         seed: Option<u64>,
+        /// Early-stopping patience in epochs (default 3).
+        #[arg(long)]
+        patience: Option<u32>,
         #[arg(long)]
         follow: bool,
     },
@@ -112,6 +115,7 @@ pub async fn task_command(c: &Client, cmd: TaskCmd, json: bool) -> anyhow::Resul
             image_size,
             max_epochs,
             seed,
+            patience,
             follow,
         } => {
             let mut body = json!({
@@ -123,6 +127,7 @@ pub async fn task_command(c: &Client, cmd: TaskCmd, json: bool) -> anyhow::Resul
                 ("image_size", image_size.map(Value::from)),
                 ("max_epochs", max_epochs.map(Value::from)),
                 ("seed", seed.map(Value::from)),
+                ("patience", patience.map(Value::from)),
             ] {
                 if let Some(v) = v {
                     body[k] = v;

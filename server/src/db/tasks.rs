@@ -20,7 +20,7 @@ pub const MAX_ATTEMPTS: i64 = 2;
 
 const TASK_COLUMNS: &str = "id, instance_id, name, description, dataset_id, labels, preset, device, \
     max_minutes, base_model_id, image_size, max_epochs, seed, status, progress, stop_requested, \
-    device_used, worker, attempts, error, model_id, created_at, started_at, finished_at, last_progress";
+    device_used, worker, attempts, error, model_id, created_at, started_at, finished_at, last_progress, patience";
 
 fn decode_err(what: &str, e: impl std::fmt::Display) -> sqlx::Error {
     sqlx::Error::Decode(format!("{what}: {e}").into())
@@ -48,6 +48,9 @@ fn task_from_row(r: &AnyRow) -> sqlx::Result<Task> {
             .try_get::<Option<i64>, _>(11)?
             .map(|e| u32::try_from(e).unwrap_or(u32::MAX)),
         seed: r.try_get::<i64, _>(12)?.cast_unsigned(),
+        patience: r
+            .try_get::<Option<i64>, _>(25)?
+            .map(|p| u32::try_from(p).unwrap_or(u32::MAX)),
         status: TaskStatus::parse(&status).ok_or_else(|| decode_err("status", &status))?,
         progress: r.try_get(14)?,
         stop_requested: r.try_get::<i64, _>(15)? != 0,
@@ -110,8 +113,8 @@ impl Db {
         let now = now_rfc3339();
         let id: i64 = sqlx::query(
             "INSERT INTO tasks (instance_id, name, description, dataset_id, labels, preset, device, \
-             max_minutes, base_model_id, image_size, max_epochs, seed, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13) RETURNING id",
+             max_minutes, base_model_id, image_size, max_epochs, seed, status, created_at, patience) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14) RETURNING id",
         )
         .bind(instance_id)
         .bind(&req.name)
@@ -126,6 +129,7 @@ impl Db {
         .bind(req.max_epochs.map(i64::from))
         .bind(seed.cast_signed())
         .bind(&now)
+        .bind(req.patience.map(i64::from))
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;

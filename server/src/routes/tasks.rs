@@ -92,6 +92,13 @@ async fn validate(s: &AppState, instance_id: i64, req: &CreateTask) -> ApiResult
             ),
         ));
     }
+    if req.patience.is_some_and(|e| e == 0 || e > MAX_EPOCHS) {
+        return Err(ApiError::invalid(
+            "patience",
+            "invalid_patience",
+            format!("patience must be 1 to {MAX_EPOCHS} epochs"),
+        ));
+    }
     if req.max_epochs.is_some_and(|e| e == 0 || e > MAX_EPOCHS) {
         return Err(ApiError::invalid(
             "max_epochs",

@@ -257,7 +257,7 @@ async fn train_task(
         max_epochs: task.max_epochs,
         deadline,
         seed: task.seed,
-        patience: 3,
+        patience: task.patience.unwrap_or(shared::train::DEFAULT_PATIENCE),
     };
     let stop = stop.clone();
     let tx = tx.clone();

@@ -1,0 +1,2 @@
+-- Early-stopping patience chosen for a task (NULL: the default).
+ALTER TABLE tasks ADD COLUMN patience BIGINT;
