@@ -10,15 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use shared::Permission;
-use shared::names::InstanceName;
 use shared::predict::{
     ImageMeta, Output, PredictError, PredictResult, PredictSuccess, classification_body, input,
 };
 use shared::recall::Service;
 
+use super::recall::{check_replicas, register_service};
 use crate::AppState;
 use crate::auth::{self, Principal};
-use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json};
 use crate::serve::Unavailable;
 
@@ -49,18 +48,6 @@ fn one() -> i64 {
     1
 }
 
-fn check_replicas(replicas: i64) -> ApiResult<()> {
-    if (1..=MAX_REPLICAS).contains(&replicas) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "replicas",
-            "invalid_replicas",
-            format!("replicas is 1 to {MAX_REPLICAS}"),
-        ))
-    }
-}
-
 /// Deploys a model version; the answer carries the token, shown once.
 async fn deploy(
     State(s): State<AppState>,
@@ -73,49 +60,28 @@ async fn deploy(
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
     p.require(Permission::TrainInstance, Some(m.instance_id))?;
-    InstanceName::parse(req.name.as_str()).map_err(|e| {
-        ApiError::invalid(
-            "name",
-            "invalid_name",
-            e.to_string().replace("instance name", "service name"),
-        )
-    })?;
-    check_replicas(req.replicas)?;
-    let token = auth::new_token();
-    match s
-        .db
-        .create_service(
-            &req.name,
-            m.instance_id,
-            "predict",
-            &auth::token_hash(&token),
-            req.replicas,
-            Some(model_id),
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(
-                ApiError::conflict(format!("a service named {:?} exists", req.name))
-                    .with_field("name"),
-            );
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // Load now, so the first request does not wait for it.
-    let warm = s.clone();
-    let name = req.name.clone();
-    tokio::spawn(async move {
-        let _ = warm.predict.get(&warm, &name).await;
-    });
-    let mut svc =
-        s.db.service(&req.name)
-            .await?
-            .ok_or_else(|| ApiError::not_found("service"))?;
+    let mut svc = register_service(
+        &s,
+        &req.name,
+        m.instance_id,
+        "predict",
+        req.replicas,
+        MAX_REPLICAS,
+        Some(model_id),
+    )
+    .await?;
+    load_in_background(&s, &req.name);
     svc.status = Some("loading".into());
-    svc.token = Some(token);
     Ok((StatusCode::CREATED, axum::Json(svc)))
+}
+
+/// Loads (or re-loads) a service's model now, so the first request does not wait for it.
+fn load_in_background(s: &AppState, name: &str) {
+    let s = s.clone();
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        let _ = s.predict.get(&s, &name).await;
+    });
 }
 
 #[derive(Deserialize)]
@@ -156,13 +122,9 @@ pub async fn update(
                 )
             })?;
     let replicas = req.replicas.unwrap_or(svc.replicas);
-    check_replicas(replicas)?;
+    check_replicas(replicas, MAX_REPLICAS)?;
     s.db.update_predict_service(&name, m.id, replicas).await?;
-    let warm = s.clone();
-    let n = name.clone();
-    tokio::spawn(async move {
-        let _ = warm.predict.get(&warm, &n).await;
-    });
+    load_in_background(&s, &name);
     let mut svc =
         s.db.service(&name)
             .await?

@@ -423,48 +423,69 @@ async fn create_service(
     Json(req): Json<CreateService>,
 ) -> ApiResult<(StatusCode, axum::Json<Service>)> {
     let inst = recall_instance(&s, &p, Permission::TrainInstance, &id).await?;
-    InstanceName::parse(req.name.as_str()).map_err(|e| {
+    let svc = register_service(&s, &req.name, inst.id, "recall", req.replicas, 64, None).await?;
+    Ok((StatusCode::CREATED, axum::Json(svc)))
+}
+
+/// Checks a new service's name and replica count, stores it with a fresh token (kept only
+/// hashed) and returns it with that token, which is shown this once. Recall and predict
+/// services both come through here.
+pub(super) async fn register_service(
+    s: &AppState,
+    name: &str,
+    instance_id: i64,
+    kind: &str,
+    replicas: i64,
+    max_replicas: i64,
+    model_id: Option<i64>,
+) -> ApiResult<Service> {
+    InstanceName::parse(name).map_err(|e| {
         ApiError::invalid(
             "name",
             "invalid_name",
             e.to_string().replace("instance name", "service name"),
         )
     })?;
-    if !(1..=64).contains(&req.replicas) {
-        return Err(ApiError::invalid(
-            "replicas",
-            "invalid_replicas",
-            "replicas is 1 to 64",
-        ));
-    }
+    check_replicas(replicas, max_replicas)?;
     let token = auth::new_token();
     match s
         .db
         .create_service(
-            &req.name,
-            inst.id,
-            "recall",
+            name,
+            instance_id,
+            kind,
             &auth::token_hash(&token),
-            req.replicas,
-            None,
+            replicas,
+            model_id,
         )
         .await
     {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
             return Err(
-                ApiError::conflict(format!("a service named {:?} exists", req.name))
-                    .with_field("name"),
+                ApiError::conflict(format!("a service named {name:?} exists")).with_field("name"),
             );
         }
         Err(e) => return Err(e.into()),
     }
     let mut svc =
-        s.db.service(&req.name)
+        s.db.service(name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
     svc.token = Some(token);
-    Ok((StatusCode::CREATED, axum::Json(svc)))
+    Ok(svc)
+}
+
+pub(super) fn check_replicas(replicas: i64, max: i64) -> ApiResult<()> {
+    if (1..=max).contains(&replicas) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "replicas",
+            "invalid_replicas",
+            format!("replicas is 1 to {max}"),
+        ))
+    }
 }
 
 async fn show_service(
