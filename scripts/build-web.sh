@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser app into dist/ (what `autolearn serve` serves; AUTOLEARN_WEB_DIR):
-#   dist/index.html, dist/style/main.css, dist/pkg/app.js, dist/pkg/app_bg.wasm
+#   dist/index.html, dist/style/main.css, dist/pkg/app.js, dist/pkg/app_bg.wasm, and the
+#   on-device model runtime the try and preview pages import: dist/infer/infer{.js,_bg.wasm}
 # Plain cargo + wasm-bindgen-cli: no trunk, no cargo-leptos, no wasm-opt.
 #
 # Usage: scripts/build-web.sh [--dev]     (--dev: debug build, faster, larger)
@@ -49,9 +50,14 @@ out_dir="$profile"
 [[ "$profile" == dev ]] && out_dir=debug
 wasm="$target_dir/wasm32-unknown-unknown/$out_dir/app.wasm"
 
+# The model runtime is always optimised: a debug build of burn is too slow to be usable.
+cargo build -p infer --target wasm32-unknown-unknown --profile wasm-release
+infer_wasm="$target_dir/wasm32-unknown-unknown/wasm-release/infer.wasm"
+
 rm -rf "$dist"
-mkdir -p "$dist/pkg" "$dist/style"
+mkdir -p "$dist/pkg" "$dist/style" "$dist/infer"
 "$wasm_bindgen" --target web --no-typescript --out-dir "$dist/pkg" "$wasm"
+"$wasm_bindgen" --target web --no-typescript --out-dir "$dist/infer" "$infer_wasm"
 cp -R public/. "$dist/"
 cp -R style/. "$dist/style/"
 # Pre-compressed copies: the server sends them to browsers that accept gzip (the wasm
@@ -59,4 +65,4 @@ cp -R style/. "$dist/style/"
 find "$dist" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' -o -name '*.html' \) -exec gzip -9 -k -f {} \;
 
 echo "built $dist/ ($profile):"
-ls -l "$dist/pkg"
+ls -l "$dist/pkg" "$dist/infer"

@@ -36,8 +36,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "clippy (native)"
 cargo clippy --all-targets -- -D warnings
-log "clippy (wasm32, the browser app)"
-cargo clippy -p app --target wasm32-unknown-unknown -- -D warnings
+log "clippy (wasm32: the browser app and its model runtime)"
+cargo clippy -p app -p infer --target wasm32-unknown-unknown -- -D warnings
 
 log "unit and integration tests (SQLite + PostgreSQL, local + S3)"
 cargo test

@@ -11,6 +11,7 @@ use shared::api::{
     Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, User,
 };
 use shared::predict::{DataItem, PredictFailure, PredictRequest, PredictResult, PredictSuccess};
+use shared::preview::{CreatePreviewLink, PreviewInfo, PreviewLink};
 use shared::recall::{
     CfJob, CreateFilter, CreateService, CreateStrategy, Filter, RecallRequest, RecallResponse,
     RecallTable, Service, Strategy, TableImport, TableInfo,
@@ -697,4 +698,38 @@ pub async fn delete_model(id: i64) -> ApiResult<()> {
 /// `/api/models/{id}/artifact`: a tar of `meta.json` and the weights.
 pub fn model_artifact_url(id: i64) -> String {
     format!("/api/models/{id}/artifact")
+}
+
+/// `/api/models/{id}/artifact?format=web`: what the browser's runtime loads.
+pub fn model_web_artifact_url(id: i64) -> String {
+    format!("/api/models/{id}/artifact?format=web")
+}
+
+/// `POST /api/models/{id}/preview-links`.
+pub async fn create_preview_link(model: i64, body: &CreatePreviewLink) -> ApiResult<PreviewLink> {
+    json(
+        send(post_json(
+            &format!("/api/models/{model}/preview-links"),
+            body,
+        ))
+        .await?,
+    )
+    .await
+}
+
+/// `GET /api/models/{id}/preview-links`, newest first.
+pub async fn list_preview_links(model: i64) -> ApiResult<Vec<PreviewLink>> {
+    json(send(get(&format!("/api/models/{model}/preview-links"))).await?).await
+}
+
+/// `DELETE /api/preview-links/{id}`.
+pub async fn revoke_preview_link(id: i64) -> ApiResult<()> {
+    send(with_accept(Request::delete(&format!("/api/preview-links/{id}"))).build())
+        .await
+        .map(drop)
+}
+
+/// `GET /api/preview/{token}` (no login).
+pub async fn preview_info(token: &str) -> ApiResult<PreviewInfo> {
+    json(send(get(&format!("/api/preview/{token}"))).await?).await
 }

@@ -14,6 +14,7 @@ pub mod format;
 pub mod geometry;
 pub mod help;
 pub mod pages;
+pub mod runtime;
 pub mod save;
 pub mod tags;
 pub mod timers;
@@ -34,8 +35,11 @@ use crate::pages::label::LabelPage;
 use crate::pages::login::LoginPage;
 use crate::pages::model::ModelPage;
 use crate::pages::not_found::NotFound;
+use crate::pages::preview::PreviewPage;
+use crate::pages::publish::PublishPage;
 use crate::pages::service::ServicePage;
 use crate::pages::task::TaskPage;
+use crate::pages::try_model::TryPage;
 
 /// Runs when the module is instantiated (`init()` in `index.html`).
 #[wasm_bindgen(start)]
@@ -158,6 +162,16 @@ pub fn App() -> impl IntoView {
                         path=path!("/models/:id")
                         view=|| view! { <RequireLogin><ModelPage/></RequireLogin> }
                     />
+                    <Route
+                        path=path!("/models/:id/try")
+                        view=|| view! { <RequireLogin><TryPage/></RequireLogin> }
+                    />
+                    <Route
+                        path=path!("/models/:id/publish")
+                        view=|| view! { <RequireLogin><PublishPage/></RequireLogin> }
+                    />
+                    // A preview link needs no login: its token is the credential.
+                    <Route path=path!("/p/:token") view=PreviewPage/>
                     <Route
                         path=path!("/services/:name")
                         view=|| view! { <RequireLogin><ServicePage/></RequireLogin> }

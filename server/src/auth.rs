@@ -80,16 +80,21 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = request_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        Self::from_headers(state, &parts.headers).await
+    }
+}
+
+impl Principal {
+    /// The signed-in user of a request, for handlers that also accept other credentials.
+    pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let token = request_token(headers).ok_or_else(ApiError::unauthorized)?;
         state
             .db
             .session_principal(&token_hash(&token))
             .await?
             .ok_or_else(ApiError::unauthorized)
     }
-}
 
-impl Principal {
     pub fn require(&self, perm: shared::Permission, instance: Option<i64>) -> Result<(), ApiError> {
         if self.can(perm, instance) {
             Ok(())

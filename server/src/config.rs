@@ -60,6 +60,11 @@ pub struct Config {
     pub task_lease_secs: i64,
     /// Smallest training budget a task may ask for (SPEC: 10 minutes; lower for demos/tests).
     pub min_task_minutes: f64,
+    /// How phones reach this server (`https://autolearn.example.com`), for preview links;
+    /// `None`: the scheme and host the creating browser used.
+    pub public_url: Option<String>,
+    /// Default lifetime of a preview link, in hours.
+    pub preview_hours: f64,
 }
 
 /// Keys and the environment variable each one reads.
@@ -84,6 +89,8 @@ const KEYS: &[(&str, &str)] = &[
     ("workers", "AUTOLEARN_WORKERS"),
     ("task_lease_secs", "AUTOLEARN_TASK_LEASE_SECS"),
     ("min_task_minutes", "AUTOLEARN_MIN_TASK_MINUTES"),
+    ("public_url", "AUTOLEARN_PUBLIC_URL"),
+    ("preview_hours", "AUTOLEARN_PREVIEW_HOURS"),
 ];
 
 impl Config {
@@ -149,6 +156,13 @@ impl Config {
         let workers = number("workers", 1.0)? as usize;
         let task_lease_secs = (number("task_lease_secs", 60.0)? as i64).max(3);
         let min_task_minutes = number("min_task_minutes", 10.0)?;
+        let preview_hours = number("preview_hours", 24.0)?;
+        if preview_hours <= 0.0 || preview_hours > shared::preview::MAX_EXPIRES_HOURS {
+            bail!(
+                "preview_hours must be above 0 and at most {}",
+                shared::preview::MAX_EXPIRES_HOURS
+            );
+        }
         let pretrained = match get("pretrained").unwrap_or("imagenet") {
             "imagenet" => true,
             "none" => false,
@@ -166,6 +180,8 @@ impl Config {
             workers,
             task_lease_secs,
             min_task_minutes,
+            public_url: get("public_url").map(|u| u.trim_end_matches('/').to_owned()),
+            preview_hours,
             addr,
             data_dir,
             database_url: get("database_url").map(str::to_owned),

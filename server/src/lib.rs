@@ -10,6 +10,7 @@ pub mod export;
 pub mod indexer;
 pub mod metrics;
 pub mod openapi;
+pub mod preview;
 pub mod recall;
 pub mod routes;
 pub mod serve;

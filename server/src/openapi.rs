@@ -446,10 +446,42 @@ pub const ROUTES: &[RouteDoc] = &[
     r(
         "get",
         "/api/models/{id}/artifact",
-        "The artifact runtimes load: a tar of meta.json and model.bpk (burnpack, f16 weights)",
-        "ListInstance",
+        "The artifact runtimes load. ?format=tar (default): meta.json and model.bpk (burnpack, f16 weights); ?format=web: the browser's form (AUTOLEARN-WEB-1: meta.json, then the burnpack's even and odd bytes), gzip-encoded. With ?preview=<token> of a valid preview link instead of a login",
+        "ListInstance or preview link",
         None,
         "tar",
+    ),
+    r(
+        "post",
+        "/api/models/{id}/preview-links",
+        "A signed, expiring preview link <server>/p/<token> with its QR code (SVG); body optional: {expires_in_hours} (default AUTOLEARN_PREVIEW_HOURS, 24; at most 720)",
+        "TrainInstance",
+        Some("CreatePreviewLink"),
+        "PreviewLink",
+    ),
+    r(
+        "get",
+        "/api/models/{id}/preview-links",
+        "A model's preview links, newest first (revoked and expired ones flagged)",
+        "ListInstance",
+        None,
+        "PreviewLink[]",
+    ),
+    r(
+        "delete",
+        "/api/preview-links/{id}",
+        "Revoke a preview link: its page and artifact answer 403 preview_revoked from then on",
+        "TrainInstance",
+        None,
+        "empty",
+    ),
+    r(
+        "get",
+        "/api/preview/{token}",
+        "What the preview page needs (no login; the token is the credential); 403 preview_invalid, preview_expired or preview_revoked",
+        "public",
+        None,
+        "PreviewInfo",
     ),
     r(
         "post",
@@ -526,6 +558,7 @@ fn operation(d: &RouteDoc) -> Value {
                 | "Filter"
                 | "Service"
                 | "Task"
+                | "PreviewLink"
         )
         && !d.path.ends_with("{name}")
         && !d.path.ends_with("login")
@@ -668,6 +701,13 @@ fn training_schemas() -> Value {
             "misclassified": {"type": "array", "items": s(json!({"image_id": int, "truth": string, "predicted": string, "confidence": num}), &[])}}),
             &["accuracy", "precision", "recall", "f1", "loss", "confusion_matrix", "model_size"]),
         "UpdateService": s(json!({"model_id": int, "replicas": int}), &[]),
+        "CreatePreviewLink": s(json!({"expires_in_hours": num}), &[]),
+        "PreviewLink": s(json!({"id": int, "model_id": int, "url": string, "token": string, "qr_svg": {"type": "string", "description": "SVG document"},
+            "created_at": string, "expires_at": string, "revoked": {"type": "boolean"}, "expired": {"type": "boolean"}}),
+            &["id", "model_id", "url", "token", "qr_svg", "expires_at", "revoked", "expired"]),
+        "PreviewInfo": s(json!({"model_id": int, "instance_name": string, "version": int, "labels": labels, "image_size": int, "created_at": string,
+            "expires_at": string, "metrics": {"type": "object", "additionalProperties": num}, "artifact_url": string}),
+            &["model_id", "version", "labels", "image_size", "artifact_url"]),
         "PredictRequest": s(json!({"dataArray": {"type": "array", "items": s(json!({"name": string, "type": {"enum": ["stream"]}, "body": {"type": "string", "description": "base64 image"}}), &["body"])}}), &["dataArray"]),
         "PredictResponse": {"oneOf": [
             s(json!({"success": {"const": true}, "result": s(json!({

@@ -7,6 +7,7 @@ mod instances;
 mod labels;
 mod models;
 mod predict;
+mod previews;
 mod recall;
 mod system;
 mod tasks;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(models::router())
         .merge(predict::router())
+        .merge(previews::router())
         .route(
             "/api/{*rest}",
             any(|| async {

@@ -12,6 +12,7 @@ pub mod names;
 pub mod predict;
 #[cfg(feature = "image")]
 pub mod preprocess;
+pub mod preview;
 pub mod recall;
 pub mod train;
 

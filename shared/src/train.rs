@@ -268,6 +268,23 @@ pub struct ClassificationMetrics {
     pub misclassified: Vec<Misclassified>,
 }
 
+impl ClassificationMetrics {
+    /// The headline figures as key/value pairs (`meta.json`, the publish and preview pages).
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        [
+            ("accuracy", self.accuracy),
+            ("precision", self.precision),
+            ("recall", self.recall),
+            ("f1", self.f1),
+            ("loss", self.loss),
+            ("model_size", self.model_size as f64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Misclassified {
     pub image_id: i64,

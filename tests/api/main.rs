@@ -7,6 +7,7 @@ mod images;
 mod instances;
 mod labels;
 mod predict;
+mod previews;
 mod recall;
 mod s3;
 mod system;

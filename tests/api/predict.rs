@@ -74,7 +74,13 @@ fn image_body(png: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
-async fn trained_model(app: &TestApp, instance: i64, ds: i64, name: &str, labels: &[&str]) -> i64 {
+pub(super) async fn trained_model(
+    app: &TestApp,
+    instance: i64,
+    ds: i64,
+    name: &str,
+    labels: &[&str],
+) -> i64 {
     let id = start(
         app,
         instance,

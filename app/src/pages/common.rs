@@ -202,6 +202,14 @@ pub fn chosen_file(ev: &leptos::ev::Event) -> Option<web_sys::File> {
     input.files().and_then(|list| list.get(0))
 }
 
+/// The bytes of a chosen file.
+pub async fn read_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|_| format!("Could not read {}.", file.name()))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// Asks `question` in the browser's confirm dialog; `false` when it cannot ask.
 pub fn confirm(question: &str) -> bool {
     window().confirm_with_message(question).unwrap_or(false)

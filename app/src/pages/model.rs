@@ -73,6 +73,12 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
                 <span class="badge" data-testid="model-preset">{model.preset.as_str()}</span>
             </div>
             <div class="head-actions">
+                <A href=format!("/models/{id}/try") attr:class="button" attr:data-testid="model-try">
+                    "Try it"
+                </A>
+                <A href=format!("/models/{id}/publish") attr:class="button subtle" attr:data-testid="model-publish">
+                    "Publish"
+                </A>
                 <a
                     class="button subtle"
                     href=api::model_artifact_url(id)

@@ -14,14 +14,13 @@ use shared::api::Instance;
 use shared::predict::PredictFailure;
 use shared::recall::Service;
 use shared::train::ModelVersion;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::api::{self, ApiError, ApiResult, PredictAnswer, UpdateService};
 use crate::form::{
     FieldMessage, SubmitButton, clear_field_error, field_error, invalid, other_error,
 };
 use crate::pages::common::{
-    Breadcrumb, ErrorNotice, chosen_file, load_by_name, page_by_id, with_instance,
+    Breadcrumb, ErrorNotice, chosen_file, load_by_name, page_by_id, read_bytes, with_instance,
 };
 use crate::pages::deploy::{
     CopyButton, MAX_PREDICT_REPLICAS, ReplicasField, STATUS_POLL_MS, ServiceState, curl_line,
@@ -315,14 +314,6 @@ struct Picked {
     name: String,
     mime: String,
     base64: String,
-}
-
-/// The bytes of a chosen file.
-async fn read_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
-    let buffer = JsFuture::from(file.array_buffer())
-        .await
-        .map_err(|_| format!("Could not read {}.", file.name()))?;
-    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// What is wrong with a pasted token, if anything (it goes into a header as it is).

@@ -3,16 +3,17 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use shared::Permission;
 use shared::train::ModelVersion;
 
 use super::instances::authorised_instance;
 use crate::AppState;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Id};
+use crate::error::{ApiError, ApiResult, Id, Query};
 use crate::train::artifact::MAX_ARTIFACT_BYTES;
 
 pub fn router() -> Router<AppState> {
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/models/{id}/artifact", get(artifact))
 }
 
-async fn authorised_model(
+pub(super) async fn authorised_model(
     s: &AppState,
     p: &Principal,
     perm: Permission,
@@ -66,36 +67,134 @@ async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResul
     }
     s.db.delete_model(id).await?;
     let store = s.storage.open_uri(&s.config.models_uri)?;
-    if let Err(e) = store.delete(&key).await {
-        tracing::warn!("model {id} deleted, but its artifact {key} could not be removed: {e}");
+    for k in [web_key(&key), key] {
+        if let Err(e) = store.delete(&k).await
+            && !matches!(e, crate::storage::StorageError::NotFound(_))
+        {
+            tracing::warn!("model {id} deleted, but its artifact {k} could not be removed: {e}");
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The artifact as stored: a tar of `meta.json` and `model.bpk` (half-precision weights).
+#[derive(serde::Deserialize)]
+struct ArtifactQuery {
+    /// `tar` (default: as stored) or `web` (what the browser loads).
+    format: Option<String>,
+    /// A preview link's token, instead of a login.
+    preview: Option<String>,
+}
+
+/// The model's artifact: `format=tar` as stored (a tar of `meta.json` and `model.bpk`),
+/// `format=web` in the browser's form (see [`shared::model::artifact`]), gzip-encoded.
+/// Readable with a login, or with `preview=<token>` of a valid link to this model.
 async fn artifact(
     State(s): State<AppState>,
-    p: Principal,
     Id(id): Id,
-) -> ApiResult<impl IntoResponse> {
-    let (m, key) = authorised_model(&s, &p, Permission::ListInstance, id).await?;
+    Query(q): Query<ArtifactQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (m, key) = match &q.preview {
+        Some(token) => {
+            let link = super::previews::resolve(&s, token).await?;
+            if link.model_id != id {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "preview_other_model",
+                    "this preview link gives access to another model only",
+                ));
+            }
+            s.db.model(id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("model"))?
+        }
+        None => {
+            let p = Principal::from_headers(&s, &headers).await?;
+            authorised_model(&s, &p, Permission::ListInstance, id).await?
+        }
+    };
     let store = s.storage.open_uri(&s.config.models_uri)?;
-    let bytes = store.read(&key, MAX_ARTIFACT_BYTES).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"model-{}-v{}.tar\"",
-                    m.instance_id, m.version
-                ),
-            ),
-            (
-                header::CACHE_CONTROL,
-                "private, max-age=31536000, immutable".to_owned(),
-            ),
-        ],
-        bytes,
-    ))
+    let immutable = (
+        header::CACHE_CONTROL,
+        "private, max-age=31536000, immutable".to_owned(),
+    );
+    match q.format.as_deref().unwrap_or("tar") {
+        "tar" => {
+            let bytes = store.read(&key, MAX_ARTIFACT_BYTES).await?;
+            let name = format!(
+                "attachment; filename=\"model-{}-v{}.tar\"",
+                m.instance_id, m.version
+            );
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+                    (header::CONTENT_DISPOSITION, name),
+                    immutable,
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        "web" => {
+            let gz = web_artifact(&store, &key).await?;
+            let accepts_gzip = headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("gzip"));
+            let octets = (header::CONTENT_TYPE, "application/octet-stream".to_owned());
+            if accepts_gzip {
+                let encoding = (header::CONTENT_ENCODING, "gzip".to_owned());
+                Ok(([octets, encoding, immutable], gz).into_response())
+            } else {
+                let plain = tokio::task::spawn_blocking(move || gunzip(&gz))
+                    .await
+                    .map_err(ApiError::internal)??;
+                Ok(([octets, immutable], plain).into_response())
+            }
+        }
+        other => Err(ApiError::invalid(
+            "format",
+            "invalid_format",
+            format!("format must be tar or web, not {other:?}"),
+        )),
+    }
+}
+
+/// Key of the gzip-compressed web form beside an artifact.
+fn web_key(key: &str) -> String {
+    format!("{key}.web.gz")
+}
+
+/// The gzip-compressed web form of an artifact, made once and kept beside it in storage
+/// (so every server sharing the storage reuses it).
+async fn web_artifact(store: &crate::storage::Store, key: &str) -> ApiResult<Bytes> {
+    match store.read(&web_key(key), MAX_ARTIFACT_BYTES).await {
+        Ok(b) => return Ok(b),
+        Err(crate::storage::StorageError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let tar = store.read(key, MAX_ARTIFACT_BYTES).await?;
+    let gz = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        use std::io::Write;
+        let (meta, weights) = crate::train::artifact::unpack(&tar)?;
+        let web = shared::model::artifact::encode_web(&meta, &weights);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&web)?;
+        Ok(enc.finish()?)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let gz = Bytes::from(gz);
+    store.put(&web_key(key), gz.clone()).await?;
+    Ok(gz)
+}
+
+fn gunzip(gz: &[u8]) -> ApiResult<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(MAX_ARTIFACT_BYTES)
+        .read_to_end(&mut out)
+        .map_err(ApiError::internal)?;
+    Ok(out)
 }

@@ -6,8 +6,6 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use burn::prelude::*;
-use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
-use burn::tensor::Bytes;
 use shared::model::EfficientNetLite;
 use shared::train::ModelMeta;
 
@@ -15,16 +13,10 @@ use shared::train::ModelMeta;
 pub const MAX_ARTIFACT_BYTES: u64 = 64 * 1024 * 1024;
 pub const FORMAT: &str = "autolearn-burnpack-1";
 
-/// Half-precision weights of a model.
+/// Half-precision weights of a model (already at storage precision; see
+/// [`shared::model::artifact`]).
 pub fn weights_f16(model: &EfficientNetLite) -> anyhow::Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None).with_to_adapter(HalfPrecisionAdapter::new());
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("saving weights: {e}"))?;
-    Ok(store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("saving weights: {e}"))?
-        .to_vec())
+    shared::model::artifact::weights_f16(model).map_err(anyhow::Error::msg)
 }
 
 /// A model with `classes` outputs from half-precision weights.
@@ -33,13 +25,7 @@ pub fn load_weights(
     classes: usize,
     device: &Device,
 ) -> anyhow::Result<EfficientNetLite> {
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
-        .with_from_adapter(HalfPrecisionAdapter::new());
-    let mut model = EfficientNetLite::lite0(classes, device);
-    model
-        .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("loading weights: {e}"))?;
-    Ok(model)
+    shared::model::artifact::load_weights(bytes, classes, device).map_err(anyhow::Error::msg)
 }
 
 pub fn pack(meta: &ModelMeta, weights: &[u8]) -> anyhow::Result<Vec<u8>> {

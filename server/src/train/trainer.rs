@@ -342,7 +342,8 @@ pub fn train(
         run.log("time budget reached; keeping the best model so far".into());
     }
 
-    // Evaluation on the validation split only.
+    // Evaluation on the validation split only, of the weights exactly as stored and served.
+    let best = shared::model::artifact::to_storage_precision(best);
     let probs = predict(&best, &data.val, device);
     let preds: Vec<Prediction> = data
         .val

@@ -368,17 +368,7 @@ async fn store_model(
         std: IMAGENET_STD,
         precision: "f16".into(),
         weights_bytes: weights.len() as u64,
-        metrics: [
-            ("accuracy", metrics.accuracy),
-            ("precision", metrics.precision),
-            ("recall", metrics.recall),
-            ("f1", metrics.f1),
-            ("loss", metrics.loss),
-            ("model_size", metrics.model_size as f64),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
+        metrics: metrics.summary(),
         created_at: crate::db::now_rfc3339(),
     };
     let packed = artifact::pack(&meta, &weights)?;

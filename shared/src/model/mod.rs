@@ -2,6 +2,7 @@
 //! post-processing is [`crate::preprocess`]). Backend-independent (burn 0.22 picks the device at run time), so the
 //! same code compiles natively and for wasm32.
 
+pub mod artifact;
 pub mod efficientnet;
 pub mod fused;
 

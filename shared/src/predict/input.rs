@@ -49,11 +49,16 @@ pub fn prepare(bytes: &[u8], side: u32) -> Result<(Vec<f32>, ImageMeta), Predict
         return Err(PredictError::ImageDecode);
     }
     let img = preprocess::decode(bytes, MAX_DECODE_BYTES).map_err(|_| PredictError::ImageDecode)?;
+    Ok(prepare_decoded(&img, side))
+}
+
+/// [`prepare`] for an image already decoded (a camera frame in the browser).
+pub fn prepare_decoded(img: &image::DynamicImage, side: u32) -> (Vec<f32>, ImageMeta) {
     let meta = ImageMeta {
         height: img.height(),
         width: img.width(),
     };
-    let rgb = preprocess::resize_square(&img, side);
+    let rgb = preprocess::resize_square(img, side);
     let mut out = Vec::with_capacity(3 * (side * side) as usize);
     preprocess::normalise_chw(
         rgb.as_raw(),
@@ -62,7 +67,7 @@ pub fn prepare(bytes: &[u8], side: u32) -> Result<(Vec<f32>, ImageMeta), Predict
         IMAGENET_STD,
         &mut out,
     );
-    Ok((out, meta))
+    (out, meta)
 }
 
 #[cfg(test)]

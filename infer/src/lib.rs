@@ -1,0 +1,190 @@
+//! The model runtime of the browser: the same `shared` model code and pre-processing the
+//! server runs, on burn's WebGPU backend when the browser offers an adapter, otherwise on
+//! burn's CPU backend (flex) compiled to wasm. Its answers have the shape of the predict
+//! API's `body` and `meta` (SPEC §7), computed from bit-identical weights.
+//!
+//! JavaScript sees one class, `Classifier`: `await Classifier.load(webArtifact, "auto")`,
+//! then `await c.classifyImage(bytes)` (an encoded JPG/PNG/BMP, decoded exactly as the
+//! server decodes) or `await c.classifyRgba(pixels, width, height)` (a camera frame).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use shared::model::{FusedEfficientNetLite, artifact};
+use shared::predict::{ImageMeta, Prediction, classification_body, input};
+use shared::preprocess::softmax;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+struct Inner {
+    model: FusedEfficientNetLite,
+    device: Device,
+    labels: Vec<String>,
+    side: u32,
+}
+
+#[wasm_bindgen]
+pub struct Classifier {
+    inner: Rc<Inner>,
+    backend: String,
+}
+
+thread_local! {
+    /// burn's wgpu runtime initialises once per page; later loads reuse its device.
+    static GPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Whether `navigator.gpu` exists (the WebGPU API; an adapter may still be missing).
+fn has_webgpu_api() -> bool {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into());
+    navigator
+        .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()))
+        .is_ok_and(|g| !g.is_undefined() && !g.is_null())
+}
+
+async fn webgpu() -> Result<Device, String> {
+    if let Some(d) = GPU.with(|g| g.borrow().clone()) {
+        return Ok(d);
+    }
+    if !has_webgpu_api() {
+        return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| format!("no WebGPU adapter: {e}"))?;
+    GPU.with(|g| *g.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+/// `want`: `webgpu`, `cpu` or `auto` (WebGPU when it works, else CPU).
+async fn pick_device(want: &str) -> Result<(Device, &'static str), JsError> {
+    match want {
+        "cpu" => Ok((Device::flex(), "cpu")),
+        "webgpu" => webgpu().await.map(|d| (d, "webgpu")).map_err(js_err),
+        "auto" => Ok(match webgpu().await {
+            Ok(d) => (d, "webgpu"),
+            Err(_) => (Device::flex(), "cpu"),
+        }),
+        other => Err(js_err(format!(
+            "unknown backend {other:?}: use webgpu, cpu or auto"
+        ))),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Answer {
+    body: Vec<Prediction>,
+    meta: ImageMeta,
+}
+
+impl Inner {
+    async fn classify(&self, x: Vec<f32>, meta: ImageMeta) -> Result<String, JsError> {
+        let side = self.side as usize;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, side, side]), &self.device);
+        let logits: Vec<f32> = self
+            .model
+            .forward(x)
+            .into_data_async()
+            .await
+            .map_err(|e| js_err(format!("{e:?}")))?
+            .try_into_vec_as::<f32>()
+            .map_err(|e| js_err(format!("{e:?}")))?;
+        let answer = Answer {
+            body: classification_body(&self.labels, &softmax(&logits)),
+            meta,
+        };
+        serde_json::to_string(&answer).map_err(js_err)
+    }
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    /// Loads a model from its web artifact (`GET /api/models/{id}/artifact/web`, already
+    /// un-gzipped by fetch) onto `backend` (`webgpu`, `cpu` or `auto`), and runs it once so
+    /// that shaders are compiled before the first real image.
+    pub async fn load(web_artifact: Vec<u8>, backend: String) -> Result<Classifier, JsError> {
+        let (meta, weights) = artifact::decode_web(&web_artifact).map_err(js_err)?;
+        drop(web_artifact);
+        let (device, name) = pick_device(&backend).await?;
+        let model = artifact::load_weights(weights, meta.labels.len(), &device).map_err(js_err)?;
+        let inner = Inner {
+            model: FusedEfficientNetLite::new(&model.valid()),
+            device,
+            labels: meta.labels,
+            side: meta.image_size,
+        };
+        let side = inner.side as usize;
+        let warm = vec![0.0; 3 * side * side];
+        inner
+            .classify(
+                warm,
+                ImageMeta {
+                    height: 1,
+                    width: 1,
+                },
+            )
+            .await?;
+        Ok(Classifier {
+            inner: Rc::new(inner),
+            backend: name.to_owned(),
+        })
+    }
+
+    /// `webgpu` or `cpu`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// The class names, in the model's output order.
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.inner.labels.clone()
+    }
+
+    /// The side of the square input, in pixels.
+    #[wasm_bindgen(getter, js_name = imageSize)]
+    pub fn image_size(&self) -> u32 {
+        self.inner.side
+    }
+
+    /// Classifies an encoded image (JPG, PNG, BMP), decoded and prepared exactly as the
+    /// predict API does. Resolves to the JSON `{"body": [...], "meta": {...}}`.
+    #[wasm_bindgen(js_name = classifyImage)]
+    pub fn classify_image(&self, bytes: Vec<u8>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (x, meta) = input::prepare(&bytes, inner.side)
+                .map_err(|e| JsValue::from(js_err(e.body().error_msg)))?;
+            drop(bytes);
+            Ok(inner.classify(x, meta).await.map(JsValue::from)?)
+        })
+    }
+
+    /// Classifies RGBA pixels (`width`×`height`, a video frame drawn on a canvas).
+    #[wasm_bindgen(js_name = classifyRgba)]
+    pub fn classify_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let img = image::RgbaImage::from_raw(width, height, rgba).ok_or_else(|| {
+                JsValue::from(js_err(format!(
+                    "{width}x{height} RGBA needs {} bytes",
+                    u64::from(width) * u64::from(height) * 4
+                )))
+            })?;
+            let (x, meta) =
+                input::prepare_decoded(&image::DynamicImage::ImageRgba8(img), inner.side);
+            Ok(inner.classify(x, meta).await.map(JsValue::from)?)
+        })
+    }
+}
