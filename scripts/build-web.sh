@@ -50,9 +50,10 @@ out_dir="$profile"
 [[ "$profile" == dev ]] && out_dir=debug
 wasm="$target_dir/wasm32-unknown-unknown/$out_dir/app.wasm"
 
-# The model runtime is always optimised: a debug build of burn is too slow to be usable.
-cargo build -p infer --target wasm32-unknown-unknown --profile wasm-release
-infer_wasm="$target_dir/wasm32-unknown-unknown/wasm-release/infer.wasm"
+# The model runtime is always optimised for speed: a debug (or size-optimised) build of burn
+# is several times slower.
+cargo build -p infer --target wasm32-unknown-unknown --profile wasm-infer
+infer_wasm="$target_dir/wasm32-unknown-unknown/wasm-infer/infer.wasm"
 
 rm -rf "$dist"
 mkdir -p "$dist/pkg" "$dist/style" "$dist/infer"
