@@ -8,8 +8,8 @@
 //   WebGPU (the CPU fallback, chosen by itself), and each answer must have the same top-1
 //   label as POST /api/predict, every confidence within 1e-3;
 // - the publish page makes a preview link and shows its QR code;
-// - the preview link opened with Chromium's fake camera shows predictions that keep updating,
-//   and frames per second; without a camera the page offers a photo instead;
+// - the preview link, opened with no login as a phone would, with Chromium's fake camera shows
+//   predictions that keep updating, and frames per second; without a camera, a photo picker;
 // - expired, forged and revoked links get a page that says so, and their artifact URL 403.
 // Model load time and per-image time on both backends go to docs/benchmarks-ondevice.json;
 // bench/browser.sh runs the same model under onnxruntime-web as the peer.
@@ -56,15 +56,17 @@ async function api(method, path, body, token = made.token) {
   return { status: res.status, json, text };
 }
 
-/** A logged-in page in a new browser launched with `options`. */
-async function openPage(options, viewport = DESKTOP) {
+/** A page in a new browser launched with `options`, logged in unless `anonymous`. */
+async function openPage(options, viewport = DESKTOP, anonymous = false) {
   const browser = await chromium.launch(options);
   browsers.push(browser);
   const context = await browser.newContext({ viewport, permissions: ["camera"] });
-  const login = await context.request.post(`${BASE_URL}/api/auth/login`, {
-    data: { username: "admin", password: ADMIN_PASSWORD },
-  });
-  assert.equal(login.status(), 200);
+  if (!anonymous) {
+    const login = await context.request.post(`${BASE_URL}/api/auth/login`, {
+      data: { username: "admin", password: ADMIN_PASSWORD },
+    });
+    assert.equal(login.status(), 200);
+  }
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   const errors = [];
@@ -199,7 +201,7 @@ test("the publish page makes a preview link with a QR code", { timeout: 120_000 
 });
 
 test("a preview link runs the model on the camera, frame after frame", { timeout: 300_000 }, async () => {
-  const { page, errors } = await openPage(CAMERA, PHONE);
+  const { page, errors } = await openPage(CAMERA, PHONE, true);
   await page.goto(`${BASE_URL}${made.link}`);
   await page.locator(id("runtime-ready")).waitFor({ timeout: 120_000 });
   const top = page.locator(id("preview-top"));
@@ -214,7 +216,7 @@ test("a preview link runs the model on the camera, frame after frame", { timeout
 });
 
 test("without a camera the preview offers a photo", { timeout: 300_000 }, async () => {
-  const { page } = await openPage(LAUNCH, PHONE);
+  const { page } = await openPage(LAUNCH, PHONE, true);
   await page.goto(`${BASE_URL}${made.link}`);
   await page.locator(id("preview-no-camera")).waitFor({ timeout: 120_000 });
   await page.locator(id("preview-file")).setInputFiles(made.images[0]);
@@ -224,7 +226,7 @@ test("without a camera the preview offers a photo", { timeout: 300_000 }, async 
 });
 
 test("expired, forged and revoked links are refused", { timeout: 120_000 }, async () => {
-  const { page } = await openPage(LAUNCH, PHONE);
+  const { page } = await openPage(LAUNCH, PHONE, true);
   const short = await api("POST", `/api/models/${made.model}/preview-links`, { expires_in_hours: 1 / 3600 });
   assert.equal(short.status, 201, short.text);
   await new Promise((r) => setTimeout(r, 2100));
