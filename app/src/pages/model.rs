@@ -12,7 +12,7 @@ use leptos_router::hooks::use_navigate;
 use shared::api::Instance;
 use shared::train::{ClassificationMetrics, Misclassified, ModelVersion};
 
-use crate::api;
+use crate::api::{self, ApiResult};
 use crate::pages::common::{
     Breadcrumb, ErrorNotice, confirm, load_by_id, page_by_id, with_instance,
 };
@@ -21,11 +21,16 @@ use crate::pages::training::preset_title;
 use crate::save::sentence;
 use crate::{format, use_session};
 
+/// The model version of a `/models/:id…` page, with its instance (for the breadcrumb).
+pub fn load_model() -> LocalResource<ApiResult<(ModelVersion, Instance)>> {
+    load_by_id("model", |id| {
+        with_instance(api::get_model(id), |m| m.instance_id)
+    })
+}
+
 #[component]
 pub fn ModelPage() -> impl IntoView {
-    let data = load_by_id("model", |id| {
-        with_instance(api::get_model(id), |m| m.instance_id)
-    });
+    let data = load_model();
     page_by_id("model-page", "model-error", data, |(model, instance)| {
         view! { <ModelView model=model instance=instance/> }
     })

@@ -12,16 +12,15 @@ use shared::train::ModelVersion;
 
 use crate::api;
 use crate::format;
-use crate::pages::common::{Breadcrumb, ErrorNotice, load_by_id, page_by_id, with_instance};
+use crate::pages::common::{Breadcrumb, ErrorNotice, page_by_id};
 use crate::pages::deploy::CopyButton;
+use crate::pages::model::load_model;
 use crate::save::sentence;
 use crate::use_session;
 
 #[component]
 pub fn PublishPage() -> impl IntoView {
-    let data = load_by_id("model", |id| {
-        with_instance(api::get_model(id), |m| m.instance_id)
-    });
+    let data = load_model();
     page_by_id(
         "publish-page",
         "publish-error",

@@ -13,9 +13,8 @@ use shared::train::ModelVersion;
 
 use crate::api;
 use crate::format;
-use crate::pages::common::{
-    Breadcrumb, chosen_file, load_by_id, page_by_id, read_bytes, with_instance,
-};
+use crate::pages::common::{Breadcrumb, chosen_file, page_by_id, read_bytes};
+use crate::pages::model::load_model;
 use crate::runtime::{Answer, Classifier};
 
 /// Largest image the try page reads (SPEC: 1.5 MB in the original; we allow more).
@@ -23,9 +22,7 @@ pub const MAX_TRY_BYTES: f64 = 20.0 * 1024.0 * 1024.0;
 
 #[component]
 pub fn TryPage() -> impl IntoView {
-    let data = load_by_id("model", |id| {
-        with_instance(api::get_model(id), |m| m.instance_id)
-    });
+    let data = load_model();
     page_by_id("try-page", "try-error", data, |(model, instance)| {
         view! { <TryView model=model instance=instance/> }
     })
