@@ -3,12 +3,12 @@
 //!
 //! - **Storage precision**: every float parameter is rounded to 8 significant bits (the
 //!   bfloat16 mantissa) and stored as f16 in a burnpack. The rounding is applied *before*
-//!   evaluation, so the metrics describe exactly the weights that are served. It costs no
-//!   measurable accuracy and makes the low byte of each f16 mostly zeros, which is what
-//!   lets the browser download compress below 6 MB.
+//!   evaluation, so the metrics describe exactly the weights that are served, including
+//!   whatever the rounding costs (bfloat16 keeps as many bits). It zeroes the three lowest
+//!   mantissa bits of each f16, which is what lets the browser download compress below 6 MB.
 //! - **Web form** ([`encode_web`]): `meta.json` and the burnpack in one buffer, the burnpack's
-//!   bytes split into even and odd planes (the f16 high bytes, sign and exponent, then the
-//!   low bytes) so that gzip finds the redundancy. The server sends it gzip-encoded; the
+//!   bytes split into even and odd planes (the little-endian f16 low bytes, then the high
+//!   bytes with sign and exponent) so that gzip finds the redundancy. The server sends it gzip-encoded; the
 //!   browser's fetch undoes the gzip, [`decode_web`] the planes.
 
 use burn::module::{Module, ModuleMapper, Param};
