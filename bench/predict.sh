@@ -74,9 +74,20 @@ code=$(curl -s -H "Authorization: $TOKEN" -H 'content-type: application/json' --
 echo "2 s after the overload a request answers $code"
 kill "$SERVER"
 
-VENV="$HOME/.cache/autolearn/torch-venv"
+# The peer's model: exported through PyTorch from the pretrained .pth when the torch venv of
+# bench/train.sh is here, else the same architecture written by bench/onnx_lite0.py (onnx
+# alone; random weights, which do not change the time).
 if [ "${PEER:-1}" = 1 ]; then
-  "$VENV/bin/python" -c 'import onnxruntime, onnx' 2>/dev/null || "$VENV/bin/pip" install -q onnx onnxruntime
-  log "peer: onnxruntime (CPU), in-process"
-  "$VENV/bin/python" bench/predict_peer.py "$HOME/.cache/autolearn/weights/efficientnet-lite0.pth" "$WORK/image.jpg" "$DURATION" 1 8 32
+  VENV="$HOME/.cache/autolearn/torch-venv"
+  MODEL="$HOME/.cache/autolearn/weights/efficientnet-lite0.pth"
+  if ! [ -x "$VENV/bin/python" ]; then
+    VENV="$HOME/.cache/autolearn/onnx-venv"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/python" -c 'import onnx' 2>/dev/null || "$VENV/bin/pip" install -q onnx
+    MODEL="$WORK/lite0.onnx"
+    "$VENV/bin/python" bench/onnx_lite0.py "$MODEL" 3 224
+  fi
+  "$VENV/bin/python" -c 'import onnxruntime, onnx, PIL' 2>/dev/null || "$VENV/bin/pip" install -q onnx onnxruntime pillow
+  log "peer: onnxruntime $("$VENV/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__)') (CPU), in-process, model $(basename "$MODEL")"
+  "$VENV/bin/python" bench/predict_peer.py "$MODEL" "$WORK/image.jpg" "$DURATION" 1 8 32
 fi

@@ -8,7 +8,11 @@ No HTTP: the peer is measured in-process with C client threads, each one request
 which is an upper bound for any server built on it. Prints, per concurrency, the same
 figures as wrk prints for ours: requests/s, p50, p99.
 
-Usage: predict_peer.py PTH_PATH IMAGE SECONDS CONCURRENCY [CONCURRENCY ...]
+MODEL is the .pth (exported here through PyTorch, as in issue #4) or a ready .onnx of the
+same architecture (bench/onnx_lite0.py writes one without PyTorch: random weights, which do
+not change the time; input "x", output "y").
+
+Usage: predict_peer.py MODEL IMAGE SECONDS CONCURRENCY [CONCURRENCY ...]
 """
 import io
 import sys
@@ -17,16 +21,16 @@ import time
 
 import numpy as np
 import onnxruntime as ort
-import torch
 from PIL import Image
-
-from efficientnet_lite_pytorch import EfficientNet
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def export(pth, path):
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
     model = EfficientNet.from_name("efficientnet-lite0")
     model.load_state_dict(torch.load(pth, map_location="cpu"), strict=True)
     model._fc = torch.nn.Linear(1280, 3)
@@ -36,10 +40,12 @@ def export(pth, path):
 
 
 def main():
-    pth, image, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    model, image, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     levels = [int(c) for c in sys.argv[4:]]
-    onnx_path = "/tmp/autolearn-lite0.onnx"
-    export(pth, onnx_path)
+    onnx_path = model
+    if not model.endswith(".onnx"):
+        onnx_path = "/tmp/autolearn-lite0.onnx"
+        export(model, onnx_path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 0  # all cores, as burn's flex does
     sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])

@@ -3,7 +3,11 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage, imageops::FilterType};
+use image::metadata::Orientation;
+use image::{
+    DynamicImage, ExtendedColorType, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits,
+    RgbImage,
+};
 
 /// ImageNet statistics, which the pretrained EfficientNet-Lite weights expect (settled by a
 /// known-answer test on the server).
@@ -30,6 +34,83 @@ pub fn decode(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, String> {
     Ok(img)
 }
 
+/// [`decode`] for a model input of `side` px, with the size of the original (after EXIF
+/// orientation). A JPEG whose sides are both at least twice `side` is decoded at the smallest
+/// scale (1/2, 1/4 or 1/8, by a reduced inverse DCT, which averages each 8×8 block down as a
+/// box filter would) that keeps both sides at least `side`: a fraction of a full decode, and
+/// [`resize_square`] still only shrinks. Everything else is decoded in full. The server's
+/// training data, its predict API and the browser all decode through here, so the model
+/// sees its inputs made the same way everywhere.
+pub fn decode_near(
+    bytes: &[u8],
+    max_alloc: u64,
+    side: u32,
+) -> Result<(DynamicImage, (u32, u32)), String> {
+    if let Some(scaled) = decode_jpeg_scaled(bytes, max_alloc, side) {
+        return Ok(scaled);
+    }
+    let img = decode(bytes, max_alloc)?;
+    let size = (img.width(), img.height());
+    Ok((img, size))
+}
+
+/// The scaled JPEG path of [`decode_near`]; `None` sends the image to the full decoder
+/// (not a JPEG, too small to scale, CMYK, or anything the scaling decoder refuses).
+fn decode_jpeg_scaled(
+    bytes: &[u8],
+    max_alloc: u64,
+    side: u32,
+) -> Option<(DynamicImage, (u32, u32))> {
+    if image::guess_format(bytes).ok()? != ImageFormat::Jpeg {
+        return None;
+    }
+    // The full decoder reads and checks the headers first, so only 8-bit grey or colour
+    // JPEGs it accepts reach the scaling decoder.
+    let mut header = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).ok()?;
+    let (w, h) = header.dimensions();
+    let grey = match header.original_color_type() {
+        ExtendedColorType::L8 => true,
+        ExtendedColorType::Rgb8 => false,
+        _ => return None,
+    };
+    let f = [8u32, 4, 2]
+        .into_iter()
+        .find(|f| w.div_ceil(*f) >= side && h.div_ceil(*f) >= side)?;
+    let orientation = header.orientation().ok();
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    dec.set_max_decoding_buffer_size(usize::try_from(max_alloc).ok()?);
+    let (sw, sh) = dec
+        .scale(
+            u16::try_from(w.div_ceil(f)).ok()?,
+            u16::try_from(h.div_ceil(f)).ok()?,
+        )
+        .ok()?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    if sw < side || sh < side {
+        return None;
+    }
+    let px = dec.decode().ok()?;
+    let mut img = if grey {
+        DynamicImage::ImageLuma8(GrayImage::from_raw(sw, sh, px)?)
+    } else {
+        DynamicImage::ImageRgb8(RgbImage::from_raw(sw, sh, px)?)
+    };
+    let mut size = (w, h);
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+        if matches!(
+            o,
+            Orientation::Rotate90
+                | Orientation::Rotate270
+                | Orientation::Rotate90FlipH
+                | Orientation::Rotate270FlipH
+        ) {
+            size = (h, w);
+        }
+    }
+    Some((img, size))
+}
+
 /// The whole image squeezed to `side`×`side` RGB (no crop: nothing at the edges is lost,
 /// which matters for small objects near borders).
 pub fn resize_square(img: &DynamicImage, side: u32) -> RgbImage {
@@ -46,7 +127,71 @@ pub fn resize_square(img: &DynamicImage, side: u32) -> RgbImage {
     if rgb.width() == side && rgb.height() == side {
         return rgb;
     }
-    image::imageops::resize(&rgb, side, side, FilterType::Triangle)
+    resize_rgb(&rgb, side, side)
+}
+
+/// Weights of a triangle filter (bilinear, widened by the ratio when shrinking so every
+/// source pixel counts) from `src` samples to `dst`: per output sample, the first source
+/// index and the normalised weights from there. The same filter as `image`'s
+/// `FilterType::Triangle`.
+fn triangle_weights(src: u32, dst: u32) -> Vec<(usize, Vec<f32>)> {
+    let ratio = src as f32 / dst as f32;
+    let scale = ratio.max(1.0);
+    (0..dst)
+        .map(|o| {
+            let centre = (o as f32 + 0.5) * ratio;
+            let first = (centre - scale).floor().max(0.0) as usize;
+            let end = ((centre + scale).ceil() as usize).min(src as usize);
+            let mut w: Vec<f32> = (first..end)
+                .map(|i| (1.0 - ((i as f32 + 0.5 - centre) / scale).abs()).max(0.0))
+                .collect();
+            let sum: f32 = w.iter().sum();
+            if sum > 0.0 {
+                w.iter_mut().for_each(|v| *v /= sum);
+            }
+            (first, w)
+        })
+        .collect()
+}
+
+/// Separable triangle-filter resampling of an RGB image to `w`×`h`: rows first into floats,
+/// then columns, with the weights computed once per axis (several times faster than
+/// `image::imageops::resize`, which recomputes them through its generic pixel types).
+fn resize_rgb(src: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
+    let (dw, dh) = (w as usize, h as usize);
+    let xs = triangle_weights(sw as u32, w);
+    let ys = triangle_weights(sh as u32, h);
+    let raw = src.as_raw();
+    let mut rows = vec![0.0f32; sh * dw * 3];
+    for (y, out) in rows.chunks_exact_mut(dw * 3).enumerate() {
+        let line = &raw[y * sw * 3..(y + 1) * sw * 3];
+        for ((first, weights), px) in xs.iter().zip(out.chunks_exact_mut(3)) {
+            let mut acc = [0.0f32; 3];
+            for (k, &wt) in weights.iter().enumerate() {
+                let s = &line[(first + k) * 3..(first + k) * 3 + 3];
+                for (a, &v) in acc.iter_mut().zip(s) {
+                    *a += wt * f32::from(v);
+                }
+            }
+            px.copy_from_slice(&acc);
+        }
+    }
+    let mut out = vec![0u8; dh * dw * 3];
+    let mut acc = vec![0.0f32; dw * 3];
+    for ((first, weights), line) in ys.iter().zip(out.chunks_exact_mut(dw * 3)) {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (k, &wt) in weights.iter().enumerate() {
+            let row = &rows[(first + k) * dw * 3..(first + k + 1) * dw * 3];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += wt * v;
+            }
+        }
+        for (o, &a) in line.iter_mut().zip(&acc) {
+            *o = a.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    RgbImage::from_raw(w, h, out).expect("w×h×3 bytes")
 }
 
 /// Appends interleaved RGB bytes (`side`×`side`×3) to `out` as normalised channel-first
@@ -103,6 +248,71 @@ mod tests {
         );
         assert_eq!(&out[0..4], &[1.0, 0.0, 0.0, 0.0]); // R plane
         assert_eq!(&out[8..12], &[0.0, 1.0, 0.0, 0.0]); // B plane
+    }
+
+    /// A smooth colour photo-like JPEG of `w`×`h`.
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                ((x + y) % 256) as u8,
+            ])
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn large_jpegs_decode_scaled_to_the_same_input() {
+        let bytes = jpeg(1000, 700);
+        let (scaled, size) = decode_near(&bytes, 1 << 28, 224).unwrap();
+        assert_eq!(size, (1000, 700), "the original's size");
+        assert_eq!(
+            (scaled.width(), scaled.height()),
+            (500, 350),
+            "decoded at 1/2"
+        );
+        // The model's input differs from a full decode's only by rounding.
+        let a = resize_square(&scaled, 224);
+        let b = resize_square(&decode(&bytes, 1 << 28).unwrap(), 224);
+        let diff = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(p, q)| u32::from(p.abs_diff(*q)));
+        let mean = diff.sum::<u32>() as f64 / a.as_raw().len() as f64;
+        assert!(mean < 3.0, "mean difference {mean} of 255");
+        // Too small to scale: decoded in full.
+        let (full, size) = decode_near(&jpeg(300, 300), 1 << 28, 224).unwrap();
+        assert_eq!((full.width(), full.height(), size), (300, 300, (300, 300)));
+        // Truncated: the scaling decoder refuses it and the full one fills the missing
+        // blocks, so a cut-off upload is answered as it was before scaling.
+        let cut = &bytes[..bytes.len() / 2];
+        let (img, size) = decode_near(cut, 1 << 28, 224).unwrap();
+        assert_eq!((img.width(), size), (1000, (1000, 700)));
+    }
+
+    #[test]
+    fn resizing_matches_image_triangle_filter() {
+        let src = RgbImage::from_fn(517, 333, |x, y| {
+            image::Rgb([(x % 256) as u8, (y * 7 % 256) as u8, ((x * y) % 256) as u8])
+        });
+        for (w, h) in [(224, 224), (64, 64), (600, 400)] {
+            let ours = resize_rgb(&src, w, h);
+            let theirs = image::imageops::resize(&src, w, h, FilterType::Triangle);
+            let worst = ours
+                .as_raw()
+                .iter()
+                .zip(theirs.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(worst <= 1, "{w}x{h}: largest difference {worst}");
+        }
     }
 
     #[test]

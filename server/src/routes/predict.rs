@@ -210,6 +210,11 @@ async fn run(
     let mut pending = Vec::with_capacity(images.len());
     let mut meta: Option<ImageMeta> = None;
     for bytes in images {
+        // A place in the engine first: when it is full, refuse before decoding anything.
+        let ticket = loaded
+            .engine
+            .admit()
+            .map_err(|_| PredictError::GetInstance)?;
         // Decoding is CPU-heavy: bounded by the decode permits, and refused (2002) when
         // they stay taken, rather than queueing without end.
         let permit = tokio::time::timeout(
@@ -226,15 +231,16 @@ async fn run(
         .await
         .map_err(|_| PredictError::Unknown)??;
         meta.get_or_insert(m);
-        pending.push(
+        pending.push((
+            ticket,
             loaded
                 .engine
                 .submit(input)
                 .map_err(|_| PredictError::GetInstance)?,
-        );
+        ));
     }
     let mut output = Vec::with_capacity(pending.len());
-    for rx in pending {
+    for (_ticket, rx) in pending {
         let probs = tokio::time::timeout(FORWARD_TIMEOUT, rx)
             .await
             .map_err(|_| PredictError::GetInstance)?

@@ -1,17 +1,23 @@
 //! One loaded model serving requests: a bounded queue in front of `replicas` threads, each
 //! with its own handle on the model, each taking what is queued (up to a batch) and running
-//! it in one forward pass. A full queue refuses at once; memory is bounded by the queue.
+//! it in one forward pass of the [`NativeNet`] executor (whose matrix products spread over
+//! all cores). A request takes its place ([`Ticket`]) before its image is decoded, so a full
+//! engine refuses at once without spending CPU on work it would throw away; memory is
+//! bounded by the places and by each replica's reused activation buffers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use burn::prelude::*;
-use shared::model::FusedEfficientNetLite;
 use shared::preprocess::softmax;
+
+use super::native::{NativeNet, Scratch};
 use tokio::sync::oneshot;
 
-/// Requests waiting per replica before new ones are refused.
-pub const QUEUE_PER_REPLICA: usize = 16;
+/// Images admitted per replica (being decoded, queued or in a forward pass) before new ones
+/// are refused: at concurrency 32 on one replica all are served, beyond that the excess is
+/// refused at once.
+pub const QUEUE_PER_REPLICA: usize = 32;
 /// Images one forward pass takes at most.
 pub const MAX_BATCH: usize = 8;
 
@@ -24,36 +30,66 @@ struct Job {
 pub struct Engine {
     tx: SyncSender<Job>,
     pub side: usize,
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 /// The queue is full: the service is at capacity.
 #[derive(Debug)]
 pub struct Busy;
 
+/// One image's place in an engine, from before decoding until its answer; dropping it frees
+/// the place.
+pub struct Ticket {
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Engine {
     /// Starts the replicas; they end when the engine is dropped and the queue is drained.
-    pub fn start(
-        model: FusedEfficientNetLite,
-        side: usize,
-        replicas: usize,
-        device: Device,
-    ) -> Self {
+    pub fn start(model: NativeNet, side: usize, replicas: usize) -> Self {
+        let model = Arc::new(model);
         let replicas = replicas.max(1);
-        let (tx, rx) = sync_channel::<Job>(QUEUE_PER_REPLICA * replicas);
+        let capacity = QUEUE_PER_REPLICA * replicas;
+        // Every queued job holds a ticket, so the channel never fills before the tickets run
+        // out; its bound is a second guard.
+        let (tx, rx) = sync_channel::<Job>(capacity);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..replicas {
             let model = model.clone();
             let rx = rx.clone();
-            let device = device.clone();
             std::thread::Builder::new()
                 .name("predict".into())
-                .spawn(move || replica(&model, &rx, side, &device))
+                .spawn(move || replica(&model, &rx, side))
                 .expect("spawning a predict thread");
         }
-        Self { tx, side }
+        Self {
+            tx,
+            side,
+            admitted: Arc::default(),
+            capacity,
+        }
     }
 
-    /// Queues an image; `Busy` at once when the queue is full.
+    /// Takes a place for one image; `Busy` at once when all are taken.
+    pub fn admit(&self) -> Result<Ticket, Busy> {
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .map(|_| Ticket {
+                admitted: self.admitted.clone(),
+            })
+            .map_err(|_| Busy)
+    }
+
+    /// Queues an image (whose [`Ticket`] the caller holds until the answer); `Busy` at once
+    /// when the queue is full.
     pub fn submit(
         &self,
         input: Vec<f32>,
@@ -66,7 +102,8 @@ impl Engine {
     }
 }
 
-fn replica(model: &FusedEfficientNetLite, rx: &Mutex<Receiver<Job>>, side: usize, device: &Device) {
+fn replica(model: &NativeNet, rx: &Mutex<Receiver<Job>>, side: usize) {
+    let mut scratch = Scratch::default();
     loop {
         let batch = {
             let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -86,12 +123,7 @@ fn replica(model: &FusedEfficientNetLite, rx: &Mutex<Receiver<Job>>, side: usize
             input.extend_from_slice(&j.input);
         }
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let x = Tensor::<4>::from_data(TensorData::new(input, [n, 3, side, side]), device);
-            model
-                .forward(x)
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| format!("{e:?}"))
+            Ok::<_, String>(model.forward(&input, n, side, &mut scratch))
         }));
         match run {
             Ok(Ok(logits)) => {
@@ -107,5 +139,36 @@ fn replica(model: &FusedEfficientNetLite, rx: &Mutex<Receiver<Job>>, side: usize
                 let _ = j.reply.send(Err("inference panicked".into()));
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::prelude::Device;
+    use shared::model::{EfficientNetLite, FusedEfficientNetLite};
+
+    #[test]
+    fn a_full_engine_refuses_until_a_place_frees() {
+        let device = Device::flex();
+        let net = NativeNet::new(&FusedEfficientNetLite::new(&EfficientNetLite::lite0(
+            2, &device,
+        )));
+        let engine = Engine::start(net, 32, 1);
+        let mut tickets: Vec<Ticket> = (0..QUEUE_PER_REPLICA)
+            .map(|_| engine.admit().expect("a free place"))
+            .collect();
+        assert!(engine.admit().is_err(), "all places taken");
+        tickets.pop();
+        let ticket = engine.admit().expect("the freed place");
+        // An admitted image is answered.
+        let rx = engine.submit(vec![0.0; 3 * 32 * 32]).expect("queued");
+        let probs = rx
+            .blocking_recv()
+            .expect("an answer")
+            .expect("probabilities");
+        assert_eq!(probs.len(), 2);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        drop(ticket);
     }
 }

@@ -5,6 +5,7 @@
 //! old engine finish on it; nothing in flight is dropped.
 
 pub mod engine;
+pub mod native;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,12 +149,11 @@ async fn load(s: &AppState, model_id: i64, replicas: i64) -> anyhow::Result<(Eng
         let (meta, weights) = artifact::unpack(&bytes)?;
         let device = Device::flex();
         let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
-        let model = shared::model::FusedEfficientNetLite::new(&model);
+        let model = native::NativeNet::new(&shared::model::FusedEfficientNetLite::new(&model));
         Ok(Engine::start(
             model,
             meta.image_size as usize,
             usize::try_from(replicas).unwrap_or(1),
-            device,
         ))
     })
     .await??;

@@ -132,8 +132,8 @@ pub async fn load(
                 let bytes = store.read(&path, crate::indexer::MAX_IMAGE_BYTES).await;
                 let decoded = match bytes {
                     Ok(b) => tokio::task::spawn_blocking(move || {
-                        preprocess::decode(&b, MAX_DECODE_BYTES)
-                            .map(|img| preprocess::resize_square(&img, side))
+                        preprocess::decode_near(&b, MAX_DECODE_BYTES, side)
+                            .map(|(img, _)| preprocess::resize_square(&img, side))
                     })
                     .await
                     .unwrap_or_else(|e| Err(e.to_string())),

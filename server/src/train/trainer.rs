@@ -29,6 +29,7 @@ use shared::train::{ClassificationMetrics, Progress};
 
 use super::data::{self, Data, Sample};
 use super::metrics::{self, Prediction};
+use crate::serve::native::{NativeNet, Scratch};
 
 /// What the loop reports while it runs.
 pub enum Signal {
@@ -118,19 +119,39 @@ impl Run<'_> {
     }
 }
 
-/// Class probabilities of samples already at the input size, with a model in eval mode.
-/// Runs the folded model, exactly as serving does.
+/// Class probabilities of samples already at the input size, with a model in eval mode, on
+/// the training device (the folded model, as served, but through burn: early stopping).
 pub fn predict(model: &EfficientNetLite, samples: &[Sample], device: &Device) -> Vec<Vec<f32>> {
     let model = FusedEfficientNetLite::new(model);
     let mut out = Vec::with_capacity(samples.len());
-    for chunk in samples.chunks(EVAL_BATCH) {
+    for (n, side, buf) in eval_batches(samples) {
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [n, 3, side, side]), device);
+        out.extend(rows(model.forward(x)).iter().map(|l| softmax(l)));
+    }
+    out
+}
+
+/// Samples in evaluation batches: (images, side, their normalised floats end to end).
+fn eval_batches(samples: &[Sample]) -> impl Iterator<Item = (usize, usize, Vec<f32>)> + '_ {
+    samples.chunks(EVAL_BATCH).map(|chunk| {
         let side = chunk[0].rgb.width() as usize;
         let mut buf = Vec::with_capacity(chunk.len() * 3 * side * side);
         for s in chunk {
             data::push_plain(&s.rgb, &mut buf);
         }
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), 3, side, side]), device);
-        out.extend(rows(model.forward(x)).iter().map(|l| softmax(l)));
+        (chunk.len(), side, buf)
+    })
+}
+
+/// [`predict`] through the predict API's own executor (`serve::native`, on the CPU), for the
+/// metrics a model version keeps: they describe exactly what its service will answer.
+pub fn predict_served(model: &EfficientNetLite, samples: &[Sample]) -> Vec<Vec<f32>> {
+    let net = NativeNet::new(&FusedEfficientNetLite::new(model));
+    let mut scratch = Scratch::default();
+    let mut out = Vec::with_capacity(samples.len());
+    for (n, side, buf) in eval_batches(samples) {
+        let logits = net.forward(&buf, n, side, &mut scratch);
+        out.extend(logits.chunks(net.classes()).map(softmax));
     }
     out
 }
@@ -342,9 +363,10 @@ pub fn train(
         run.log("time budget reached; keeping the best model so far".into());
     }
 
-    // Evaluation on the validation split only, of the weights exactly as stored and served.
+    // Evaluation on the validation split only, of the weights exactly as stored and served,
+    // by the executor that serves them.
     let best = shared::model::artifact::to_storage_precision(best);
-    let probs = predict(&best, &data.val, device);
+    let probs = predict_served(&best, &data.val);
     let preds: Vec<Prediction> = data
         .val
         .iter()

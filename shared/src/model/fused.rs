@@ -13,19 +13,20 @@ use super::efficientnet::{EfficientNetLite, MBConv};
 
 #[derive(Module, Debug)]
 pub struct FusedBlock {
-    expand: Option<Conv2d>,
-    depthwise: Conv2d,
-    project: Conv2d,
+    pub expand: Option<Conv2d>,
+    pub depthwise: Conv2d,
+    pub project: Conv2d,
+    /// Whether the block adds its input to its output.
     #[module(skip)]
-    residual: bool,
+    pub residual: bool,
 }
 
 #[derive(Module, Debug)]
 pub struct FusedEfficientNetLite {
-    stem: Conv2d,
-    blocks: Vec<FusedBlock>,
-    head: Conv2d,
-    fc: Linear,
+    pub stem: Conv2d,
+    pub blocks: Vec<FusedBlock>,
+    pub head: Conv2d,
+    pub fc: Linear,
 }
 
 /// The convolution with the BatchNorm after it folded in.

@@ -48,8 +48,9 @@ pub fn prepare(bytes: &[u8], side: u32) -> Result<(Vec<f32>, ImageMeta), Predict
     {
         return Err(PredictError::ImageDecode);
     }
-    let img = preprocess::decode(bytes, MAX_DECODE_BYTES).map_err(|_| PredictError::ImageDecode)?;
-    Ok(prepare_decoded(&img, side))
+    let (img, (width, height)) = preprocess::decode_near(bytes, MAX_DECODE_BYTES, side)
+        .map_err(|_| PredictError::ImageDecode)?;
+    Ok((to_input(&img, side), ImageMeta { height, width }))
 }
 
 /// [`prepare`] for an image already decoded (a camera frame in the browser).
@@ -58,6 +59,11 @@ pub fn prepare_decoded(img: &image::DynamicImage, side: u32) -> (Vec<f32>, Image
         height: img.height(),
         width: img.width(),
     };
+    (to_input(img, side), meta)
+}
+
+/// The model's input: squeezed to `side`×`side`, normalised, channel-first.
+fn to_input(img: &image::DynamicImage, side: u32) -> Vec<f32> {
     let rgb = preprocess::resize_square(img, side);
     let mut out = Vec::with_capacity(3 * (side * side) as usize);
     preprocess::normalise_chw(
@@ -67,7 +73,7 @@ pub fn prepare_decoded(img: &image::DynamicImage, side: u32) -> (Vec<f32>, Image
         IMAGENET_STD,
         &mut out,
     );
-    (out, meta)
+    out
 }
 
 #[cfg(test)]
