@@ -303,7 +303,7 @@ mod tests {
         });
         for (w, h) in [(224, 224), (64, 64), (600, 400)] {
             let ours = resize_rgb(&src, w, h);
-            let theirs = image::imageops::resize(&src, w, h, FilterType::Triangle);
+            let theirs = image::imageops::resize(&src, w, h, image::imageops::FilterType::Triangle);
             let worst = ours
                 .as_raw()
                 .iter()

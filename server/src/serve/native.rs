@@ -213,7 +213,7 @@ impl Depthwise {
                     }
                 }
                 for (o, a) in out[g..g + LANES].iter_mut().zip(acc) {
-                    *o = a.max(0.0).min(6.0);
+                    *o = a.clamp(0.0, 6.0);
                 }
             }
             if whole < c {
@@ -229,7 +229,7 @@ impl Depthwise {
                     }
                 }
                 for a in out {
-                    *a = a.max(0.0).min(6.0);
+                    *a = a.clamp(0.0, 6.0);
                 }
             }
         }
@@ -313,7 +313,7 @@ fn epilogue(out: &mut [f32], b: &[f32], relu6: bool, residual: Option<&[f32]>) {
                         }
                         if relu6 {
                             for v in row.iter_mut() {
-                                *v = v.max(0.0).min(6.0);
+                                *v = v.clamp(0.0, 6.0);
                             }
                         }
                     }
