@@ -64,18 +64,27 @@ fn decode_jpeg_scaled(
     if image::guess_format(bytes).ok()? != ImageFormat::Jpeg {
         return None;
     }
+    // The scale from the size in the header alone: most images are too small to scale, and
+    // they go to the full decoder without a second header parse here.
+    let size = imagesize::blob_size(bytes).ok()?;
+    let (w, h) = (
+        u32::try_from(size.width).ok()?,
+        u32::try_from(size.height).ok()?,
+    );
+    let f = [8u32, 4, 2]
+        .into_iter()
+        .find(|f| w.div_ceil(*f) >= side && h.div_ceil(*f) >= side)?;
     // The full decoder reads and checks the headers first, so only 8-bit grey or colour
     // JPEGs it accepts reach the scaling decoder.
     let mut header = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).ok()?;
-    let (w, h) = header.dimensions();
+    if header.dimensions() != (w, h) {
+        return None;
+    }
     let grey = match header.original_color_type() {
         ExtendedColorType::L8 => true,
         ExtendedColorType::Rgb8 => false,
         _ => return None,
     };
-    let f = [8u32, 4, 2]
-        .into_iter()
-        .find(|f| w.div_ceil(*f) >= side && h.div_ceil(*f) >= side)?;
     let orientation = header.orientation().ok();
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     dec.set_max_decoding_buffer_size(usize::try_from(max_alloc).ok()?);

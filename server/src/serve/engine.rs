@@ -123,18 +123,15 @@ fn replica(model: &NativeNet, rx: &Mutex<Receiver<Job>>, side: usize) {
             input.extend_from_slice(&j.input);
         }
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Ok::<_, String>(model.forward(&input, n, side, &mut scratch))
+            model.forward(&input, n, side, &mut scratch)
         }));
         match run {
-            Ok(Ok(logits)) => {
+            Ok(logits) => {
                 let k = logits.len() / n;
                 for (j, row) in batch.into_iter().zip(logits.chunks(k)) {
                     let _ = j.reply.send(Ok(softmax(row)));
                 }
             }
-            Ok(Err(e)) => batch.into_iter().for_each(|j| {
-                let _ = j.reply.send(Err(e.clone()));
-            }),
             Err(_) => batch.into_iter().for_each(|j| {
                 let _ = j.reply.send(Err("inference panicked".into()));
             }),

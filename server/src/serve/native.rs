@@ -15,6 +15,7 @@
 // functions; both are wrapped in safe functions that check what they rely on.
 #![allow(unsafe_code)]
 
+use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -75,14 +76,18 @@ fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("float weights")
 }
 
+/// A layer's bias, or zeros when it has none.
+fn bias_or_zeros(bias: Option<&Param<Tensor<1>>>, channels: usize) -> Vec<f32> {
+    bias.map_or_else(|| vec![0.0; channels], |b| floats(b.val()))
+}
+
+/// A convolution's bias, checking the padding every layer here assumes.
 fn bias(conv: &Conv2d, channels: usize) -> Vec<f32> {
     assert!(
         matches!(conv.padding, PaddingConfig2d::Same),
         "SAME padding"
     );
-    conv.bias
-        .as_ref()
-        .map_or_else(|| vec![0.0; channels], |b| floats(b.val()))
+    bias_or_zeros(conv.bias.as_ref(), channels)
 }
 
 impl Pointwise {
@@ -368,6 +373,8 @@ impl NativeNet {
             }
         }
         let [features, classes] = m.fc.weight.dims();
+        let head = Pointwise::new(&m.head);
+        assert_eq!(head.cout, features, "head and classifier agree");
         Self {
             stem_w,
             stem_b: bias(&m.stem, stem_out),
@@ -382,21 +389,11 @@ impl NativeNet {
                     residual: b.residual,
                 })
                 .collect(),
-            head: Pointwise::new(&m.head),
+            head,
             fc_w: floats(m.fc.weight.val()),
-            fc_b: m
-                .fc
-                .bias
-                .as_ref()
-                .map_or_else(|| vec![0.0; classes], |b| floats(b.val())),
+            fc_b: bias_or_zeros(m.fc.bias.as_ref(), classes),
             classes,
         }
-        .checked(features)
-    }
-
-    fn checked(self, features: usize) -> Self {
-        assert_eq!(self.head.cout, features, "head and classifier agree");
-        self
     }
 
     pub fn classes(&self) -> usize {
@@ -407,8 +404,7 @@ impl NativeNet {
     /// layout of `shared::predict::input::prepare`).
     pub fn forward(&self, input: &[f32], n: usize, side: usize, s: &mut Scratch) -> Vec<f32> {
         assert_eq!(input.len(), n * 3 * side * side, "n images of 3×side×side");
-        let (h, w) = self.stem(input, n, side, &mut s.b, &mut s.a);
-        let (mut h, mut w) = (h, w);
+        let (mut h, mut w) = self.stem(input, n, side, &mut s.b, &mut s.a);
         let mut c = self.stem_out;
         for blk in &self.blocks {
             let rows = n * h * w;
