@@ -1,19 +1,31 @@
 //! The serving executor of [`FusedEfficientNetLite`]: the same folded weights, laid out once
-//! for channels-last (NHWC) inference on the CPU. Every 1×1 convolution (nine tenths of the
-//! multiply-adds) is one matrix product over all pixels of the batch, run by `gemm` with the
-//! CPU's widest vector unit; the depthwise ones walk contiguous channel rows, compiled for
-//! AVX-512 or AVX2 when the CPU has them; bias, ReLU6 and the residual are fused into one
-//! pass after each product, and the activations live in three buffers reused across layers
-//! and requests. burn's flex backend runs the same network in NCHW one operation at a time
-//! (separate passes for padding, bias and activation, fresh tensors for each); this executor
-//! computes the same outputs (tested against it below) several times faster, which is what
-//! the predict API's throughput needs. Training and the browser keep using burn.
+//! for channels-last (NHWC) inference on the CPU. burn's flex backend runs the network in
+//! NCHW one operation at a time (separate passes for padding, bias and activation, fresh
+//! tensors for each); this executor computes the same outputs (tested against it below)
+//! several times faster, which is what the predict API's throughput needs. Training and the
+//! browser keep using burn.
+//!
+//! - Every 1×1 convolution (nine tenths of the multiply-adds) is a matrix product over
+//!   pixels, computed by [`Pointwise::rows`] in register tiles of a few pixels × 32 output
+//!   channels with bias, residual and ReLU6 applied before the tile is stored.
+//! - Depthwise convolutions walk contiguous channel rows, keeping 16 channels' sums in
+//!   vector registers across the k×k taps.
+//! - An inverted-residual block whose image is large runs fused ([`Block::strip`]): each
+//!   thread takes a strip of output rows and, row by row, expands only the input rows the
+//!   depthwise window needs (into a ring of k rows), convolves them, and projects the result,
+//!   so the expanded activations — the largest tensors of the network — never leave the
+//!   cache. Small images (the last stages, where a strip per thread would recompute too many
+//!   window rows) run layer by layer, each layer split over pixels.
+//! - All of it is compiled for AVX-512 or AVX2 with FMA when the CPU has them
+//!   ([`vectorised`]).
 //!
 //! All convolutions use TF "SAME" padding, as the model does (`PaddingConfig2d::Same`).
 
-// `gemm` takes raw pointers, and the vector-unit dispatch calls `#[target_feature]`
-// functions; both are wrapped in safe functions that check what they rely on.
+// The vector-unit dispatch calls `#[target_feature]` functions, which is unsafe; it is
+// wrapped in one safe function that checks the CPU first.
 #![allow(unsafe_code)]
+
+use std::cell::RefCell;
 
 use burn::module::Param;
 use burn::nn::PaddingConfig2d;
@@ -22,7 +34,7 @@ use burn::prelude::*;
 use rayon::prelude::*;
 use shared::model::FusedEfficientNetLite;
 
-/// A 1×1 convolution as a `cin × cout` row-major matrix.
+/// A 1×1 convolution (or any product with a bias) as a `cin × cout` row-major matrix.
 struct Pointwise {
     cin: usize,
     cout: usize,
@@ -48,17 +60,11 @@ struct Block {
 
 /// The network ready to run; shareable between replica threads (it is only read).
 pub struct NativeNet {
-    /// Stem 3×3 stride-2 convolution as a `27 × stem_out` matrix over im2col rows ordered
-    /// (kh, kw, channel).
-    stem_w: Vec<f32>,
-    stem_b: Vec<f32>,
-    stem_out: usize,
+    /// Stem 3×3 stride-2 convolution over im2col rows ordered (kh, kw, channel).
+    stem: Pointwise,
     blocks: Vec<Block>,
     head: Pointwise,
-    /// Classifier `[features][classes]` (burn's `Linear` layout already).
-    fc_w: Vec<f32>,
-    fc_b: Vec<f32>,
-    classes: usize,
+    fc: Pointwise,
 }
 
 /// Activation buffers a replica keeps between requests (the largest layer of a 224 px batch
@@ -68,6 +74,13 @@ pub struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
+    d: Vec<f32>,
+}
+
+thread_local! {
+    /// A fused block's ring of expanded input rows and its depthwise output row, per thread
+    /// (rayon's threads live as long as the process, so these are allocated once).
+    static STRIP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -90,6 +103,11 @@ fn bias(conv: &Conv2d, channels: usize) -> Vec<f32> {
     bias_or_zeros(conv.bias.as_ref(), channels)
 }
 
+/// Pixels per register tile: on AVX-512 (32 vector registers) 6 pixels × 2 vectors of sums,
+/// 2 of weights and a broadcast; elsewhere (16 registers) 4 × 2.
+const MR_AVX512: usize = 6;
+const MR_OTHER: usize = 4;
+
 impl Pointwise {
     fn new(conv: &Conv2d) -> Self {
         let [cout, cin, kh, kw] = conv.weight.dims();
@@ -110,7 +128,7 @@ impl Pointwise {
         }
     }
 
-    /// `out = act(x · W + b (+ residual))` over `rows` pixels.
+    /// `out = act(x · W + b (+ residual))` over `rows` pixels, split over the threads.
     fn run(
         &self,
         x: &[f32],
@@ -119,16 +137,261 @@ impl Pointwise {
         residual: Option<&[f32]>,
         out: &mut Vec<f32>,
     ) {
-        let out = buf(out, rows * self.cout);
-        matmul(
-            out,
-            &x[..rows * self.cin],
-            &self.w,
-            rows,
-            self.cin,
-            self.cout,
-        );
-        epilogue(out, &self.b, relu6, residual);
+        let (cin, cout) = (self.cin, self.cout);
+        // About four pieces per thread, whole register tiles each.
+        let per = rows
+            .div_ceil(4 * rayon::current_num_threads())
+            .next_multiple_of(MR_AVX512);
+        buf(out, rows * cout)
+            .par_chunks_mut(per * cout)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let (r, m) = (i * per, out.len() / cout);
+                let x = &x[r * cin..(r + m) * cin];
+                let res = residual.map(|res| &res[r * cout..(r + m) * cout]);
+                vectorised(
+                    #[inline(always)]
+                    |isa| self.rows(isa, x, relu6, res, out),
+                );
+            });
+    }
+
+    /// `out = act(x · W + b (+ residual))` for the pixels `out` has room for, on this thread.
+    /// Output columns go in panels as wide as two vector registers, then one, then (on
+    /// AVX-512) one AVX2 register, then one at a time.
+    #[inline(always)]
+    fn rows(&self, isa: Isa, x: &[f32], relu6: bool, res: Option<&[f32]>, out: &mut [f32]) {
+        let mut j = 0;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                use std::arch::x86_64::{__m256, __m512};
+                j = self.panels::<__m512, MR_AVX512, 2>(j, x, relu6, res, out);
+                j = self.panels::<__m512, MR_AVX512, 1>(j, x, relu6, res, out);
+                j = self.panels::<__m256, MR_AVX512, 1>(j, x, relu6, res, out);
+                self.panels::<f32, MR_AVX512, 1>(j, x, relu6, res, out);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                use std::arch::x86_64::__m256;
+                j = self.panels::<__m256, MR_OTHER, 2>(j, x, relu6, res, out);
+                j = self.panels::<__m256, MR_OTHER, 1>(j, x, relu6, res, out);
+                self.panels::<f32, MR_OTHER, 1>(j, x, relu6, res, out);
+            }
+            _ => {
+                j = self.panels::<f32, MR_OTHER, 8>(j, x, relu6, res, out);
+                self.panels::<f32, MR_OTHER, 1>(j, x, relu6, res, out);
+            }
+        }
+    }
+
+    /// Panels of `V` vectors of output columns from column `j` on, while whole ones fit, over
+    /// every pixel, `MR` pixels at a time; returns the first column left. A panel of weights
+    /// (`cin × V·L::N`) stays in cache while every pixel of `x` passes over it.
+    #[inline(always)]
+    fn panels<L: Lanes, const MR: usize, const V: usize>(
+        &self,
+        mut j: usize,
+        x: &[f32],
+        relu6: bool,
+        res: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> usize {
+        let (cin, cout) = (self.cin, self.cout);
+        let rows = out.len() / cout;
+        assert!(x.len() == rows * cin && res.is_none_or(|r| r.len() == out.len()));
+        while j + V * L::N <= cout {
+            let mut r = 0;
+            while r < rows {
+                let m = (rows - r).min(MR);
+                let x = &x[r * cin..(r + m) * cin];
+                let res = res.map(|res| &res[r * cout..(r + m) * cout]);
+                let out = &mut out[r * cout..(r + m) * cout];
+                // SAFETY: `x`, `res` and `out` hold `m` pixels (`cin`, `cout`, `cout` floats
+                // each), `j + V·L::N ≤ cout`, and `Isa` told the caller the CPU has `L`'s
+                // instructions.
+                unsafe {
+                    match m {
+                        6 => self.tile::<L, 6, V>(x, j, relu6, res, out),
+                        5 => self.tile::<L, 5, V>(x, j, relu6, res, out),
+                        4 => self.tile::<L, 4, V>(x, j, relu6, res, out),
+                        3 => self.tile::<L, 3, V>(x, j, relu6, res, out),
+                        2 => self.tile::<L, 2, V>(x, j, relu6, res, out),
+                        _ => self.tile::<L, 1, V>(x, j, relu6, res, out),
+                    }
+                }
+                r += m;
+            }
+            j += V * L::N;
+        }
+        j
+    }
+
+    /// One register tile: `M` pixels × columns `j..j + V·L::N`, summed over all inputs
+    /// (starting from the bias), then residual and ReLU6, then stored.
+    ///
+    /// # Safety
+    /// The CPU has `L`'s instructions; `x` holds `M·cin` floats, `out` (and `res`) `M·cout`,
+    /// and `j + V·L::N ≤ cout`.
+    #[inline(always)]
+    unsafe fn tile<L: Lanes, const M: usize, const V: usize>(
+        &self,
+        x: &[f32],
+        j: usize,
+        relu6: bool,
+        res: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (cin, cout) = (self.cin, self.cout);
+        let (xp, wp, op) = (x.as_ptr(), self.w.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every offset below is inside its slice by the contract above: x[m·cin + i]
+        // with i < cin; w[i·cout + j + v·N ..][..N] ≤ cin·cout; b, res and out likewise
+        // within their `cout`-wide rows.
+        unsafe {
+            let bias: [L; V] = std::array::from_fn(|v| L::load(self.b.as_ptr().add(j + v * L::N)));
+            let mut acc = [bias; M];
+            for i in 0..cin {
+                let w: [L; V] =
+                    std::array::from_fn(|v| L::load(wp.add(i * cout + j + v * L::N)));
+                for (m, a) in acc.iter_mut().enumerate() {
+                    let xv = L::splat(*xp.add(m * cin + i));
+                    for (av, &wv) in a.iter_mut().zip(&w) {
+                        *av = L::fma(xv, wv, *av);
+                    }
+                }
+            }
+            for (m, a) in acc.into_iter().enumerate() {
+                for (v, mut av) in a.into_iter().enumerate() {
+                    let o = m * cout + j + v * L::N;
+                    if let Some(res) = res {
+                        av = L::add(av, L::load(res.as_ptr().add(o)));
+                    }
+                    if relu6 {
+                        av = L::relu6(av);
+                    }
+                    av.store(op.add(o));
+                }
+            }
+        }
+    }
+}
+
+/// One vector register of floats (or one float) and what the pointwise kernel does with
+/// it. Implemented for AVX-512, AVX2 and plain `f32`; the methods are only called where
+/// [`vectorised`] found the instructions.
+trait Lanes: Copy {
+    /// Floats per register.
+    const N: usize;
+    /// # Safety
+    /// The CPU has the instructions; `p` is valid for `N` floats (all methods alike).
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// As [`Lanes::load`], for writing.
+    unsafe fn store(self, p: *mut f32);
+    /// # Safety
+    /// The CPU has the instructions.
+    unsafe fn splat(v: f32) -> Self;
+    /// `a·b + c`.
+    /// # Safety
+    /// The CPU has the instructions.
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
+    /// # Safety
+    /// The CPU has the instructions.
+    unsafe fn add(a: Self, b: Self) -> Self;
+    /// # Safety
+    /// The CPU has the instructions.
+    unsafe fn relu6(self) -> Self;
+}
+
+impl Lanes for f32 {
+    const N: usize = 1;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe { *p = self }
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        v
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        a * b + c
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn relu6(self) -> Self {
+        self.clamp(0.0, 6.0)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m512 {
+    const N: usize = 16;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY (all methods): the caller's contract.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { std::arch::x86_64::_mm512_storeu_ps(p, self) }
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        unsafe { std::arch::x86_64::_mm512_set1_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn relu6(self) -> Self {
+        use std::arch::x86_64::*;
+        unsafe { _mm512_min_ps(_mm512_max_ps(self, _mm512_setzero_ps()), _mm512_set1_ps(6.0)) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m256 {
+    const N: usize = 8;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY (all methods): the caller's contract.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(p, self) }
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        unsafe { std::arch::x86_64::_mm256_set1_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn relu6(self) -> Self {
+        use std::arch::x86_64::*;
+        unsafe { _mm256_min_ps(_mm256_max_ps(self, _mm256_setzero_ps()), _mm256_set1_ps(6.0)) }
     }
 }
 
@@ -136,7 +399,7 @@ impl Depthwise {
     fn new(conv: &Conv2d) -> Self {
         let [c, one, k, k2] = conv.weight.dims();
         assert!(
-            one == 1 && k == k2 && conv.groups == c,
+            one == 1 && k == k2 && conv.groups == c && k <= MAX_K,
             "a depthwise convolution"
         );
         let w = floats(conv.weight.val());
@@ -164,45 +427,60 @@ impl Depthwise {
             .par_chunks_mut(ow * c)
             .with_min_len(4)
             .enumerate()
-            .for_each(|(r, row)| {
+            .for_each(|(r, out)| {
                 let (img, y) = (r / oh, r % oh);
                 let x = &x[img * h * w * c..(img + 1) * h * w * c];
+                let rows = self.window(y, h, pad_t, |iy| &x[iy * w * c..(iy + 1) * w * c]);
                 vectorised(
                     #[inline(always)]
-                    || self.row(x, h, w, y, pad_t, pad_l, row),
+                    |isa| self.row(isa, &rows, w, pad_l, out),
                 );
             });
         (oh, ow)
     }
 
-    /// One output row `y` (all its columns and channels). Channels go in groups of
-    /// [`LANES`] whose sums stay in vector registers across all `k×k` taps; a remainder (no
-    /// layer of Lite0 has one) takes the plain loop.
+    /// The input rows (each `w × c`) under output row `y`'s window; `None` for padding.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
+    fn window<'a>(
+        &self,
+        y: usize,
+        h: usize,
+        pad_t: usize,
+        row: impl Fn(usize) -> &'a [f32],
+    ) -> [Option<&'a [f32]>; MAX_K] {
+        std::array::from_fn(|kh| {
+            (kh < self.k)
+                .then(|| (y * self.stride + kh).checked_sub(pad_t))
+                .flatten()
+                .filter(|&iy| iy < h)
+                .map(&row)
+        })
+    }
+
+    /// One output row (all its columns and channels) from its window's input rows, each
+    /// `w` pixels wide. Channels go in groups of [`LANES`] whose sums stay in vector
+    /// registers across all `k×k` taps; a remainder (no layer of Lite0 has one) takes the
+    /// plain loop.
+    #[inline(always)]
     fn row(
         &self,
-        x: &[f32],
-        h: usize,
+        isa: Isa,
+        rows: &[Option<&[f32]>; MAX_K],
         w: usize,
-        y: usize,
-        pad_t: usize,
         pad_l: usize,
-        row: &mut [f32],
+        out: &mut [f32],
     ) {
         let (c, k, s) = (self.c, self.k, self.stride);
         let whole = c / LANES * LANES;
-        let mut taps = [(0usize, 0usize); MAX_K * MAX_K];
-        for (ox, out) in row.chunks_exact_mut(c).enumerate() {
-            // The taps inside the image: (input offset, weight offset) pairs.
+        let mut taps: [(&[f32], usize); MAX_K * MAX_K] = [(&[], 0); MAX_K * MAX_K];
+        for (ox, out) in out.chunks_exact_mut(c).enumerate() {
+            // The taps inside the image: (input pixel, weight offset) pairs.
             let mut n = 0;
-            for kh in 0..k {
-                let Some(iy) = (y * s + kh).checked_sub(pad_t).filter(|&iy| iy < h) else {
-                    continue;
-                };
+            for (kh, row) in rows.iter().enumerate() {
+                let Some(row) = row else { continue };
                 for kw in 0..k {
                     if let Some(ix) = (ox * s + kw).checked_sub(pad_l).filter(|&ix| ix < w) {
-                        taps[n] = ((iy * w + ix) * c, (kh * k + kw) * c);
+                        taps[n] = (&row[ix * c..(ix + 1) * c], (kh * k + kw) * c);
                         n += 1;
                     }
                 }
@@ -210,11 +488,11 @@ impl Depthwise {
             let taps = &taps[..n];
             for g in (0..whole).step_by(LANES) {
                 let mut acc: [f32; LANES] = self.b[g..g + LANES].try_into().expect("LANES");
-                for &(xo, wo) in taps {
-                    let xs: &[f32; LANES] = x[xo + g..][..LANES].try_into().expect("LANES");
+                for &(px, wo) in taps {
+                    let xs: &[f32; LANES] = px[g..g + LANES].try_into().expect("LANES");
                     let ws: &[f32; LANES] = self.w[wo + g..][..LANES].try_into().expect("LANES");
                     for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                        *a += xv * wv;
+                        *a = fma(isa, xv, wv, *a);
                     }
                 }
                 for (o, a) in out[g..g + LANES].iter_mut().zip(acc) {
@@ -224,13 +502,13 @@ impl Depthwise {
             if whole < c {
                 let out = &mut out[whole..];
                 out.copy_from_slice(&self.b[whole..]);
-                for &(xo, wo) in taps {
+                for &(px, wo) in taps {
                     for ((a, &xv), &wv) in out
                         .iter_mut()
-                        .zip(&x[xo + whole..xo + c])
+                        .zip(&px[whole..])
                         .zip(&self.w[wo + whole..wo + c])
                     {
-                        *a += xv * wv;
+                        *a = fma(isa, xv, wv, *a);
                     }
                 }
                 for a in out {
@@ -238,6 +516,103 @@ impl Depthwise {
                 }
             }
         }
+    }
+}
+
+/// The smallest strip of output rows a fused block gives one thread: below it, the rows
+/// each strip re-expands for its window's overlap with the next cost more than the fusion
+/// saves.
+const MIN_STRIP: usize = 8;
+
+impl Block {
+    /// The block over `n` images of `h×w`; returns the output size. `x` is the block's
+    /// input; `out` receives its output; `t1`, `t2` are scratch for the layer-by-layer path.
+    fn run(
+        &self,
+        x: &[f32],
+        (n, h, w): (usize, usize, usize),
+        out: &mut Vec<f32>,
+        t1: &mut Vec<f32>,
+        t2: &mut Vec<f32>,
+    ) -> (usize, usize) {
+        let d = &self.depthwise;
+        let (oh, _) = same(h, d.k, d.stride);
+        let (ow, _) = same(w, d.k, d.stride);
+        // Strips per image so that every thread has one.
+        let strips = rayon::current_num_threads().div_ceil(n);
+        if strips == 1 || oh / strips >= MIN_STRIP {
+            let per = oh.div_ceil(strips);
+            let cout = self.project.cout;
+            buf(out, n * oh * ow * cout)
+                .par_chunks_mut(oh * ow * cout)
+                .enumerate()
+                .for_each(|(img, out)| {
+                    let cin = self.input_channels();
+                    let x = &x[img * h * w * cin..(img + 1) * h * w * cin];
+                    out.par_chunks_mut(per * ow * cout)
+                        .enumerate()
+                        .for_each(|(s, out)| self.strip(x, (h, w), s * per, out));
+                });
+        } else {
+            let rows = n * h * w;
+            let expanded: &[f32] = match &self.expand {
+                Some(e) => {
+                    e.run(x, rows, true, None, t1);
+                    &t1[..rows * e.cout]
+                }
+                None => x,
+            };
+            d.run(expanded, n, h, w, t2);
+            let residual = self.residual.then_some(x);
+            self.project.run(t2, n * oh * ow, false, residual, out);
+        }
+        (oh, ow)
+    }
+
+    /// Channels of the block's input.
+    fn input_channels(&self) -> usize {
+        self.expand.as_ref().map_or(self.depthwise.c, |e| e.cin)
+    }
+
+    /// Output rows `y0..` (as many as `out` holds) of one `h×w` image `x`, fused: each input
+    /// row is expanded once, into a ring of the `k` rows the depthwise window spans.
+    fn strip(&self, x: &[f32], (h, w): (usize, usize), y0: usize, out: &mut [f32]) {
+        let d = &self.depthwise;
+        let (k, ce, cin) = (d.k, d.c, self.input_channels());
+        let (_, pad_t) = same(h, k, d.stride);
+        let (ow, pad_l) = same(w, k, d.stride);
+        let row_out = ow * self.project.cout;
+        STRIP.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let (ring, dw) = buf(&mut *cell, k * w * ce + ow * ce).split_at_mut(k * w * ce);
+            let input = |iy: usize| &x[iy * w * cin..(iy + 1) * w * cin];
+            vectorised(
+                #[inline(always)]
+                |isa| {
+                    // The first input row not yet in the ring.
+                    let mut next = 0;
+                    for (i, out) in out.chunks_exact_mut(row_out).enumerate() {
+                        let y = y0 + i;
+                        if let Some(e) = &self.expand {
+                            let lo = (y * d.stride).saturating_sub(pad_t);
+                            let hi = (y * d.stride + k - pad_t).min(h);
+                            for iy in next.max(lo)..hi {
+                                let slot = &mut ring[iy % k * w * ce..][..w * ce];
+                                e.rows(isa, input(iy), true, None, slot);
+                            }
+                            next = next.max(hi);
+                        }
+                        let rows = d.window(y, h, pad_t, |iy| match self.expand {
+                            Some(_) => &ring[iy % k * w * ce..][..w * ce],
+                            None => input(iy),
+                        });
+                        d.row(isa, &rows, w, pad_l, dw);
+                        let res = self.residual.then(|| input(y));
+                        self.project.rows(isa, dw, false, res, out);
+                    }
+                },
+            );
+        });
     }
 }
 
@@ -263,79 +638,35 @@ fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..len]
 }
 
-/// `dst (m×n) = lhs (m×k) · rhs (k×n)`, all row-major and contiguous.
-fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize) {
-    assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
-    let (m_, k_, n_) = (m as isize, k as isize, n as isize);
-    debug_assert!(m_ >= 0 && k_ >= 0 && n_ >= 0);
-    // SAFETY: `dst`, `lhs` and `rhs` hold exactly the row-major m×n, m×k and k×n matrices
-    // the strides below describe (asserted above), and `dst` is a unique borrow, so it
-    // aliases neither input. `read_dst` is false: `dst`'s old values are not read.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n_,
-            false,
-            lhs.as_ptr(),
-            1,
-            k_,
-            rhs.as_ptr(),
-            1,
-            n_,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
+/// The vector unit [`vectorised`] compiled its code for; kernels pick their tile size and
+/// whether to fuse multiply-adds from it (a constant once inlined).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+/// `a·b + c`, one rounding when the CPU has fused multiply-add (without it, `mul_add` would
+/// be a slow library call).
+#[inline(always)]
+fn fma(isa: Isa, a: f32, b: f32, c: f32) -> f32 {
+    if isa == Isa::Baseline {
+        a * b + c
+    } else {
+        a.mul_add(b, c)
     }
 }
 
-/// Adds the bias (per column) and the residual, then ReLU6 if asked, in one pass.
-fn epilogue(out: &mut [f32], b: &[f32], relu6: bool, residual: Option<&[f32]>) {
-    let cols = b.len();
-    const ROWS: usize = 256;
-    out.par_chunks_mut(ROWS * cols)
-        .enumerate()
-        .for_each(|(i, chunk)| {
-            let res = residual.map(|r| &r[i * ROWS * cols..][..chunk.len()]);
-            vectorised(
-                #[inline(always)]
-                || {
-                    for (j, row) in chunk.chunks_exact_mut(cols).enumerate() {
-                        for (v, &bv) in row.iter_mut().zip(b) {
-                            *v += bv;
-                        }
-                        if let Some(res) = res {
-                            for (v, &r) in row.iter_mut().zip(&res[j * cols..][..cols]) {
-                                *v += r;
-                            }
-                        }
-                        if relu6 {
-                            for v in row.iter_mut() {
-                                *v = v.clamp(0.0, 6.0);
-                            }
-                        }
-                    }
-                },
-            );
-        });
-}
-
 /// Runs `f` compiled for the widest vector unit this CPU has (AVX-512, else AVX2 with FMA,
-/// else the baseline). `f` and what it calls must be `#[inline(always)]`: the target
-/// features reach only code inlined into the dispatching function.
+/// else the baseline), telling it which. `f` and what it calls must be `#[inline(always)]`:
+/// the target features reach only code inlined into the dispatching function.
 #[inline(always)]
-fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
+            // SAFETY: the CPU has AVX-512F (which implies AVX2 and FMA), checked just above.
             return unsafe { with_avx512(f) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -344,19 +675,19 @@ fn vectorised<R>(f: impl FnOnce() -> R) -> R {
             return unsafe { with_avx2(f) };
         }
     }
-    f()
+    f(Isa::Baseline)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn with_avx512<R>(f: impl FnOnce(Isa) -> R) -> R {
+    f(Isa::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
+fn with_avx2<R>(f: impl FnOnce(Isa) -> R) -> R {
+    f(Isa::Avx2)
 }
 
 impl NativeNet {
@@ -376,9 +707,12 @@ impl NativeNet {
         let head = Pointwise::new(&m.head);
         assert_eq!(head.cout, features, "head and classifier agree");
         Self {
-            stem_w,
-            stem_b: bias(&m.stem, stem_out),
-            stem_out,
+            stem: Pointwise {
+                cin: 27,
+                cout: stem_out,
+                w: stem_w,
+                b: bias(&m.stem, stem_out),
+            },
             blocks: m
                 .blocks
                 .iter()
@@ -390,14 +724,18 @@ impl NativeNet {
                 })
                 .collect(),
             head,
-            fc_w: floats(m.fc.weight.val()),
-            fc_b: bias_or_zeros(m.fc.bias.as_ref(), classes),
-            classes,
+            // burn's `Linear` is `[features][classes]` already.
+            fc: Pointwise {
+                cin: features,
+                cout: classes,
+                w: floats(m.fc.weight.val()),
+                b: bias_or_zeros(m.fc.bias.as_ref(), classes),
+            },
         }
     }
 
     pub fn classes(&self) -> usize {
-        self.classes
+        self.fc.cout
     }
 
     /// Logits (`n × classes`) of `n` normalised `3×side×side` images laid end to end (the
@@ -405,24 +743,10 @@ impl NativeNet {
     pub fn forward(&self, input: &[f32], n: usize, side: usize, s: &mut Scratch) -> Vec<f32> {
         assert_eq!(input.len(), n * 3 * side * side, "n images of 3×side×side");
         let (mut h, mut w) = self.stem(input, n, side, &mut s.b, &mut s.a);
-        let mut c = self.stem_out;
         for blk in &self.blocks {
-            let rows = n * h * w;
-            // a: block input; b: expanded; c: depthwise output; the projection goes to b,
-            // which then becomes the next block's input.
-            let expanded: &[f32] = match &blk.expand {
-                Some(e) => {
-                    e.run(&s.a, rows, true, None, &mut s.b);
-                    &s.b[..rows * e.cout]
-                }
-                None => &s.a,
-            };
-            let (oh, ow) = blk.depthwise.run(expanded, n, h, w, &mut s.c);
-            let orows = n * oh * ow;
-            let residual = blk.residual.then_some(&s.a[..orows * c]);
-            blk.project.run(&s.c, orows, false, residual, &mut s.b);
+            // a: block input; b: its output, which becomes the next block's input.
+            (h, w) = blk.run(&s.a, (n, h, w), &mut s.b, &mut s.c, &mut s.d);
             std::mem::swap(&mut s.a, &mut s.b);
-            (h, w, c) = (oh, ow, blk.project.cout);
         }
         let hw = h * w;
         self.head.run(&s.a, n * hw, true, None, &mut s.b);
@@ -438,13 +762,13 @@ impl NativeNet {
             let inv = 1.0 / hw as f32;
             p.iter_mut().for_each(|a| *a *= inv);
         }
-        let mut logits = vec![0.0; n * self.classes];
-        matmul(&mut logits, &pooled, &self.fc_w, n, features, self.classes);
-        epilogue(&mut logits, &self.fc_b, false, None);
+        let mut logits = Vec::new();
+        self.fc.run(&pooled, n, false, None, &mut logits);
         logits
     }
 
-    /// The stem: im2col of the CHW input into `cols`, one product, bias and ReLU6 into `out`.
+    /// The stem: im2col of the CHW input into `cols`, then one product with bias and ReLU6
+    /// into `out`.
     fn stem(
         &self,
         input: &[f32],
@@ -455,8 +779,8 @@ impl NativeNet {
     ) -> (usize, usize) {
         let (o, pad) = same(side, 3, 2);
         let plane = side * side;
-        let cols = buf(cols, n * o * o * 27);
-        cols.par_chunks_mut(o * 27)
+        buf(cols, n * o * o * 27)
+            .par_chunks_mut(o * 27)
             .enumerate()
             .for_each(|(r, row)| {
                 let (img, y) = (r / o, r % o);
@@ -476,9 +800,7 @@ impl NativeNet {
                     }
                 }
             });
-        let out = buf(out, n * o * o * self.stem_out);
-        matmul(out, cols, &self.stem_w, n * o * o, 27, self.stem_out);
-        epilogue(out, &self.stem_b, true, None);
+        self.stem.run(cols, n * o * o, true, None, out);
         (o, o)
     }
 }
@@ -553,12 +875,18 @@ mod tests {
         let fused = model(5, &device);
         let net = NativeNet::new(&fused);
         let mut scratch = Scratch::default();
-        // Even and odd sides exercise both SAME-padding cases; a batch of 2 the batching.
-        for (n, side) in [(2, 64), (1, 45)] {
+        // Even and odd sides exercise both SAME-padding cases; a batch of 2 the batching. On
+        // one thread every block runs fused in one strip per image; on two, a single image's
+        // large blocks run fused in two strips and its small ones layer by layer.
+        for (threads, n, side) in [(1, 2, 64), (2, 2, 64), (2, 1, 45), (1, 1, 45)] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
             let x =
                 Tensor::<4>::random([n, 3, side, side], Distribution::Normal(0.0, 1.0), &device);
             let want = floats(fused.forward(x.clone()));
-            let got = net.forward(&floats(x), n, side, &mut scratch);
+            let got = pool.install(|| net.forward(&floats(x), n, side, &mut scratch));
             assert_eq!(got.len(), n * 5);
             let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
             let worst = want
@@ -568,7 +896,7 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(
                 worst <= 1e-4 * scale,
-                "side {side}: largest difference {worst} (scale {scale})"
+                "{threads} threads, side {side}: largest difference {worst} (scale {scale})"
             );
         }
     }
