@@ -197,7 +197,8 @@ fn resize_rgb(src: &RgbImage, w: u32, h: u32) -> RgbImage {
             }
         }
         for (o, &a) in line.iter_mut().zip(&acc) {
-            *o = a.round().clamp(0.0, 255.0) as u8;
+            // Round half up (`round` is a library call on baseline x86-64; `as` saturates).
+            *o = (a + 0.5) as u8;
         }
     }
     RgbImage::from_raw(w, h, out).expect("w×h×3 bytes")

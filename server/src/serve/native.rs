@@ -104,7 +104,9 @@ fn bias(conv: &Conv2d, channels: usize) -> Vec<f32> {
 }
 
 /// Pixels per register tile: on AVX-512 (32 vector registers) 6 pixels × 2 vectors of sums,
-/// 2 of weights and a broadcast; elsewhere (16 registers) 4 × 2.
+/// 2 of weights and a broadcast; elsewhere (16 registers) 4 × 2. Panels one vector wide take
+/// twice as many pixels, so there are still enough independent sums to hide the latency of
+/// a multiply-add. At most 12 (the tile sizes `Pointwise::panels` instantiates).
 const MR_AVX512: usize = 6;
 const MR_OTHER: usize = 4;
 
@@ -167,15 +169,15 @@ impl Pointwise {
             Isa::Avx512 => {
                 use std::arch::x86_64::{__m256, __m512};
                 j = self.panels::<__m512, MR_AVX512, 2>(j, x, relu6, res, out);
-                j = self.panels::<__m512, MR_AVX512, 1>(j, x, relu6, res, out);
-                j = self.panels::<__m256, MR_AVX512, 1>(j, x, relu6, res, out);
+                j = self.panels::<__m512, { 2 * MR_AVX512 }, 1>(j, x, relu6, res, out);
+                j = self.panels::<__m256, { 2 * MR_AVX512 }, 1>(j, x, relu6, res, out);
                 self.panels::<f32, MR_AVX512, 1>(j, x, relu6, res, out);
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 use std::arch::x86_64::__m256;
                 j = self.panels::<__m256, MR_OTHER, 2>(j, x, relu6, res, out);
-                j = self.panels::<__m256, MR_OTHER, 1>(j, x, relu6, res, out);
+                j = self.panels::<__m256, { 2 * MR_OTHER }, 1>(j, x, relu6, res, out);
                 self.panels::<f32, MR_OTHER, 1>(j, x, relu6, res, out);
             }
             _ => {
@@ -212,6 +214,12 @@ impl Pointwise {
                 // instructions.
                 unsafe {
                     match m {
+                        12 => self.tile::<L, 12, V>(x, j, relu6, res, out),
+                        11 => self.tile::<L, 11, V>(x, j, relu6, res, out),
+                        10 => self.tile::<L, 10, V>(x, j, relu6, res, out),
+                        9 => self.tile::<L, 9, V>(x, j, relu6, res, out),
+                        8 => self.tile::<L, 8, V>(x, j, relu6, res, out),
+                        7 => self.tile::<L, 7, V>(x, j, relu6, res, out),
                         6 => self.tile::<L, 6, V>(x, j, relu6, res, out),
                         5 => self.tile::<L, 5, V>(x, j, relu6, res, out),
                         4 => self.tile::<L, 4, V>(x, j, relu6, res, out),
@@ -251,8 +259,7 @@ impl Pointwise {
             let bias: [L; V] = std::array::from_fn(|v| L::load(self.b.as_ptr().add(j + v * L::N)));
             let mut acc = [bias; M];
             for i in 0..cin {
-                let w: [L; V] =
-                    std::array::from_fn(|v| L::load(wp.add(i * cout + j + v * L::N)));
+                let w: [L; V] = std::array::from_fn(|v| L::load(wp.add(i * cout + j + v * L::N)));
                 for (m, a) in acc.iter_mut().enumerate() {
                     let xv = L::splat(*xp.add(m * cin + i));
                     for (av, &wv) in a.iter_mut().zip(&w) {
@@ -360,7 +367,12 @@ impl Lanes for std::arch::x86_64::__m512 {
     #[inline(always)]
     unsafe fn relu6(self) -> Self {
         use std::arch::x86_64::*;
-        unsafe { _mm512_min_ps(_mm512_max_ps(self, _mm512_setzero_ps()), _mm512_set1_ps(6.0)) }
+        unsafe {
+            _mm512_min_ps(
+                _mm512_max_ps(self, _mm512_setzero_ps()),
+                _mm512_set1_ps(6.0),
+            )
+        }
     }
 }
 
@@ -391,7 +403,12 @@ impl Lanes for std::arch::x86_64::__m256 {
     #[inline(always)]
     unsafe fn relu6(self) -> Self {
         use std::arch::x86_64::*;
-        unsafe { _mm256_min_ps(_mm256_max_ps(self, _mm256_setzero_ps()), _mm256_set1_ps(6.0)) }
+        unsafe {
+            _mm256_min_ps(
+                _mm256_max_ps(self, _mm256_setzero_ps()),
+                _mm256_set1_ps(6.0),
+            )
+        }
     }
 }
 
@@ -458,9 +475,8 @@ impl Depthwise {
     }
 
     /// One output row (all its columns and channels) from its window's input rows, each
-    /// `w` pixels wide. Channels go in groups of [`LANES`] whose sums stay in vector
-    /// registers across all `k×k` taps; a remainder (no layer of Lite0 has one) takes the
-    /// plain loop.
+    /// `w` pixels wide. Channels go in groups of vector registers whose sums stay in
+    /// registers across all `k×k` taps.
     #[inline(always)]
     fn row(
         &self,
@@ -471,7 +487,6 @@ impl Depthwise {
         out: &mut [f32],
     ) {
         let (c, k, s) = (self.c, self.k, self.stride);
-        let whole = c / LANES * LANES;
         let mut taps: [(&[f32], usize); MAX_K * MAX_K] = [(&[], 0); MAX_K * MAX_K];
         for (ox, out) in out.chunks_exact_mut(c).enumerate() {
             // The taps inside the image: (input pixel, weight offset) pairs.
@@ -486,36 +501,71 @@ impl Depthwise {
                 }
             }
             let taps = &taps[..n];
-            for g in (0..whole).step_by(LANES) {
-                let mut acc: [f32; LANES] = self.b[g..g + LANES].try_into().expect("LANES");
-                for &(px, wo) in taps {
-                    let xs: &[f32; LANES] = px[g..g + LANES].try_into().expect("LANES");
-                    let ws: &[f32; LANES] = self.w[wo + g..][..LANES].try_into().expect("LANES");
-                    for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                        *a = fma(isa, xv, wv, *a);
-                    }
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => {
+                    use std::arch::x86_64::{__m256, __m512};
+                    let g = self.groups::<__m512, 4>(0, taps, out);
+                    let g = self.groups::<__m512, 2>(g, taps, out);
+                    let g = self.groups::<__m512, 1>(g, taps, out);
+                    let g = self.groups::<__m256, 1>(g, taps, out);
+                    self.groups::<f32, 1>(g, taps, out);
                 }
-                for (o, a) in out[g..g + LANES].iter_mut().zip(acc) {
-                    *o = a.clamp(0.0, 6.0);
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => {
+                    use std::arch::x86_64::__m256;
+                    let g = self.groups::<__m256, 4>(0, taps, out);
+                    let g = self.groups::<__m256, 2>(g, taps, out);
+                    let g = self.groups::<__m256, 1>(g, taps, out);
+                    self.groups::<f32, 1>(g, taps, out);
                 }
-            }
-            if whole < c {
-                let out = &mut out[whole..];
-                out.copy_from_slice(&self.b[whole..]);
-                for &(px, wo) in taps {
-                    for ((a, &xv), &wv) in out
-                        .iter_mut()
-                        .zip(&px[whole..])
-                        .zip(&self.w[wo + whole..wo + c])
-                    {
-                        *a = fma(isa, xv, wv, *a);
-                    }
-                }
-                for a in out {
-                    *a = a.clamp(0.0, 6.0);
+                _ => {
+                    let g = self.groups::<f32, 8>(0, taps, out);
+                    self.groups::<f32, 1>(g, taps, out);
                 }
             }
         }
+    }
+
+    /// Channels from `g` on, `G` registers of them at a time while whole ones fit, of one
+    /// output pixel: ReLU6 of the bias plus each tap's input times its weights. `G`
+    /// independent sums keep the vector unit busy (one sum alone would wait on each
+    /// multiply-add's latency). Returns the first channel left.
+    #[inline(always)]
+    fn groups<L: Lanes, const G: usize>(
+        &self,
+        mut g: usize,
+        taps: &[(&[f32], usize)],
+        out: &mut [f32],
+    ) -> usize {
+        let c = self.c;
+        assert!(
+            out.len() == c
+                && taps
+                    .iter()
+                    .all(|&(px, wo)| px.len() == c && wo + c <= self.w.len())
+        );
+        while g + G * L::N <= c {
+            // SAFETY: offsets below are under `g + G·L::N ≤ c` within `out`, the bias (`c`)
+            // and each tap's pixel (`c`) and weight row (`wo + c ≤ w.len()`), asserted
+            // above; `Isa` told the caller the CPU has `L`'s instructions.
+            unsafe {
+                let mut acc: [L; G] =
+                    std::array::from_fn(|v| L::load(self.b.as_ptr().add(g + v * L::N)));
+                for &(px, wo) in taps {
+                    for (v, a) in acc.iter_mut().enumerate() {
+                        let o = g + v * L::N;
+                        let x = L::load(px.as_ptr().add(o));
+                        *a = L::fma(x, L::load(self.w.as_ptr().add(wo + o)), *a);
+                    }
+                }
+                for (v, a) in acc.into_iter().enumerate() {
+                    a.relu6().store(out.as_mut_ptr().add(g + v * L::N));
+                }
+            }
+            g += G * L::N;
+        }
+        g
     }
 }
 
@@ -618,8 +668,6 @@ impl Block {
 
 /// The largest depthwise kernel (Lite0 has 3×3 and 5×5).
 const MAX_K: usize = 5;
-/// Channels one depthwise step keeps in registers: one AVX-512 vector, two AVX2 ones.
-const LANES: usize = 16;
 
 /// TF "SAME" padding: output size `ceil(n / stride)` and the padding before the first pixel
 /// (the odd one, when the total is odd, goes after the last).
@@ -645,17 +693,6 @@ enum Isa {
     Baseline,
     Avx2,
     Avx512,
-}
-
-/// `a·b + c`, one rounding when the CPU has fused multiply-add (without it, `mul_add` would
-/// be a slow library call).
-#[inline(always)]
-fn fma(isa: Isa, a: f32, b: f32, c: f32) -> f32 {
-    if isa == Isa::Baseline {
-        a * b + c
-    } else {
-        a.mul_add(b, c)
-    }
 }
 
 /// Runs `f` compiled for the widest vector unit this CPU has (AVX-512, else AVX2 with FMA,
