@@ -487,41 +487,48 @@ impl Depthwise {
         out: &mut [f32],
     ) {
         let (c, k, s) = (self.c, self.k, self.stride);
-        let mut taps: [(&[f32], usize); MAX_K * MAX_K] = [(&[], 0); MAX_K * MAX_K];
+        // What the kernels' unchecked offsets rely on, checked once per row.
+        // (SAME geometry: every output pixel's window overlaps the image.)
+        assert!(
+            out.len().is_multiple_of(c)
+                && (out.len() / c, pad_l) == same(w, k, s)
+                && rows.iter().flatten().all(|r| r.len() == w * c)
+                && rows[k..].iter().all(Option::is_none)
+                && self.w.len() == k * k * c
+                && self.b.len() == c
+        );
         for (ox, out) in out.chunks_exact_mut(c).enumerate() {
-            // The taps inside the image: (input pixel, weight offset) pairs.
-            let mut n = 0;
-            for (kh, row) in rows.iter().enumerate() {
-                let Some(row) = row else { continue };
-                for kw in 0..k {
-                    if let Some(ix) = (ox * s + kw).checked_sub(pad_l).filter(|&ix| ix < w) {
-                        taps[n] = (&row[ix * c..(ix + 1) * c], (kh * k + kw) * c);
-                        n += 1;
-                    }
-                }
-            }
-            let taps = &taps[..n];
+            // The window's columns inside the image: kw in kw_lo..kw_hi, at input column
+            // ix = ox·s + kw − pad_l.
+            let kw_lo = pad_l.saturating_sub(ox * s);
+            let kw_hi = k.min((w + pad_l).saturating_sub(ox * s));
+            let px = Window {
+                rows,
+                first: ox * s + kw_lo - pad_l,
+                kw_lo,
+                taps: kw_hi.saturating_sub(kw_lo),
+            };
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 => {
                     use std::arch::x86_64::{__m256, __m512};
-                    let g = self.groups::<__m512, 4>(0, taps, out);
-                    let g = self.groups::<__m512, 2>(g, taps, out);
-                    let g = self.groups::<__m512, 1>(g, taps, out);
-                    let g = self.groups::<__m256, 1>(g, taps, out);
-                    self.groups::<f32, 1>(g, taps, out);
+                    let g = self.groups::<__m512, 4>(0, &px, out);
+                    let g = self.groups::<__m512, 2>(g, &px, out);
+                    let g = self.groups::<__m512, 1>(g, &px, out);
+                    let g = self.groups::<__m256, 1>(g, &px, out);
+                    self.groups::<f32, 1>(g, &px, out);
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => {
                     use std::arch::x86_64::__m256;
-                    let g = self.groups::<__m256, 4>(0, taps, out);
-                    let g = self.groups::<__m256, 2>(g, taps, out);
-                    let g = self.groups::<__m256, 1>(g, taps, out);
-                    self.groups::<f32, 1>(g, taps, out);
+                    let g = self.groups::<__m256, 4>(0, &px, out);
+                    let g = self.groups::<__m256, 2>(g, &px, out);
+                    let g = self.groups::<__m256, 1>(g, &px, out);
+                    self.groups::<f32, 1>(g, &px, out);
                 }
                 _ => {
-                    let g = self.groups::<f32, 8>(0, taps, out);
-                    self.groups::<f32, 1>(g, taps, out);
+                    let g = self.groups::<f32, 8>(0, &px, out);
+                    self.groups::<f32, 1>(g, &px, out);
                 }
             }
         }
@@ -535,28 +542,27 @@ impl Depthwise {
     fn groups<L: Lanes, const G: usize>(
         &self,
         mut g: usize,
-        taps: &[(&[f32], usize)],
+        px: &Window<'_>,
         out: &mut [f32],
     ) -> usize {
-        let c = self.c;
-        assert!(
-            out.len() == c
-                && taps
-                    .iter()
-                    .all(|&(px, wo)| px.len() == c && wo + c <= self.w.len())
-        );
+        let (c, k) = (self.c, self.k);
         while g + G * L::N <= c {
-            // SAFETY: offsets below are under `g + G·L::N ≤ c` within `out`, the bias (`c`)
-            // and each tap's pixel (`c`) and weight row (`wo + c ≤ w.len()`), asserted
-            // above; `Isa` told the caller the CPU has `L`'s instructions.
+            // SAFETY: `row` asserted that each window row holds `w` pixels of `c` channels,
+            // the weights `k·k·c` and the bias `c`; `first + taps ≤ w` and
+            // `kw_lo + taps ≤ k` by construction, and every channel offset is under
+            // `g + G·L::N ≤ c`. `Isa` told the caller the CPU has `L`'s instructions.
             unsafe {
                 let mut acc: [L; G] =
                     std::array::from_fn(|v| L::load(self.b.as_ptr().add(g + v * L::N)));
-                for &(px, wo) in taps {
-                    for (v, a) in acc.iter_mut().enumerate() {
-                        let o = g + v * L::N;
-                        let x = L::load(px.as_ptr().add(o));
-                        *a = L::fma(x, L::load(self.w.as_ptr().add(wo + o)), *a);
+                for (kh, row) in px.rows.iter().enumerate() {
+                    let Some(row) = row else { continue };
+                    let xp = row.as_ptr().add(px.first * c + g);
+                    let wp = self.w.as_ptr().add((kh * k + px.kw_lo) * c + g);
+                    for t in 0..px.taps {
+                        for (v, a) in acc.iter_mut().enumerate() {
+                            let o = t * c + v * L::N;
+                            *a = L::fma(L::load(xp.add(o)), L::load(wp.add(o)), *a);
+                        }
                     }
                 }
                 for (v, a) in acc.into_iter().enumerate() {
@@ -569,10 +575,21 @@ impl Depthwise {
     }
 }
 
-/// The smallest strip of output rows a fused block gives one thread: below it, the rows
-/// each strip re-expands for its window's overlap with the next cost more than the fusion
-/// saves.
-const MIN_STRIP: usize = 8;
+/// The part of one output pixel's depthwise window inside the image: the window's rows
+/// (`None` above or below the image) and, in each, `taps` pixels from input column `first`,
+/// which meet the kernel's column `kw_lo` onwards.
+struct Window<'a> {
+    rows: &'a [Option<&'a [f32]>; MAX_K],
+    first: usize,
+    kw_lo: usize,
+    taps: usize,
+}
+
+/// The smallest strip of output rows a fused block gives one thread. Strips of one image
+/// each expand the input rows their windows share, and for a 7-pixel image split in two
+/// that repeats a third of the expansion, more than fusion saves; at 14 pixels it is 15-30%
+/// of the expansion, which fusion more than repays (both measured with `bench`'s `forward`).
+const MIN_STRIP: usize = 7;
 
 impl Block {
     /// The block over `n` images of `h×w`; returns the output size. `x` is the block's
@@ -634,7 +651,7 @@ impl Block {
         let row_out = ow * self.project.cout;
         STRIP.with(|cell| {
             let mut cell = cell.borrow_mut();
-            let (ring, dw) = buf(&mut *cell, k * w * ce + ow * ce).split_at_mut(k * w * ce);
+            let (ring, dw) = buf(&mut cell, k * w * ce + ow * ce).split_at_mut(k * w * ce);
             let input = |iy: usize| &x[iy * w * cin..(iy + 1) * w * cin];
             vectorised(
                 #[inline(always)]
@@ -686,33 +703,56 @@ fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[..len]
 }
 
-/// The vector unit [`vectorised`] compiled its code for; kernels pick their tile size and
-/// whether to fuse multiply-adds from it (a constant once inlined).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The vector unit [`vectorised`] compiled its code for; kernels pick their registers and
+/// tile sizes from it (a constant once inlined). Ordered: each includes the ones before.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Isa {
     Baseline,
     Avx2,
     Avx512,
 }
 
-/// Runs `f` compiled for the widest vector unit this CPU has (AVX-512, else AVX2 with FMA,
-/// else the baseline), telling it which. `f` and what it calls must be `#[inline(always)]`:
-/// the target features reach only code inlined into the dispatching function.
-#[inline(always)]
-fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
+/// The widest vector unit this CPU has: AVX-512 (with AVX2 and FMA), else AVX2 with FMA,
+/// else the baseline.
+fn best_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (which implies AVX2 and FMA), checked just above.
-            return unsafe { with_avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { with_avx2(f) };
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            return if has!("avx512f") {
+                Isa::Avx512
+            } else {
+                Isa::Avx2
+            };
         }
     }
-    f(Isa::Baseline)
+    Isa::Baseline
+}
+
+/// Runs `f` compiled for the widest vector unit this CPU has, telling it which. `f` and
+/// what it calls must be `#[inline(always)]`: the target features reach only code inlined
+/// into the dispatching function.
+#[inline(always)]
+fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
+    on(best_isa(), f)
+}
+
+/// Runs `f` compiled for `isa`, which the CPU must have (checked: `Isa` is ordered).
+#[inline(always)]
+fn on<R>(isa: Isa, f: impl FnOnce(Isa) -> R) -> R {
+    assert!(
+        isa <= best_isa(),
+        "the CPU lacks the instructions asked for"
+    );
+    match isa {
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`best_isa`, asserted above).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { with_avx512(f) },
+        // SAFETY: the CPU has AVX2 and FMA (`best_isa`, asserted above).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { with_avx2(f) },
+        _ => f(Isa::Baseline),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -904,6 +944,81 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(worst < 1e-5, "k {k}: largest difference {worst}");
         }
+    }
+
+    /// Deterministic values in [-2, 2) (a small LCG; the kernels' results, not the values,
+    /// are under test).
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn every_instruction_set_computes_the_same() {
+        // 61 channels: on AVX-512 a 32-wide panel, a 16-wide, an 8-wide (AVX2) and 5 single
+        // columns; 29 pixels: whole tiles and a remainder. The baseline is plain f32 code.
+        let (cin, cout, rows) = (19, 61, 29);
+        let pw = Pointwise {
+            cin,
+            cout,
+            w: values(cin * cout, 1),
+            b: values(cout, 2),
+        };
+        let x = values(rows * cin, 3);
+        let res = values(rows * cout, 4);
+        let dw = Depthwise {
+            c: cout,
+            k: 3,
+            stride: 1,
+            w: values(9 * cout, 5),
+            b: values(cout, 6),
+        };
+        let (side, pad) = (7, 1);
+        let img = values(side * side * cout, 7);
+        let run = |isa: Isa| {
+            let mut p = vec![0.0; rows * cout];
+            on(isa, |isa| pw.rows(isa, &x, true, Some(&res), &mut p));
+            let mut d = vec![0.0; side * cout];
+            let window = dw.window(3, side, pad, |iy| &img[iy * side * cout..][..side * cout]);
+            on(isa, |isa| dw.row(isa, &window, side, pad, &mut d));
+            (p, d)
+        };
+        let (p0, d0) = run(Isa::Baseline);
+        // The baseline against a direct computation.
+        for r in 0..rows {
+            for o in 0..cout {
+                let sum: f32 = (0..cin).map(|i| x[r * cin + i] * pw.w[i * cout + o]).sum();
+                let want = (sum + pw.b[o] + res[r * cout + o]).clamp(0.0, 6.0);
+                assert!(
+                    (p0[r * cout + o] - want).abs() < 1e-4,
+                    "pixel {r} channel {o}"
+                );
+            }
+        }
+        assert!(d0.iter().all(|v| (0.0..=6.0).contains(v)) && d0.iter().any(|&v| v > 0.0));
+        let mut tried = vec![];
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if isa <= best_isa() {
+                let (p, d) = run(isa);
+                assert!(largest_difference(&p, &p0) < 1e-4, "{isa:?} pointwise");
+                assert!(largest_difference(&d, &d0) < 1e-4, "{isa:?} depthwise");
+                tried.push(isa);
+            }
+        }
+        println!("compared with the baseline: {tried:?}");
     }
 
     #[test]
