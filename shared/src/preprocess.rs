@@ -132,11 +132,19 @@ pub fn resize_square(img: &DynamicImage, side: u32) -> RgbImage {
     } else {
         img
     };
-    let rgb = img.to_rgb8();
+    // Borrowed when already RGB (the usual case): no copy of the decoded image.
+    let converted;
+    let rgb = match img.as_rgb8() {
+        Some(rgb) => rgb,
+        None => {
+            converted = img.to_rgb8();
+            &converted
+        }
+    };
     if rgb.width() == side && rgb.height() == side {
-        return rgb;
+        return rgb.clone();
     }
-    resize_rgb(&rgb, side, side)
+    resize_rgb(rgb, side, side)
 }
 
 /// Weights of a triangle filter (bilinear, widened by the ratio when shrinking so every
@@ -163,42 +171,40 @@ fn triangle_weights(src: u32, dst: u32) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
-/// Separable triangle-filter resampling of an RGB image to `w`×`h`: rows first into floats,
-/// then columns, with the weights computed once per axis (several times faster than
-/// `image::imageops::resize`, which recomputes them through its generic pixel types).
+/// Separable triangle-filter resampling of an RGB image to `w`×`h`, one output row at a
+/// time: the source rows under it are blended into one row of floats, which is then
+/// resampled along x. The weights are computed once per axis (several times faster than
+/// `image::imageops::resize`, which recomputes them through its generic pixel types), and
+/// the only buffer is one source row wide (no image-sized intermediate to allocate and
+/// page in on every call).
 fn resize_rgb(src: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let (sw, sh) = (src.width() as usize, src.height() as usize);
-    let (dw, dh) = (w as usize, h as usize);
-    let xs = triangle_weights(sw as u32, w);
-    let ys = triangle_weights(sh as u32, h);
+    let (sw, dw) = (src.width() as usize, w as usize);
+    let xs = triangle_weights(src.width(), w);
+    let ys = triangle_weights(src.height(), h);
     let raw = src.as_raw();
-    let mut rows = vec![0.0f32; sh * dw * 3];
-    for (y, out) in rows.chunks_exact_mut(dw * 3).enumerate() {
-        let line = &raw[y * sw * 3..(y + 1) * sw * 3];
-        for ((first, weights), px) in xs.iter().zip(out.chunks_exact_mut(3)) {
+    let mut out = vec![0u8; h as usize * dw * 3];
+    let mut blend = vec![0.0f32; sw * 3];
+    for ((first, weights), line) in ys.iter().zip(out.chunks_exact_mut(dw * 3)) {
+        blend.iter_mut().for_each(|a| *a = 0.0);
+        for (k, &wt) in weights.iter().enumerate() {
+            let row = &raw[(first + k) * sw * 3..][..sw * 3];
+            for (a, &v) in blend.iter_mut().zip(row) {
+                *a += wt * f32::from(v);
+            }
+        }
+        for ((first, weights), px) in xs.iter().zip(line.chunks_exact_mut(3)) {
             let mut acc = [0.0f32; 3];
             for (k, &wt) in weights.iter().enumerate() {
-                let s = &line[(first + k) * 3..(first + k) * 3 + 3];
+                let s = &blend[(first + k) * 3..][..3];
                 for (a, &v) in acc.iter_mut().zip(s) {
-                    *a += wt * f32::from(v);
+                    *a += wt * v;
                 }
             }
-            px.copy_from_slice(&acc);
-        }
-    }
-    let mut out = vec![0u8; dh * dw * 3];
-    let mut acc = vec![0.0f32; dw * 3];
-    for ((first, weights), line) in ys.iter().zip(out.chunks_exact_mut(dw * 3)) {
-        acc.iter_mut().for_each(|a| *a = 0.0);
-        for (k, &wt) in weights.iter().enumerate() {
-            let row = &rows[(first + k) * dw * 3..(first + k + 1) * dw * 3];
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += wt * v;
+            for (o, a) in px.iter_mut().zip(acc) {
+                // Round half up (`round` is a library call on baseline x86-64; `as`
+                // saturates).
+                *o = (a + 0.5) as u8;
             }
-        }
-        for (o, &a) in line.iter_mut().zip(&acc) {
-            // Round half up (`round` is a library call on baseline x86-64; `as` saturates).
-            *o = (a + 0.5) as u8;
         }
     }
     RgbImage::from_raw(w, h, out).expect("w×h×3 bytes")

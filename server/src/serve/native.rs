@@ -109,6 +109,11 @@ fn bias(conv: &Conv2d, channels: usize) -> Vec<f32> {
 /// a multiply-add. At most 12 (the tile sizes `Pointwise::panels` instantiates).
 const MR_AVX512: usize = 6;
 const MR_OTHER: usize = 4;
+/// At most this many pixels, a wide product splits its columns over the threads rather than
+/// its pixels.
+const COLUMN_SPLIT_ROWS: usize = 512;
+/// Output columns of the widest panel.
+const NR: usize = 32;
 
 impl Pointwise {
     fn new(conv: &Conv2d) -> Self {
@@ -140,12 +145,39 @@ impl Pointwise {
         out: &mut Vec<f32>,
     ) {
         let (cin, cout) = (self.cin, self.cout);
+        let threads = rayon::current_num_threads();
+        let out = buf(out, rows * cout);
+        // (The buffers passed in may be longer: they only grow.)
+        let x = &x[..rows * cin];
+        let residual = residual.map(|r| &r[..rows * cout]);
+        if rows <= COLUMN_SPLIT_ROWS && cout >= 2 * NR * threads {
+            // Few pixels and many columns (the last stage of one image, the head): every
+            // piece of pixels would read all the weights, so split the columns instead, each
+            // thread reading its share of the weights once. Each piece fills its columns of
+            // its own copy of the output, merged after.
+            let per = cout.div_ceil(threads).next_multiple_of(NR);
+            let pieces: Vec<(usize, usize, Vec<f32>)> = (0..cout.div_ceil(per))
+                .into_par_iter()
+                .map(|i| {
+                    let cols = (i * per, ((i + 1) * per).min(cout));
+                    let mut part = vec![0.0; rows * cout];
+                    vectorised(
+                        #[inline(always)]
+                        |isa| self.columns(isa, x, relu6, residual, &mut part, cols),
+                    );
+                    (cols.0, cols.1, part)
+                })
+                .collect();
+            for (from, to, part) in pieces {
+                for (o, p) in out.chunks_exact_mut(cout).zip(part.chunks_exact(cout)) {
+                    o[from..to].copy_from_slice(&p[from..to]);
+                }
+            }
+            return;
+        }
         // About four pieces per thread, whole register tiles each.
-        let per = rows
-            .div_ceil(4 * rayon::current_num_threads())
-            .next_multiple_of(MR_AVX512);
-        buf(out, rows * cout)
-            .par_chunks_mut(per * cout)
+        let per = rows.div_ceil(4 * threads).next_multiple_of(MR_AVX512);
+        out.par_chunks_mut(per * cout)
             .enumerate()
             .for_each(|(i, out)| {
                 let (r, m) = (i * per, out.len() / cout);
@@ -163,37 +195,55 @@ impl Pointwise {
     /// AVX-512) one AVX2 register, then one at a time.
     #[inline(always)]
     fn rows(&self, isa: Isa, x: &[f32], relu6: bool, res: Option<&[f32]>, out: &mut [f32]) {
-        let mut j = 0;
+        self.columns(isa, x, relu6, res, out, (0, self.cout));
+    }
+
+    /// [`Pointwise::rows`] for output columns `from..to` only (`from` a multiple of 32, or
+    /// where the previous range ended).
+    #[inline(always)]
+    fn columns(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        relu6: bool,
+        res: Option<&[f32]>,
+        out: &mut [f32],
+        (from, to): (usize, usize),
+    ) {
+        assert!(from <= to && to <= self.cout);
+        let mut j = from;
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 use std::arch::x86_64::{__m256, __m512};
-                j = self.panels::<__m512, MR_AVX512, 2>(j, x, relu6, res, out);
-                j = self.panels::<__m512, { 2 * MR_AVX512 }, 1>(j, x, relu6, res, out);
-                j = self.panels::<__m256, { 2 * MR_AVX512 }, 1>(j, x, relu6, res, out);
-                self.panels::<f32, MR_AVX512, 1>(j, x, relu6, res, out);
+                j = self.panels::<__m512, MR_AVX512, 2>(j, to, x, relu6, res, out);
+                j = self.panels::<__m512, { 2 * MR_AVX512 }, 1>(j, to, x, relu6, res, out);
+                j = self.panels::<__m256, { 2 * MR_AVX512 }, 1>(j, to, x, relu6, res, out);
+                self.panels::<f32, MR_AVX512, 1>(j, to, x, relu6, res, out);
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 use std::arch::x86_64::__m256;
-                j = self.panels::<__m256, MR_OTHER, 2>(j, x, relu6, res, out);
-                j = self.panels::<__m256, { 2 * MR_OTHER }, 1>(j, x, relu6, res, out);
-                self.panels::<f32, MR_OTHER, 1>(j, x, relu6, res, out);
+                j = self.panels::<__m256, MR_OTHER, 2>(j, to, x, relu6, res, out);
+                j = self.panels::<__m256, { 2 * MR_OTHER }, 1>(j, to, x, relu6, res, out);
+                self.panels::<f32, MR_OTHER, 1>(j, to, x, relu6, res, out);
             }
             _ => {
-                j = self.panels::<f32, MR_OTHER, 8>(j, x, relu6, res, out);
-                self.panels::<f32, MR_OTHER, 1>(j, x, relu6, res, out);
+                j = self.panels::<f32, MR_OTHER, 8>(j, to, x, relu6, res, out);
+                self.panels::<f32, MR_OTHER, 1>(j, to, x, relu6, res, out);
             }
         }
     }
 
-    /// Panels of `V` vectors of output columns from column `j` on, while whole ones fit, over
+    /// Panels of `V` vectors of output columns from column `j` on, while whole ones fit before
+    /// column `to` (at most `cout`), over
     /// every pixel, `MR` pixels at a time; returns the first column left. A panel of weights
     /// (`cin × V·L::N`) stays in cache while every pixel of `x` passes over it.
     #[inline(always)]
     fn panels<L: Lanes, const MR: usize, const V: usize>(
         &self,
         mut j: usize,
+        to: usize,
         x: &[f32],
         relu6: bool,
         res: Option<&[f32]>,
@@ -201,8 +251,8 @@ impl Pointwise {
     ) -> usize {
         let (cin, cout) = (self.cin, self.cout);
         let rows = out.len() / cout;
-        assert!(x.len() == rows * cin && res.is_none_or(|r| r.len() == out.len()));
-        while j + V * L::N <= cout {
+        assert!(to <= cout && x.len() == rows * cin && res.is_none_or(|r| r.len() == out.len()));
+        while j + V * L::N <= to {
             let mut r = 0;
             while r < rows {
                 let m = (rows - r).min(MR);
@@ -210,7 +260,7 @@ impl Pointwise {
                 let res = res.map(|res| &res[r * cout..(r + m) * cout]);
                 let out = &mut out[r * cout..(r + m) * cout];
                 // SAFETY: `x`, `res` and `out` hold `m` pixels (`cin`, `cout`, `cout` floats
-                // each), `j + V·L::N ≤ cout`, and `Isa` told the caller the CPU has `L`'s
+                // each), `j + V·L::N ≤ to ≤ cout`, and `Isa` told the caller the CPU has `L`'s
                 // instructions.
                 unsafe {
                     match m {
