@@ -8,21 +8,26 @@
 //! - Every 1×1 convolution (nine tenths of the multiply-adds) is a matrix product over
 //!   pixels, computed by [`Pointwise::rows`] in register tiles of a few pixels × 32 output
 //!   channels with bias, residual and ReLU6 applied before the tile is stored.
-//! - Depthwise convolutions walk contiguous channel rows, keeping 16 channels' sums in
-//!   vector registers across the k×k taps.
+//! - Depthwise convolutions walk contiguous channel rows, keeping up to four vector
+//!   registers of channel sums (independent, so the multiply-adds overlap) across the k×k
+//!   taps.
 //! - An inverted-residual block whose image is large runs fused ([`Block::strip`]): each
 //!   thread takes a strip of output rows and, row by row, expands only the input rows the
 //!   depthwise window needs (into a ring of k rows), convolves them, and projects the result,
 //!   so the expanded activations — the largest tensors of the network — never leave the
-//!   cache. Small images (the last stages, where a strip per thread would recompute too many
-//!   window rows) run layer by layer, each layer split over pixels.
+//!   cache. Small images (the 7-pixel last stage of a single image, where a strip per thread
+//!   would re-expand too many shared window rows) run layer by layer; a product over few
+//!   pixels there splits its columns over the threads, so each reads only its share of the
+//!   weights.
 //! - All of it is compiled for AVX-512 or AVX2 with FMA when the CPU has them
-//!   ([`vectorised`]).
+//!   ([`vectorised`]), with plain `f32` code elsewhere; a unit test holds every variant this
+//!   CPU runs to the plain one.
 //!
 //! All convolutions use TF "SAME" padding, as the model does (`PaddingConfig2d::Same`).
 
-// The vector-unit dispatch calls `#[target_feature]` functions, which is unsafe; it is
-// wrapped in one safe function that checks the CPU first.
+// The kernels use `std::arch` intrinsics and raw-pointer loads and stores, and the dispatch
+// calls `#[target_feature]` functions; each unsafe block states what it relies on, which
+// the safe function around it asserts (sizes) or checks (the CPU's features).
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
