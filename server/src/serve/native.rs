@@ -399,77 +399,68 @@ impl Lanes for f32 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Lanes for std::arch::x86_64::__m512 {
-    const N: usize = 16;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY (all methods): the caller's contract.
-        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        unsafe { std::arch::x86_64::_mm512_storeu_ps(p, self) }
-    }
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        unsafe { std::arch::x86_64::_mm512_set1_ps(v) }
-    }
-    #[inline(always)]
-    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        unsafe { std::arch::x86_64::_mm512_fmadd_ps(a, b, c) }
-    }
-    #[inline(always)]
-    unsafe fn add(a: Self, b: Self) -> Self {
-        unsafe { std::arch::x86_64::_mm512_add_ps(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn relu6(self) -> Self {
-        use std::arch::x86_64::*;
-        unsafe {
-            _mm512_min_ps(
-                _mm512_max_ps(self, _mm512_setzero_ps()),
-                _mm512_set1_ps(6.0),
-            )
+/// [`Lanes`] for one x86 vector type, from its intrinsics (AVX-512 and AVX2 differ only in
+/// names and width).
+macro_rules! x86_lanes {
+    ($t:ident, $n:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $add:ident,
+     $min:ident, $max:ident, $zero:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        impl Lanes for std::arch::x86_64::$t {
+            const N: usize = $n;
+            // SAFETY (all methods): the caller's contract.
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> Self {
+                unsafe { std::arch::x86_64::$load(p) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, p: *mut f32) {
+                unsafe { std::arch::x86_64::$store(p, self) }
+            }
+            #[inline(always)]
+            unsafe fn splat(v: f32) -> Self {
+                unsafe { std::arch::x86_64::$set1(v) }
+            }
+            #[inline(always)]
+            unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+                unsafe { std::arch::x86_64::$fmadd(a, b, c) }
+            }
+            #[inline(always)]
+            unsafe fn add(a: Self, b: Self) -> Self {
+                unsafe { std::arch::x86_64::$add(a, b) }
+            }
+            #[inline(always)]
+            unsafe fn relu6(self) -> Self {
+                use std::arch::x86_64::{$max, $min, $set1, $zero};
+                unsafe { $min($max(self, $zero()), $set1(6.0)) }
+            }
         }
-    }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Lanes for std::arch::x86_64::__m256 {
-    const N: usize = 8;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY (all methods): the caller's contract.
-        unsafe { std::arch::x86_64::_mm256_loadu_ps(p) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        unsafe { std::arch::x86_64::_mm256_storeu_ps(p, self) }
-    }
-    #[inline(always)]
-    unsafe fn splat(v: f32) -> Self {
-        unsafe { std::arch::x86_64::_mm256_set1_ps(v) }
-    }
-    #[inline(always)]
-    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        unsafe { std::arch::x86_64::_mm256_fmadd_ps(a, b, c) }
-    }
-    #[inline(always)]
-    unsafe fn add(a: Self, b: Self) -> Self {
-        unsafe { std::arch::x86_64::_mm256_add_ps(a, b) }
-    }
-    #[inline(always)]
-    unsafe fn relu6(self) -> Self {
-        use std::arch::x86_64::*;
-        unsafe {
-            _mm256_min_ps(
-                _mm256_max_ps(self, _mm256_setzero_ps()),
-                _mm256_set1_ps(6.0),
-            )
-        }
-    }
-}
+x86_lanes!(
+    __m512,
+    16,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_min_ps,
+    _mm512_max_ps,
+    _mm512_setzero_ps
+);
+x86_lanes!(
+    __m256,
+    8,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_min_ps,
+    _mm256_max_ps,
+    _mm256_setzero_ps
+);
 
 impl Depthwise {
     fn new(conv: &Conv2d) -> Self {
@@ -793,21 +784,33 @@ fn best_isa() -> Isa {
 /// into the dispatching function.
 #[inline(always)]
 fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
-    on(best_isa(), f)
+    // SAFETY: `best_isa` is what this CPU has.
+    unsafe { dispatch(best_isa(), f) }
 }
 
-/// Runs `f` compiled for `isa`, which the CPU must have (checked: `Isa` is ordered).
-#[inline(always)]
+/// Runs `f` compiled for `isa`, which the CPU must have (checked: `Isa` is ordered); the
+/// tests use it to run each instruction set.
+#[cfg(test)]
 fn on<R>(isa: Isa, f: impl FnOnce(Isa) -> R) -> R {
     assert!(
         isa <= best_isa(),
         "the CPU lacks the instructions asked for"
     );
+    // SAFETY: asserted just above.
+    unsafe { dispatch(isa, f) }
+}
+
+/// Runs `f` compiled for `isa`.
+///
+/// # Safety
+/// The CPU has `isa`'s instructions (`isa <= best_isa()`).
+#[inline(always)]
+unsafe fn dispatch<R>(isa: Isa, f: impl FnOnce(Isa) -> R) -> R {
     match isa {
-        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`best_isa`, asserted above).
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (the caller's contract).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { with_avx512(f) },
-        // SAFETY: the CPU has AVX2 and FMA (`best_isa`, asserted above).
+        // SAFETY: the CPU has AVX2 and FMA (the caller's contract).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { with_avx2(f) },
         _ => f(Isa::Baseline),
@@ -996,11 +999,7 @@ mod tests {
             let mut got = Vec::new();
             let (oh, ow) = Depthwise::new(&conv).run(&nhwc(x), 2, side, side, &mut got);
             assert_eq!((oh, ow), (side.div_ceil(stride), side.div_ceil(stride)));
-            let worst = want
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = largest_difference(&want, &got);
             assert!(worst < 1e-5, "k {k}: largest difference {worst}");
         }
     }
@@ -1100,11 +1099,7 @@ mod tests {
             let got = pool.install(|| net.forward(&floats(x), n, side, &mut scratch));
             assert_eq!(got.len(), n * 5);
             let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let worst = want
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = largest_difference(&want, &got);
             assert!(
                 worst <= 1e-4 * scale,
                 "{threads} threads, side {side}: largest difference {worst} (scale {scale})"
