@@ -3,7 +3,7 @@
 Rust (burn) trainer, run with PyTorch on the CPU, so the two can be compared on time to a
 given validation accuracy, final accuracy and peak memory.
 
-It mirrors server/src/train/trainer.rs (and the data handling of server/src/train/data.rs):
+It mirrors server/src/train/classification/trainer.rs (and the data handling of server/src/train/classification/data.rs):
 
 - split: per class (folders in name order, files in name order), a seeded shuffle puts
   round(10%) (at least 1) of the images in validation;

@@ -5,14 +5,19 @@
 //!
 //! JavaScript sees one class, `Classifier`: `await Classifier.load(webArtifact, "auto")`,
 //! then `await c.classifyImage(bytes)` (an encoded JPG/PNG/BMP, decoded exactly as the
-//! server decodes) or `await c.classifyRgba(pixels, width, height)` (a camera frame).
+//! server decodes) or `await c.classifyRgba(pixels, width, height)` (a camera frame). It
+//! runs whatever kind of model the artifact holds: a classifier answers labels with
+//! confidences, a detector boxes with SPEC §7's relative corners (`pos`), decoded and
+//! suppressed by the same `shared::detect` code as the server's.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::prelude::*;
-use shared::model::{FusedEfficientNetLite, artifact};
-use shared::predict::{ImageMeta, Prediction, classification_body, input};
+use shared::InstanceType;
+use shared::detect;
+use shared::model::{Detector, DetectorConfig, FusedEfficientNetLite, artifact};
+use shared::predict::{ImageMeta, Prediction, classification_body, detection_body, input};
 use shared::preprocess::softmax;
 use wasm_bindgen::prelude::*;
 
@@ -21,11 +26,19 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The network of an artifact, by kind.
+enum Net {
+    Classifier(Box<FusedEfficientNetLite>),
+    Detector(Box<Detector>),
+}
+
 struct Inner {
-    model: FusedEfficientNetLite,
+    model: Net,
     device: Device,
     labels: Vec<String>,
     side: u32,
+    /// A detector's served confidence threshold (from its evaluation).
+    conf_threshold: f32,
 }
 
 #[wasm_bindgen]
@@ -91,18 +104,25 @@ impl Inner {
     async fn classify(&self, x: Vec<f32>, meta: ImageMeta) -> Result<String, JsError> {
         let side = self.side as usize;
         let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, side, side]), &self.device);
-        let logits: Vec<f32> = self
-            .model
-            .forward(x)
-            .into_data_async()
-            .await
+        // Read back asynchronously (WebGPU cannot block); suppression runs in plain Rust.
+        let data = match &self.model {
+            Net::Classifier(m) => m.forward(x).into_data_async().await,
+            Net::Detector(m) => m.forward(x).into_data_async().await,
+        };
+        let out: Vec<f32> = data
             .map_err(|e| js_err(format!("{e:?}")))?
             .try_into_vec_as::<f32>()
             .map_err(|e| js_err(format!("{e:?}")))?;
-        let answer = Answer {
-            body: classification_body(&self.labels, &softmax(&logits)),
-            meta,
+        let body = match &self.model {
+            Net::Classifier(_) => classification_body(&self.labels, &softmax(&out)),
+            Net::Detector(_) => {
+                let points = detect::points(side);
+                let dets =
+                    detect::decode(&out, self.labels.len(), &points, side, self.conf_threshold);
+                detection_body(&self.labels, &dets, side)
+            }
         };
+        let answer = Answer { body, meta };
         serde_json::to_string(&answer).map_err(js_err)
     }
 }
@@ -116,9 +136,23 @@ impl Classifier {
         let (meta, weights) = artifact::decode_web(&web_artifact).map_err(js_err)?;
         drop(web_artifact);
         let (device, name) = pick_device(&backend).await?;
-        let model = artifact::load_weights(weights, meta.labels.len(), &device).map_err(js_err)?;
+        let model = match meta.instance_type {
+            InstanceType::ObjectDetection => {
+                let config = DetectorConfig::for_preset(meta.preset);
+                let shape = Detector::init(config, meta.labels.len(), &device);
+                Net::Detector(Box::new(
+                    artifact::load_into(shape, weights).map_err(js_err)?.valid(),
+                ))
+            }
+            _ => {
+                let m =
+                    artifact::load_weights(weights, meta.labels.len(), &device).map_err(js_err)?;
+                Net::Classifier(Box::new(FusedEfficientNetLite::new(&m.valid())))
+            }
+        };
         let inner = Inner {
-            model: FusedEfficientNetLite::new(&model.valid()),
+            conf_threshold: meta.conf_threshold(),
+            model,
             device,
             labels: meta.labels,
             side: meta.image_size,
@@ -144,6 +178,15 @@ impl Classifier {
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.backend.clone()
+    }
+
+    /// `image_classification` or `object_detection`: what the answers' `body` holds.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        match self.inner.model {
+            Net::Classifier(_) => "image_classification".into(),
+            Net::Detector(_) => "object_detection".into(),
+        }
     }
 
     /// The class names, in the model's output order.

@@ -62,6 +62,13 @@ fn is_image_ext(ext: &str) -> bool {
     matches!(ext, "jpg" | "jpeg" | "png")
 }
 
+/// Where the standard Pascal VOC layout keeps an image's annotation: `.../JPEGImages/x.jpg`
+/// is described by `.../Annotations/x.xml` (the stem without `.xml` is returned).
+fn voc_layout_xml(image_stem: &str) -> Option<String> {
+    let (before, name) = image_stem.rsplit_once("JPEGImages/")?;
+    (!name.contains('/')).then(|| format!("{before}Annotations/{name}"))
+}
+
 /// Indexes every object of `store` for an instance of type `kind`.
 pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexReport> {
     let objects = store.list().await?;
@@ -119,7 +126,10 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
         }
         let annotation = if kind.uses_boxes() {
             let stem = &obj.key[..obj.key.rfind('.').unwrap_or(obj.key.len())];
-            match xmls.get(stem) {
+            match xmls
+                .get(stem)
+                .or_else(|| voc_layout_xml(stem).and_then(|s| xmls.get(&s)))
+            {
                 Some(xml) => {
                     matched_xml.insert(xml.key.clone());
                     match read_boxes(store, xml, kind, width, height, &mut report).await {
@@ -308,6 +318,20 @@ pub fn check_box(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_voc_layout_pairs_jpegimages_with_annotations() {
+        assert_eq!(
+            voc_layout_xml("bccd/JPEGImages/BloodImage_00001").as_deref(),
+            Some("bccd/Annotations/BloodImage_00001")
+        );
+        assert_eq!(
+            voc_layout_xml("JPEGImages/a").as_deref(),
+            Some("Annotations/a")
+        );
+        assert_eq!(voc_layout_xml("photos/a"), None);
+        assert_eq!(voc_layout_xml("JPEGImages/sub/a"), None);
+    }
 
     #[test]
     fn classification_folders_give_labels() {

@@ -1,6 +1,7 @@
 //! The AutoLearn server: configuration, database, storage, dataset indexing and the HTTP API.
 //! `main.rs` wraps it as the `autolearn` binary (server and CLI client).
 
+pub mod artifact;
 pub mod auth;
 pub mod cli;
 pub mod config;

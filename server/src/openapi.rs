@@ -382,7 +382,7 @@ pub const ROUTES: &[RouteDoc] = &[
     r(
         "post",
         "/api/instances/{id}/tasks",
-        "Start training (queued for a worker); image_classification instances",
+        "Start training (queued for a worker); image_classification (classification-* presets) and object_detection (detection-* presets) instances",
         "TrainInstance",
         Some("CreateTask"),
         "Task",
@@ -633,7 +633,7 @@ fn schemas() -> Value {
         "Instance": s(json!({"id": int, "type": schema_ref("InstanceType"), "name": string, "description": string, "created_at": string, "dataset_count": int, "image_count": int}), &["id", "type", "name", "description", "created_at"]),
         "CreateInstance": {"oneOf": [
             s(json!({"type": schema_ref("InstanceType"), "name": {"type": "string", "description": "1-30 chars; first an ASCII letter, digit or CJK; then letters, digits, CJK, _ or - (recall: 1-20, no -)"}, "description": string}), &["type", "name"]),
-            s(json!({"template": string}), &["template"]),
+            s(json!({"template": {"enum": ["shapes", "scenes"], "description": "shapes: classification demo; scenes: object detection demo with VOC boxes"}}), &["template"]),
         ]},
         "UpdateInstance": s(json!({"name": string, "description": string}), &[]),
         "CreateDataset": s(json!({"name": string, "description": string, "path": {"type": "string", "description": "s3://bucket/prefix/ or a directory under AUTOLEARN_DATA_ROOTS"}}), &["name", "path"]),
@@ -677,7 +677,7 @@ fn training_schemas() -> Value {
     let string = json!({"type": "string"});
     let int = json!({"type": "integer"});
     let num = json!({"type": "number"});
-    let preset = json!({"enum": ["classification-fast", "classification-accurate"]});
+    let preset = json!({"enum": ["classification-fast", "classification-accurate", "detection-fast", "detection-accurate"]});
     let status = json!({"enum": ["queued", "running", "succeeded", "failed", "stopped"]});
     let labels = json!({"type": "array", "items": string});
     json!({
@@ -685,7 +685,7 @@ fn training_schemas() -> Value {
             "device": {"enum": ["auto", "cpu", "gpu"]}, "max_minutes": {"type": "number", "description": "10-60 (AUTOLEARN_MIN_TASK_MINUTES lowers the minimum)"},
             "base_model_id": int, "image_size": {"type": "integer", "description": "multiple of 32, 64-512; the preset's by default"},
             "max_epochs": int, "seed": int, "patience": {"type": "integer", "description": "early-stopping patience in epochs (default 3)"}}), &["name", "dataset_id", "labels", "preset", "max_minutes"]),
-        "Progress": s(json!({"phase": {"enum": ["head", "finetune"]}, "epoch": int, "step": int, "elapsed_s": num, "eta_s": num, "progress": num,
+        "Progress": s(json!({"phase": {"enum": ["head", "finetune"]}, "metric": {"type": "string", "description": "what the accuracy fields measure when not classification accuracy (detection: mAP@0.5 on validation)"}, "epoch": int, "step": int, "elapsed_s": num, "eta_s": num, "progress": num,
             "train_loss": num, "train_accuracy": num, "val_loss": num, "val_accuracy": num}), &["phase", "epoch", "step", "progress"]),
         "Task": s(json!({"id": int, "instance_id": int, "name": string, "description": string, "dataset_id": int, "labels": labels, "preset": preset,
             "device": string, "max_minutes": num, "base_model_id": int, "image_size": int, "max_epochs": int, "seed": int, "status": status,
@@ -700,6 +700,16 @@ fn training_schemas() -> Value {
             "model_size": int, "validation_images": int, "train_images": int,
             "misclassified": {"type": "array", "items": s(json!({"image_id": int, "truth": string, "predicted": string, "confidence": num}), &[])}}),
             &["accuracy", "precision", "recall", "f1", "loss", "confusion_matrix", "model_size"]),
+        "DetectionMetrics": s(json!({"map": {"type": "number", "description": "mAP at IoU 0.5, all-point interpolated AP averaged over classes with validation boxes"},
+            "map_50_95": {"type": "number", "description": "AP averaged over IoU 0.50:0.05:0.95"},
+            "precision": num, "recall": num, "conf_threshold": num, "loss": num, "classification_loss": num, "localization_loss": num,
+            "per_class": {"type": "object", "additionalProperties": s(json!({"ap": num, "ap_50_95": num, "precision": num, "recall": num, "support": int,
+                "pr_curve": {"type": "array", "items": {"type": "array", "items": num}, "description": "[confidence, precision, recall]"}}), &[])},
+            "model_size": int, "validation_images": int, "train_images": int,
+            "images": {"type": "array", "items": s(json!({"image_id": int,
+                "truth": {"type": "array", "items": schema_ref("EvalBox")}, "predicted": {"type": "array", "items": schema_ref("EvalBox")}}), &[])}}),
+            &["map", "map_50_95", "loss", "classification_loss", "localization_loss", "model_size"]),
+        "EvalBox": s(json!({"label": string, "conf": num, "xmin": num, "ymin": num, "xmax": num, "ymax": num}), &["label", "conf", "xmin", "ymin", "xmax", "ymax"]),
         "UpdateService": s(json!({"model_id": int, "replicas": int}), &[]),
         "CreatePreviewLink": s(json!({"expires_in_hours": num}), &[]),
         "PreviewLink": s(json!({"id": int, "model_id": int, "url": string, "token": string, "qr_svg": {"type": "string", "description": "SVG document"},
@@ -716,7 +726,7 @@ fn training_schemas() -> Value {
             s(json!({"success": {"const": false}, "errorCode": string, "errorMsg": string}), &["success", "errorCode", "errorMsg"]),
         ]},
         "ModelVersion": s(json!({"id": int, "instance_id": int, "task_id": int, "version": int, "preset": preset, "labels": labels, "image_size": int,
-            "metrics": schema_ref("ClassificationMetrics"), "size_bytes": int, "pretrained": {"type": "boolean"}, "base_model_id": int, "created_at": string}),
+            "metrics": {"oneOf": [schema_ref("ClassificationMetrics"), schema_ref("DetectionMetrics")], "description": "by the preset's instance type"}, "size_bytes": int, "pretrained": {"type": "boolean"}, "base_model_id": int, "created_at": string}),
             &["id", "version", "labels", "metrics"]),
     })
 }

@@ -6,6 +6,7 @@
 //! This crate must stay free of I/O and of platform-specific dependencies.
 
 pub mod api;
+pub mod detect;
 #[cfg(feature = "model")]
 pub mod model;
 pub mod names;

@@ -125,9 +125,38 @@ pub fn classification_body(labels: &[String], probs: &[f32]) -> Vec<Prediction> 
         .zip(probs)
         .map(|(l, &p)| Prediction {
             label: l.clone(),
-            // Six decimals: f32 probabilities printed in full look like noise to clients.
-            conf: (f64::from(p) * 1e6).round() / 1e6,
+            conf: round6(f64::from(p)),
             pos: None,
+        })
+        .collect();
+    body.sort_by(|a, b| b.conf.total_cmp(&a.conf));
+    body
+}
+
+/// Six decimals: f32 figures printed in full look like noise to clients.
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Detection output: each box with its label, score and SPEC §7 `pos`, the four corners
+/// (top-left, top-right, bottom-right, bottom-left) relative to the image, highest score
+/// first. `dets` are in the model's `side`×`side` input, which is the whole image squeezed
+/// to a square, so dividing by `side` gives coordinates relative to the original image.
+pub fn detection_body(
+    labels: &[String],
+    dets: &[crate::detect::Detection],
+    side: usize,
+) -> Vec<Prediction> {
+    let s = side as f32;
+    let mut body: Vec<Prediction> = dets
+        .iter()
+        .map(|d| {
+            let r = d.rect.scaled(1.0 / s, 1.0 / s).clipped(1.0, 1.0);
+            Prediction {
+                label: labels.get(d.class).cloned().unwrap_or_default(),
+                conf: round6(f64::from(d.score)),
+                pos: Some(r.corners().map(|[x, y]| [round6(x), round6(y)])),
+            }
         })
         .collect();
     body.sort_by(|a, b| b.conf.total_cmp(&a.conf));
@@ -170,5 +199,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(req.data_array[0].body, "aGk=");
+    }
+
+    #[test]
+    fn detection_body_has_relative_corners_in_spec_order() {
+        use crate::detect::{Detection, Rect};
+        let labels = vec!["car".to_owned(), "dog".to_owned()];
+        let dets = [
+            Detection {
+                class: 0,
+                score: 0.25,
+                rect: Rect::new(0.0, 0.0, 160.0, 80.0),
+            },
+            Detection {
+                class: 1,
+                score: 0.75,
+                rect: Rect::new(32.0, 64.0, 320.0, 330.0),
+            },
+        ];
+        let v = serde_json::to_value(detection_body(&labels, &dets, 320)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"label": "dog", "conf": 0.75, "pos": [[0.1, 0.2], [1.0, 0.2], [1.0, 1.0], [0.1, 1.0]]},
+                {"label": "car", "conf": 0.25, "pos": [[0.0, 0.0], [0.5, 0.0], [0.5, 0.25], [0.0, 0.25]]}
+            ])
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Algorithms a classification task can use.
+/// Algorithms ("presets") a task can use; each belongs to one instance type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Preset {
     /// EfficientNet-Lite0 at 224 px: light enough for phones and browsers.
@@ -14,15 +14,30 @@ pub enum Preset {
     /// EfficientNet-Lite0 at 288 px with longer fine-tuning of more blocks.
     #[serde(rename = "classification-accurate")]
     ClassificationAccurate,
+    /// EfficientNet-Lite0 backbone, a 64-channel feature pyramid over strides 8/16/32 and an
+    /// anchor-free (FCOS) head at 320 px.
+    #[serde(rename = "detection-fast")]
+    DetectionFast,
+    /// The same family at 416 px with a 96-channel pyramid, a deeper head and more of the
+    /// backbone fine-tuned.
+    #[serde(rename = "detection-accurate")]
+    DetectionAccurate,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 2] = [Self::ClassificationFast, Self::ClassificationAccurate];
+    pub const ALL: [Preset; 4] = [
+        Self::ClassificationFast,
+        Self::ClassificationAccurate,
+        Self::DetectionFast,
+        Self::DetectionAccurate,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClassificationFast => "classification-fast",
             Self::ClassificationAccurate => "classification-accurate",
+            Self::DetectionFast => "detection-fast",
+            Self::DetectionAccurate => "detection-accurate",
         }
     }
 
@@ -30,11 +45,31 @@ impl Preset {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
+    /// The instance type whose tasks may use the preset.
+    pub fn instance_type(self) -> crate::InstanceType {
+        match self {
+            Self::ClassificationFast | Self::ClassificationAccurate => {
+                crate::InstanceType::ImageClassification
+            }
+            Self::DetectionFast | Self::DetectionAccurate => crate::InstanceType::ObjectDetection,
+        }
+    }
+
+    /// The presets of an instance type, fast first.
+    pub fn for_type(t: crate::InstanceType) -> Vec<Preset> {
+        Self::ALL
+            .into_iter()
+            .filter(|p| p.instance_type() == t)
+            .collect()
+    }
+
     /// Square input side in pixels the preset trains and predicts at.
     pub fn image_size(self) -> u32 {
         match self {
             Self::ClassificationFast => 224,
             Self::ClassificationAccurate => 288,
+            Self::DetectionFast => 320,
+            Self::DetectionAccurate => 416,
         }
     }
 
@@ -42,7 +77,8 @@ impl Preset {
     pub fn tuned_stages(self) -> usize {
         match self {
             Self::ClassificationFast => 2,
-            Self::ClassificationAccurate => 4,
+            Self::ClassificationAccurate | Self::DetectionFast => 4,
+            Self::DetectionAccurate => 5,
         }
     }
 }
@@ -211,6 +247,11 @@ pub struct Progress {
     pub val_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_accuracy: Option<f64>,
+    /// What `train_accuracy`/`val_accuracy` measure when not classification accuracy:
+    /// detection reports the share of positive locations classified right (training) and
+    /// `mAP@0.5` (validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
 }
 
 /// What `GET /api/tasks/{id}/events` streams (SSE `event:` name = `kind`).
@@ -285,6 +326,152 @@ impl ClassificationMetrics {
     }
 }
 
+/// A model version's evaluation, whatever its kind. Untagged: a classification version's
+/// metrics keep the exact shape they always had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Metrics {
+    Classification(ClassificationMetrics),
+    Detection(DetectionMetrics),
+}
+
+impl Metrics {
+    /// The headline figures as key/value pairs (`meta.json`, the publish and preview pages).
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        match self {
+            Self::Classification(m) => m.summary(),
+            Self::Detection(m) => m.summary(),
+        }
+    }
+
+    pub fn model_size(&self) -> u64 {
+        match self {
+            Self::Classification(m) => m.model_size,
+            Self::Detection(m) => m.model_size,
+        }
+    }
+
+    pub fn set_model_size(&mut self, bytes: u64) {
+        match self {
+            Self::Classification(m) => m.model_size = bytes,
+            Self::Detection(m) => m.model_size = bytes,
+        }
+    }
+
+    pub fn validation_images(&self) -> u64 {
+        match self {
+            Self::Classification(m) => m.validation_images,
+            Self::Detection(m) => m.validation_images,
+        }
+    }
+
+    /// The one figure a version list shows: accuracy, or mAP@0.5 for detection.
+    pub fn headline(&self) -> (&'static str, f64) {
+        match self {
+            Self::Classification(m) => ("accuracy", m.accuracy),
+            Self::Detection(m) => ("mAP@0.5", m.map),
+        }
+    }
+
+    pub fn classification(&self) -> Option<&ClassificationMetrics> {
+        match self {
+            Self::Classification(m) => Some(m),
+            Self::Detection(_) => None,
+        }
+    }
+
+    pub fn detection(&self) -> Option<&DetectionMetrics> {
+        match self {
+            Self::Detection(m) => Some(m),
+            Self::Classification(_) => None,
+        }
+    }
+}
+
+/// Per-class detection figures on the validation split.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionClassMetrics {
+    /// Average precision at IoU 0.5 (all-point interpolation).
+    pub ap: f64,
+    /// AP averaged over IoU 0.50:0.05:0.95.
+    pub ap_50_95: f64,
+    /// At the served confidence threshold, IoU 0.5.
+    pub precision: f64,
+    pub recall: f64,
+    /// True boxes of the class in the validation images.
+    pub support: u64,
+    /// The precision-recall curve at IoU 0.5: `[confidence, precision, recall]` down the
+    /// ranking (at most about 50 points).
+    pub pr_curve: Vec<[f64; 3]>,
+}
+
+/// A box on a validation image, in coordinates relative to the image (0..1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalBox {
+    pub label: String,
+    /// 1 for true boxes.
+    pub conf: f64,
+    pub xmin: f64,
+    pub ymin: f64,
+    pub xmax: f64,
+    pub ymax: f64,
+}
+
+/// A validation image with its true and predicted boxes, for the model page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalImage {
+    pub image_id: i64,
+    pub truth: Vec<EvalBox>,
+    /// Every box the model found above [`crate::detect::MIN_SCORE`], highest first, so the
+    /// page can redraw at any confidence threshold.
+    pub predicted: Vec<EvalBox>,
+}
+
+/// Evaluation of a detection model on the validation split only (see [`crate::detect`]
+/// for the definitions).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionMetrics {
+    /// mAP at IoU 0.5 (all-point interpolated AP, mean over classes with validation boxes).
+    pub map: f64,
+    /// mAP averaged over IoU 0.50:0.05:0.95.
+    pub map_50_95: f64,
+    /// Over all classes, at `conf_threshold` and IoU 0.5.
+    pub precision: f64,
+    pub recall: f64,
+    /// The confidence under which the served model drops boxes: the best-F1 threshold on
+    /// the validation images.
+    pub conf_threshold: f64,
+    /// Training objective on the validation images: classification + localization
+    /// (+ centre-ness), each a mean per positive location.
+    pub loss: f64,
+    pub classification_loss: f64,
+    pub localization_loss: f64,
+    pub per_class: BTreeMap<String, DetectionClassMetrics>,
+    pub model_size: u64,
+    pub validation_images: u64,
+    pub train_images: u64,
+    pub images: Vec<EvalImage>,
+}
+
+impl DetectionMetrics {
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        [
+            ("mAP@0.5", self.map),
+            ("mAP@0.5:0.95", self.map_50_95),
+            ("precision", self.precision),
+            ("recall", self.recall),
+            ("conf_threshold", self.conf_threshold),
+            ("loss", self.loss),
+            ("classification_loss", self.classification_loss),
+            ("localization_loss", self.localization_loss),
+            ("model_size", self.model_size as f64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Misclassified {
     pub image_id: i64,
@@ -304,13 +491,23 @@ pub struct ModelVersion {
     pub preset: Preset,
     pub labels: Vec<String>,
     pub image_size: u32,
-    pub metrics: ClassificationMetrics,
+    pub metrics: Metrics,
     pub size_bytes: u64,
     /// Whether the backbone started from ImageNet weights.
     pub pretrained: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_model_id: Option<i64>,
     pub created_at: String,
+}
+
+impl ModelMeta {
+    /// The confidence under which a detector's boxes are not served: its evaluation's
+    /// choice, kept in the metrics summary.
+    pub fn conf_threshold(&self) -> f32 {
+        self.metrics
+            .get("conf_threshold")
+            .map_or(crate::detect::CONF_THRESHOLD, |v| *v as f32)
+    }
 }
 
 /// `meta.json` of an artifact: what a runtime (server or browser) needs besides the weights.
@@ -330,4 +527,50 @@ pub struct ModelMeta {
     pub weights_bytes: u64,
     pub metrics: BTreeMap<String, f64>,
     pub created_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_of_either_kind_round_trip_and_classification_keeps_its_shape() {
+        let c = ClassificationMetrics {
+            accuracy: 0.5,
+            precision: 0.5,
+            recall: 0.5,
+            f1: 0.5,
+            loss: 1.0,
+            per_class: BTreeMap::new(),
+            confusion_matrix: vec![],
+            model_size: 3,
+            validation_images: 2,
+            train_images: 8,
+            misclassified: vec![],
+        };
+        let v = serde_json::to_value(Metrics::Classification(c.clone())).unwrap();
+        assert_eq!(v, serde_json::to_value(&c).unwrap());
+        let back: Metrics = serde_json::from_value(v).unwrap();
+        assert_eq!(back, Metrics::Classification(c));
+        let d = Metrics::Detection(DetectionMetrics {
+            map: 0.7,
+            ..DetectionMetrics::default()
+        });
+        let back: Metrics = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
+        assert_eq!(back.headline(), ("mAP@0.5", 0.7));
+    }
+
+    #[test]
+    fn presets_belong_to_their_instance_type() {
+        use crate::InstanceType;
+        assert_eq!(
+            Preset::for_type(InstanceType::ObjectDetection),
+            vec![Preset::DetectionFast, Preset::DetectionAccurate]
+        );
+        assert_eq!(Preset::for_type(InstanceType::Ocr), vec![]);
+        for p in Preset::ALL {
+            assert_eq!(Preset::parse(p.as_str()), Some(p));
+        }
+    }
 }

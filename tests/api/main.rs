@@ -2,6 +2,7 @@
 
 mod auth;
 mod datasets;
+mod detection;
 mod hostile;
 mod images;
 mod instances;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::training::{TRAINING, finished, shapes, start, task};
 
-fn b64(bytes: &[u8]) -> String {
+pub(super) fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
@@ -28,7 +28,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// Sends a raw predict request; returns the status and the body as text.
-async fn predict_raw(
+pub(super) async fn predict_raw(
     app: &TestApp,
     service: &str,
     token: Option<&str>,
@@ -92,7 +92,7 @@ pub(super) async fn trained_model(
     t["model_id"].as_i64().unwrap()
 }
 
-async fn wait_running(app: &TestApp, service: &str) -> Value {
+pub(super) async fn wait_running(app: &TestApp, service: &str) -> Value {
     let t0 = Instant::now();
     loop {
         let r = app

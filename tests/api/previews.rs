@@ -95,8 +95,7 @@ async fn preview_links_and_web_artifact(backend: Backend) {
         .admin(Method::GET, &format!("/api/models/{model}/artifact"), None)
         .await;
     assert_eq!(tar.status, StatusCode::OK);
-    let (stored_meta, stored_weights) =
-        autolearn_server::train::artifact::unpack(&tar.bytes).unwrap();
+    let (stored_meta, stored_weights) = autolearn_server::artifact::unpack(&tar.bytes).unwrap();
     assert_eq!(meta, stored_meta);
     assert!(
         weights == stored_weights,

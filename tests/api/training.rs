@@ -83,7 +83,7 @@ pub async fn task_logs(app: &TestApp, id: i64) -> String {
     String::from_utf8_lossy(&r.bytes).into_owned()
 }
 
-fn secs_between(a: &Value, b: &Value) -> f64 {
+pub fn secs_between(a: &Value, b: &Value) -> f64 {
     let parse = |v: &Value| -> f64 {
         // RFC 3339 UTC with whole seconds: compare the time of day, same day in tests.
         let s = v.as_str().unwrap();
@@ -183,7 +183,7 @@ async fn trains_shapes_and_evaluates_on_validation_only(backend: Backend) {
         )
         .await;
     assert_eq!(art.status, StatusCode::OK);
-    let (meta, weights) = autolearn_server::train::artifact::unpack(&art.bytes).unwrap();
+    let (meta, weights) = autolearn_server::artifact::unpack(&art.bytes).unwrap();
     assert_eq!(meta.precision, "f16");
     assert_eq!(metrics["model_size"].as_u64().unwrap(), meta.weights_bytes);
     assert!(
@@ -192,20 +192,21 @@ async fn trains_shapes_and_evaluates_on_validation_only(backend: Backend) {
         weights.len()
     );
     let task_row = app.state.db.task(id).await.unwrap().unwrap();
-    let data = autolearn_server::train::data::load(&app.state, &task_row, &|_| {})
+    let data = autolearn_server::train::classification::data::load(&app.state, &task_row, &|_| {})
         .await
         .unwrap();
     assert_eq!(data.val.len(), 12);
     let val_ids: Vec<i64> = data.val.iter().map(|s| s.image_id).collect();
     assert!(data.train.iter().all(|s| !val_ids.contains(&s.image_id)));
     let device = burn::tensor::Device::flex();
-    let model = autolearn_server::train::artifact::load_weights(weights, 3, &device).unwrap();
-    let probs = autolearn_server::train::trainer::predict(&model, &data.val, &device);
+    let model = autolearn_server::artifact::load_weights(weights, 3, &device).unwrap();
+    let probs =
+        autolearn_server::train::classification::trainer::predict(&model, &data.val, &device);
     let right = data
         .val
         .iter()
         .zip(&probs)
-        .filter(|(s, p)| autolearn_server::train::metrics::argmax(p) == s.class)
+        .filter(|(s, p)| autolearn_server::train::classification::metrics::argmax(p) == s.class)
         .count();
     assert_eq!(
         right as u64, diagonal,
@@ -453,16 +454,30 @@ async fn bad_tasks_are_refused_clearly(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
-    // Unsupported instance types and duplicate names.
-    let det = app.create_instance("object_detection", "boxes").await;
+    // Unsupported instance types, presets of another type, and duplicate names.
+    let ocr = app.create_instance("ocr", "texts").await;
     let r = app
         .admin(
             Method::POST,
-            &format!("/api/instances/{det}/tasks"),
+            &format!("/api/instances/{ocr}/tasks"),
             Some(task(ds, "t", &["a", "b"], json!({"max_minutes": 10}))),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .admin(
+            Method::POST,
+            &path,
+            Some(task(
+                ds,
+                "t",
+                &["circle"],
+                json!({"preset": "detection-fast"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "invalid_preset");
     let ok = task(ds, "dup", &["circle", "square"], json!({"max_minutes": 10}));
     assert_eq!(
         app.admin(Method::POST, &path, Some(ok.clone()))

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_navigate;
 use shared::InstanceType;
 use shared::api::{CreateDataset, Dataset, Instance};
 use shared::names::DatasetName;
+use shared::train::Preset;
 
 use crate::api::{self, ApiError};
 use crate::form::{FieldMessage, invalid};
@@ -118,14 +119,14 @@ fn InstanceDetails(instance: Instance) -> impl IntoView {
         } else {
             view! {
                 <DatasetsSection instance=id kind=instance.kind/>
-                {if instance.kind == InstanceType::ImageClassification {
-                    view! { <TrainingSection instance=id/> }.into_any()
+                {if !Preset::for_type(instance.kind).is_empty() {
+                    view! { <TrainingSection instance=id kind=instance.kind/> }.into_any()
                 } else {
                     view! {
                         <section class="section" data-testid="tasks-section">
                             <h2>"Training tasks"</h2>
                             <p class="muted" data-testid="tasks-empty">
-                                "Training is available for image classification instances so far."
+                                "Training is available for image classification and object detection instances so far."
                             </p>
                         </section>
                     }

@@ -31,12 +31,12 @@ pub fn InstancesPage() -> impl IntoView {
     let navigate = use_navigate();
     let demo_pending = RwSignal::new(false);
     let demo_error = RwSignal::new(None::<String>);
-    let create_demo = move |_| {
+    let create_demo = move |template: &'static str| {
         demo_pending.set(true);
         demo_error.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            match api::create_from_template("shapes").await {
+            match api::create_from_template(template).await {
                 Ok(instance) => {
                     navigate(&format!("/instances/{}", instance.id), Default::default())
                 }
@@ -63,10 +63,22 @@ pub fn InstancesPage() -> impl IntoView {
                         class="button subtle"
                         data-testid="create-demo"
                         title="An image classification instance with generated circles, squares and triangles, ready to train"
-                        on:click=create_demo
+                        on:click={
+                            let create_demo = create_demo.clone();
+                            move |_| create_demo("shapes")
+                        }
                         disabled=move || demo_pending.get()
                     >
                         {move || if demo_pending.get() { "Creating demo…" } else { "Create demo (shapes)" }}
+                    </button>
+                    <button
+                        class="button subtle"
+                        data-testid="create-demo-scenes"
+                        title="An object detection instance with generated scenes of shapes and their boxes, ready to train"
+                        on:click=move |_| create_demo("scenes")
+                        disabled=move || demo_pending.get()
+                    >
+                        "Create demo (detection)"
                     </button>
                     <OpenFormButton open=show_form testid="new-instance" label="New instance"/>
                 </div>

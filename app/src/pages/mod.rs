@@ -11,6 +11,7 @@ pub mod label;
 pub mod label_boxes;
 pub mod login;
 pub mod model;
+pub mod model_detection;
 pub mod not_found;
 pub mod preview;
 pub mod publish;

@@ -10,13 +10,14 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use shared::api::Instance;
-use shared::train::{ClassificationMetrics, Misclassified, ModelVersion};
+use shared::train::{ClassificationMetrics, Metrics, Misclassified, ModelVersion};
 
 use crate::api::{self, ApiResult};
 use crate::pages::common::{
     Breadcrumb, ErrorNotice, confirm, load_by_id, page_by_id, with_instance,
 };
 use crate::pages::deploy::{DeployTarget, ServicesSection, predict_services};
+use crate::pages::model_detection::DetectionEvaluation;
 use crate::pages::training::preset_title;
 use crate::save::sentence;
 use crate::{format, use_session};
@@ -68,8 +69,17 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
         });
     };
 
-    let m = model.metrics.clone();
     let labels = model.labels.clone();
+    let evaluation = match model.metrics.clone() {
+        Metrics::Classification(m) => view! {
+            <ClassificationEvaluation metrics=m labels=labels image_size=model.image_size/>
+        }
+        .into_any(),
+        Metrics::Detection(m) => view! {
+            <DetectionEvaluation metrics=m labels=labels image_size=model.image_size/>
+        }
+        .into_any(),
+    };
     view! {
         <Breadcrumb instance_id=instance_id instance_name=instance.name.clone()/>
         <div class="page-head">
@@ -154,10 +164,23 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
             "A service answers "<code>"POST /api/predict/<name>"</code>
             " with this version's predictions, for callers holding its token."
         </ServicesSection>
+        {evaluation}
+    }
+}
+
+/// A classifier's evaluation: metrics, per-class figures and the confusion matrix.
+#[component]
+fn ClassificationEvaluation(
+    metrics: ClassificationMetrics,
+    labels: Vec<String>,
+    image_size: u32,
+) -> impl IntoView {
+    let m = metrics;
+    view! {
         <div class="model-tables">
             <section class="section">
                 <h2>"Metrics " <small class="muted">"(validation split)"</small></h2>
-                <MetricsTable metrics=m.clone() image_size=model.image_size/>
+                <MetricsTable metrics=m.clone() image_size=image_size/>
             </section>
             <section class="section">
                 <h2>"Per class"</h2>
@@ -207,6 +230,11 @@ fn MetricsTable(metrics: ClassificationMetrics, image_size: u32) -> impl IntoVie
             metrics.train_images.to_string(),
         ),
     ];
+    kv_table(rows)
+}
+
+/// A key/value table of metrics: (key for tests, title, shown value) per row.
+pub fn kv_table(rows: Vec<(&'static str, &'static str, String)>) -> impl IntoView {
     view! {
         <table class="table kv" data-testid="metrics-table">
             <tbody>

@@ -15,7 +15,9 @@ use shared::preview::PreviewInfo;
 use crate::api;
 use crate::format;
 use crate::pages::common::{chosen_file, read_bytes};
-use crate::pages::try_model::{PredictionList, RuntimeFacts, load_runtime, wanted_backend};
+use crate::pages::try_model::{
+    BoxOverlay, PredictionList, RuntimeFacts, load_runtime, wanted_backend,
+};
 use crate::runtime::{self, Classifier};
 use crate::timers::alive_flag;
 
@@ -142,6 +144,8 @@ fn Preview(info: PreviewInfo) -> impl IntoView {
         <div class="camera" class:hidden=move || matches!(camera.get(), Some(Err(_)))>
             <video node_ref=video data-testid="preview-video" playsinline=true muted=true></video>
             <canvas node_ref=canvas class="hidden"></canvas>
+            // A detector's boxes over the live picture.
+            {move || view! { <BoxOverlay body=top.get() testid="preview-boxes"/> }}
             <ol class="camera-labels" data-testid="preview-top" data-frames=move || frames.get().to_string()>
                 {move || {
                     top.get()

@@ -110,7 +110,8 @@ fn PublishView(model: ModelVersion, instance: Instance) -> impl IntoView {
         .map(|(k, v)| {
             let shown = match k.as_str() {
                 "model_size" => format::bytes(v as u64),
-                "loss" => format!("{v:.4}"),
+                k if k.ends_with("loss") => format!("{v:.4}"),
+                "conf_threshold" => format!("{v:.2}"),
                 _ => format::percent(v),
             };
             (k, shown)
@@ -118,7 +119,7 @@ fn PublishView(model: ModelVersion, instance: Instance) -> impl IntoView {
         .collect();
     metrics.push((
         "validation_images".into(),
-        model.metrics.validation_images.to_string(),
+        model.metrics.validation_images().to_string(),
     ));
     let title = format!("{} v{}", instance.name, model.version);
 

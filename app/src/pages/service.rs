@@ -263,7 +263,12 @@ fn SwitchForm(
                     let id = m.id;
                     view! {
                         <option value=id.to_string() prop:selected=move || model.get() == Some(id)>
-                            {format!("v{} · {} accuracy", m.version, format::percent(m.metrics.accuracy))}
+                            {format!(
+                                "v{} · {} {}",
+                                m.version,
+                                format::percent(m.metrics.headline().1),
+                                m.metrics.headline().0,
+                            )}
                         </option>
                     }
                 })

@@ -7,6 +7,7 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
+use shared::InstanceType;
 use shared::api::Instance;
 use shared::train::{Progress, Task, TaskEvent, TaskEventBody, TaskStatus};
 use wasm_bindgen::JsCast;
@@ -286,6 +287,17 @@ fn phase_markers(points: &[Progress]) -> Vec<Marker> {
 fn TaskView(task: Task, instance: Instance) -> impl IntoView {
     let session = use_session();
     let id = task.id;
+    // A detector's "accuracy" curve is mAP@0.5 on validation (and the share of object
+    // locations classified right in training).
+    let (quality_title, quality_axis) =
+        if task.preset.instance_type() == InstanceType::ObjectDetection {
+            (
+                "Accuracy (train: object locations) · mAP@0.5 (validation)",
+                "mAP@0.5",
+            )
+        } else {
+            ("Accuracy", "accuracy")
+        };
     // The stream replays every progress event; the row's latest one only bridges the wait.
     let live = Live {
         points: RwSignal::new(task.last_progress.iter().cloned().collect()),
@@ -578,8 +590,8 @@ fn TaskView(task: Task, instance: Instance) -> impl IntoView {
                     testid="loss-chart"
                 />
                 <TimeChart
-                    title="Accuracy"
-                    y_label="accuracy"
+                    title=quality_title
+                    y_label=quality_axis
                     y_axis=YAxis::Share
                     series=accuracy
                     markers=markers
@@ -623,6 +635,7 @@ mod tests {
             train_accuracy: 0.5,
             val_loss: val,
             val_accuracy: val,
+            metric: None,
         }
     }
 

@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
+use shared::InstanceType;
 use shared::names::TaskName;
 use shared::train::{
     CreateTask, DeviceChoice, MAX_EPOCHS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelVersion, Preset,
@@ -45,6 +46,8 @@ pub fn preset_title(p: Preset) -> &'static str {
     match p {
         Preset::ClassificationFast => "Fast (224 px)",
         Preset::ClassificationAccurate => "Accurate (288 px, longer fine-tuning)",
+        Preset::DetectionFast => "Fast (320 px)",
+        Preset::DetectionAccurate => "Accurate (416 px, larger pyramid, longer fine-tuning)",
     }
 }
 
@@ -161,9 +164,10 @@ pub fn progress_bar(progress: f64, testid: &'static str) -> impl IntoView {
     }
 }
 
-/// Tasks, models and the task form of one image_classification instance.
+/// Tasks, models and the task form of one instance whose kind trains (classification,
+/// detection).
 #[component]
-pub fn TrainingSection(instance: i64) -> impl IntoView {
+pub fn TrainingSection(instance: i64, kind: InstanceType) -> impl IntoView {
     let session = use_session();
     let tasks = LocalResource::new(move || session.checked(api::list_tasks(instance)));
     let models = LocalResource::new(move || session.checked(api::list_models(instance)));
@@ -208,7 +212,7 @@ pub fn TrainingSection(instance: i64) -> impl IntoView {
                 <OpenFormButton open=show_form testid="new-task" label="New training task"/>
             </div>
             <Show when=move || show_form.get()>
-                <TaskForm instance=instance on_cancel=Callback::new(move |()| show_form.set(false))/>
+                <TaskForm instance=instance kind=kind on_cancel=Callback::new(move |()| show_form.set(false))/>
             </Show>
             <Transition fallback=|| view! { <p class="muted">"Loading tasks…"</p> }>
                 {move || {
@@ -338,8 +342,8 @@ fn ModelTable(models: Vec<ModelVersion>) -> impl IntoView {
                                             {format!("v{}", m.version)}
                                         </A>
                                     </td>
-                                    <td data-testid="model-accuracy">{format::percent(m.metrics.accuracy)}</td>
-                                    <td>{format::percent(m.metrics.f1)}</td>
+                                    <td data-testid="model-accuracy">{format::percent(m.metrics.headline().1)}</td>
+                                    <td>{m.metrics.classification().map(|c| format::percent(c.f1))}</td>
                                     <td>{format::bytes(m.size_bytes)}</td>
                                     <td>{m.preset.as_str()}</td>
                                     <td>
@@ -378,7 +382,12 @@ impl Draft {
         if self.dataset.is_none() {
             errors.insert("dataset_id", "Choose the dataset to learn from.".to_owned());
         }
-        if self.labels.len() < 2 {
+        // A detector may learn one kind of object; a classifier needs two to choose from.
+        if self.preset.instance_type() == InstanceType::ObjectDetection {
+            if self.labels.is_empty() {
+                errors.insert("labels", "Choose at least one label to learn.".to_owned());
+            }
+        } else if self.labels.len() < 2 {
             errors.insert("labels", "Choose at least two labels to learn.".to_owned());
         }
         let max_minutes = match self.max_minutes.trim().parse::<f64>() {
@@ -460,7 +469,12 @@ impl Draft {
 
 /// Queues a training task, then opens its page.
 #[component]
-fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
+fn TaskForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>) -> impl IntoView {
+    let presets = Preset::for_type(kind);
+    let first_preset = presets
+        .first()
+        .copied()
+        .unwrap_or(Preset::ClassificationFast);
     let session = use_session();
     let navigate = use_navigate();
     let datasets = LocalResource::new(move || session.checked(api::list_datasets(instance)));
@@ -470,11 +484,11 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
     let touched = RwSignal::new(false);
     let dataset = RwSignal::new(None::<i64>);
     let labels = RwSignal::new(BTreeSet::<String>::new());
-    let preset = RwSignal::new(Preset::ClassificationFast);
+    let preset = RwSignal::new(first_preset);
     let device = RwSignal::new(DeviceChoice::Auto);
     let max_minutes = RwSignal::new(DEFAULT_MINUTES.to_owned());
     let base_model = RwSignal::new(None::<i64>);
-    let image_size = RwSignal::new(Preset::ClassificationFast.image_size().to_string());
+    let image_size = RwSignal::new(first_preset.image_size().to_string());
     let image_size_edited = RwSignal::new(false);
     let max_epochs = RwSignal::new(String::new());
     let seed = RwSignal::new(String::new());
@@ -669,9 +683,10 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                 view! {
                     <option value=id.to_string() prop:selected=move || base_model.get() == Some(id)>
                         {format!(
-                            "v{} · {} accuracy · {}",
+                            "v{} · {} {} · {}",
                             m.version,
-                            format::percent(m.metrics.accuracy),
+                            format::percent(m.metrics.headline().1),
+                            m.metrics.headline().0,
                             m.preset.as_str(),
                         )}
                     </option>
@@ -743,7 +758,13 @@ fn TaskForm(instance: i64, on_cancel: Callback<()>) -> impl IntoView {
                 <FieldMessage error=error("labels") testid="task-labels-error"/>
             </fieldset>
             <div class="form-grid three">
-                {choice_field("Preset", "task-preset", Preset::ALL, preset, edited)}
+                {choice_field(
+                    "Preset",
+                    "task-preset",
+                    presets.clone(),
+                    preset,
+                    edited,
+                )}
                 {choice_field("Device", "task-device", DEVICES, device, edited)}
                 <NumberField
                     label="Max minutes"

@@ -147,7 +147,16 @@ fn TryView(model: ModelVersion, instance: Instance) -> impl IntoView {
                 picture
                     .get()
                     .map(|src| {
-                        view! { <img class="try-picture" src=src alt=move || name.get() data-testid="try-picture"/> }
+                        let boxes = move || match answer.get() {
+                            Some(Ok(a)) => a.body,
+                            _ => Vec::new(),
+                        };
+                        view! {
+                            <div class="picture-with-boxes">
+                                <img class="try-picture" src=src alt=move || name.get() data-testid="try-picture"/>
+                                {move || view! { <BoxOverlay body=boxes() testid="try-boxes"/> }}
+                            </div>
+                        }
                     })
             }}
             <div data-testid="try-answer" data-runs=move || runs.get().to_string()>
@@ -264,4 +273,43 @@ pub fn PredictionList(body: Vec<Prediction>, testid: &'static str) -> impl IntoV
                 .collect_view()}
         </ol>
     }
+}
+
+/// A detector's boxes (`pos`: relative corners) drawn over the picture they were found in,
+/// with label and confidence; nothing for a classifier's answer.
+#[component]
+pub fn BoxOverlay(body: Vec<Prediction>, testid: &'static str) -> impl IntoView {
+    let boxes: Vec<_> = body
+        .into_iter()
+        .filter_map(|p| p.pos.map(|pos| (p.label, p.conf, pos)))
+        .collect();
+    (!boxes.is_empty()).then(|| {
+        view! {
+            <svg class="box-overlay" viewBox="0 0 100 100" preserveAspectRatio="none" data-testid=testid>
+                {boxes
+                    .into_iter()
+                    .map(|(label, conf, pos)| {
+                        let [x0, y0] = pos[0];
+                        let [x1, y1] = pos[2];
+                        view! {
+                            <g data-testid="drawn-box" data-label=label.clone()>
+                                <rect
+                                    x=x0 * 100.0
+                                    y=y0 * 100.0
+                                    width=(x1 - x0) * 100.0
+                                    height=(y1 - y0) * 100.0
+                                    fill="none"
+                                    stroke="#22c55e"
+                                    stroke-width="0.6"
+                                />
+                                <text x=x0 * 100.0 + 0.6 y=y0 * 100.0 + 3.2 font-size="3.2" fill="#22c55e">
+                                    {format!("{label} {:.0}%", conf * 100.0)}
+                                </text>
+                            </g>
+                        }
+                    })
+                    .collect_view()}
+            </svg>
+        }
+    })
 }

@@ -121,8 +121,17 @@ pub async fn predict(
     {
         println!("{}", path.display());
         for p in out["body"].as_array().into_iter().flatten() {
+            // Detection and OCR answers carry the box's corners (TL, TR, BR, BL).
+            let corners = p["pos"]
+                .as_array()
+                .map(|c| {
+                    let xy: Vec<String> =
+                        c.iter().map(|q| format!("({}, {})", q[0], q[1])).collect();
+                    format!("  {}", xy.join(" "))
+                })
+                .unwrap_or_default();
             println!(
-                "  {:<24} {:.4}",
+                "  {:<24} {:.4}{corners}",
                 p["label"].as_str().unwrap_or(""),
                 p["conf"].as_f64().unwrap_or(0.0)
             );

@@ -237,9 +237,10 @@ async fn follow_task(c: &Client, id: i64, json: bool) -> anyhow::Result<()> {
             match event.body {
                 TaskEventBody::Log { line } => eprintln!("\r\x1b[2K{line}"),
                 TaskEventBody::Progress(p) => {
+                    let name = p.metric.as_deref().unwrap_or("acc");
                     let val = p
                         .val_accuracy
-                        .map(|a| format!(" val acc {:.1}%", a * 100.0))
+                        .map(|a| format!(" val {name} {:.1}%", a * 100.0))
                         .unwrap_or_default();
                     progress_bar(
                         p.progress,
@@ -289,6 +290,10 @@ fn print_metrics(v: &Value) {
         v["preset"].as_str().unwrap_or(""),
         v["image_size"]
     );
+    if m.get("map").is_some() {
+        print_detection_metrics(v);
+        return;
+    }
     println!(
         "validation images {}: accuracy {}  precision {}  recall {}  F1 {}  loss {:.4}  size {} bytes",
         m["validation_images"],
@@ -324,5 +329,46 @@ fn print_metrics(v: &Value) {
                 .unwrap_or_default();
             println!("{l:>16.16} {cells}");
         }
+    }
+}
+
+/// A detection version's figures: mAP, the served threshold's precision and recall, losses,
+/// and AP per class.
+fn print_detection_metrics(v: &Value) {
+    let m = &v["metrics"];
+    let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "validation images {}: mAP@0.5 {:.1}%  mAP@0.5:0.95 {:.1}%  precision {:.1}%  recall {:.1}% (confidence >= {:.2})",
+        m["validation_images"],
+        f("map") * 100.0,
+        f("map_50_95") * 100.0,
+        f("precision") * 100.0,
+        f("recall") * 100.0,
+        f("conf_threshold"),
+    );
+    println!(
+        "loss {:.4} (classification {:.4}, localization {:.4})  size {} bytes",
+        f("loss"),
+        f("classification_loss"),
+        f("localization_loss"),
+        m["model_size"]
+    );
+    println!(
+        "{:>16}  {:>8}  {:>12}  {:>6}",
+        "label", "AP@0.5", "AP@0.5:0.95", "boxes"
+    );
+    for l in v["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let c = &m["per_class"][l];
+        println!(
+            "{l:>16.16}  {:>7.1}%  {:>11.1}%  {:>6}",
+            c["ap"].as_f64().unwrap_or(0.0) * 100.0,
+            c["ap_50_95"].as_f64().unwrap_or(0.0) * 100.0,
+            c["support"]
+        );
     }
 }

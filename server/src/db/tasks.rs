@@ -7,8 +7,8 @@
 //! re-queued once, then failed.
 
 use shared::train::{
-    ClassificationMetrics, CreateTask, DeviceChoice, ModelVersion, Preset, Progress, Task,
-    TaskEvent, TaskEventBody, TaskStatus,
+    CreateTask, DeviceChoice, Metrics, ModelVersion, Preset, Progress, Task, TaskEvent,
+    TaskEventBody, TaskStatus,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -97,7 +97,7 @@ fn model_from_row(r: &AnyRow) -> sqlx::Result<(ModelVersion, String)> {
 pub struct NewModel<'a> {
     pub task: &'a Task,
     pub labels: &'a [String],
-    pub metrics: &'a ClassificationMetrics,
+    pub metrics: &'a Metrics,
     pub pretrained: bool,
     pub artifact: &'a str,
 }
@@ -463,7 +463,7 @@ impl Db {
         .bind(serde_json::to_string(m.labels).unwrap_or_default())
         .bind(i64::from(m.task.image_size))
         .bind(serde_json::to_string(m.metrics).unwrap_or_default())
-        .bind(m.metrics.model_size.cast_signed())
+        .bind(m.metrics.model_size().cast_signed())
         .bind(i64::from(m.pretrained))
         .bind(m.task.base_model_id)
         .bind(m.artifact)

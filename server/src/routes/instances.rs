@@ -135,14 +135,23 @@ async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
             ),
         ));
     }
-    let kind = InstanceType::ImageClassification;
-    let description = "Demo: circles, squares and triangles drawn by the server (seeded).";
+    let (kind, description) = if template == "scenes" {
+        (
+            InstanceType::ObjectDetection,
+            "Demo: scenes of circles, squares and triangles with their boxes, drawn by the server (seeded).",
+        )
+    } else {
+        (
+            InstanceType::ImageClassification,
+            "Demo: circles, squares and triangles drawn by the server (seeded).",
+        )
+    };
     let mut id = None;
     for n in 1..=50 {
         let name = if n == 1 {
-            "shapes-demo".to_owned()
+            format!("{template}-demo")
         } else {
-            format!("shapes-demo-{n}")
+            format!("{template}-demo-{n}")
         };
         match s.db.create_instance(kind, &name, description).await {
             Ok(i) => {
@@ -153,7 +162,9 @@ async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
             Err(e) => return Err(e.into()),
         }
     }
-    let id = id.ok_or_else(|| ApiError::conflict("too many shapes-demo instances; delete some"))?;
+    let id = id.ok_or_else(|| {
+        ApiError::conflict(format!("too many {template}-demo instances; delete some"))
+    })?;
     let filled = async {
         let dir = s
             .config
@@ -161,10 +172,17 @@ async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
             .join("templates")
             .join(format!("instance-{id}"));
         let d = dir.clone();
-        tokio::task::spawn_blocking(move || template::write_shapes(&d, 42))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+        let scenes = kind == InstanceType::ObjectDetection;
+        tokio::task::spawn_blocking(move || {
+            if scenes {
+                template::write_scenes(&d, 42)
+            } else {
+                template::write_shapes(&d, 42)
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
         let dir = dir.canonicalize().map_err(ApiError::internal)?;
         let loc = Location::Dir(dir);
         let store = s.storage.open(&loc)?;
@@ -174,7 +192,7 @@ async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
         let ds =
             s.db.create_dataset(
                 id,
-                "shapes",
+                template,
                 "Generated demo images",
                 &loc.to_uri(),
                 &report,

@@ -12,9 +12,9 @@ use shared::train::ModelVersion;
 
 use super::instances::authorised_instance;
 use crate::AppState;
+use crate::artifact::MAX_ARTIFACT_BYTES;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Id, Query};
-use crate::train::artifact::MAX_ARTIFACT_BYTES;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -176,7 +176,7 @@ async fn web_artifact(store: &crate::storage::Store, key: &str) -> ApiResult<Byt
     let tar = store.read(key, MAX_ARTIFACT_BYTES).await?;
     let gz = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
         use std::io::Write;
-        let (meta, weights) = crate::train::artifact::unpack(&tar)?;
+        let (meta, weights) = crate::artifact::unpack(&tar)?;
         let web = shared::model::artifact::encode_web(&meta, &weights);
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&web)?;

@@ -10,9 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use shared::Permission;
-use shared::predict::{
-    ImageMeta, Output, PredictError, PredictResult, PredictSuccess, classification_body, input,
-};
+use shared::predict::{ImageMeta, Output, PredictError, PredictResult, PredictSuccess, input};
 use shared::recall::Service;
 
 use super::recall::{check_replicas, register_service};
@@ -241,14 +239,14 @@ async fn run(
     }
     let mut output = Vec::with_capacity(pending.len());
     for (_ticket, rx) in pending {
-        let probs = tokio::time::timeout(FORWARD_TIMEOUT, rx)
+        let answer = tokio::time::timeout(FORWARD_TIMEOUT, rx)
             .await
             .map_err(|_| PredictError::GetInstance)?
             .map_err(|_| PredictError::ModelForward)?
             .map_err(|_| PredictError::ModelForward)?;
         output.push(Output {
             kind: "cv_common".into(),
-            body: classification_body(&loaded.labels, &probs),
+            body: loaded.body(&answer),
         });
     }
     Ok(PredictResult {

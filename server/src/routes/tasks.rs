@@ -15,7 +15,7 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use shared::names::TaskName;
 use shared::train::{
-    CreateTask, MAX_EPOCHS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Task, TaskEvent, TaskEventBody,
+    CreateTask, MAX_EPOCHS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Preset, Task, TaskEvent, TaskEventBody,
 };
 use shared::{InstanceType, Permission};
 
@@ -70,7 +70,25 @@ async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<
 
 /// Checks a task request against the instance, its dataset and the server's limits;
 /// returns the image size and seed to store.
-async fn validate(s: &AppState, instance_id: i64, req: &CreateTask) -> ApiResult<(u32, u64)> {
+async fn validate(
+    s: &AppState,
+    instance_id: i64,
+    kind: InstanceType,
+    req: &CreateTask,
+) -> ApiResult<(u32, u64)> {
+    if req.preset.instance_type() != kind {
+        let allowed: Vec<&str> = Preset::for_type(kind).iter().map(|p| p.as_str()).collect();
+        return Err(ApiError::invalid(
+            "preset",
+            "invalid_preset",
+            format!(
+                "{} is not a preset of {} instances; use one of: {}",
+                req.preset.as_str(),
+                kind.as_str(),
+                allowed.join(", ")
+            ),
+        ));
+    }
     TaskName::parse(req.name.as_str())
         .map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))?;
     check_description(&req.description)?;
@@ -125,12 +143,22 @@ async fn validate(s: &AppState, instance_id: i64, req: &CreateTask) -> ApiResult
                     format!("instance {instance_id} has no dataset {}", req.dataset_id),
                 )
             })?;
+    // A detector may learn a single kind of object; a classifier needs two to choose from.
+    let min_labels = if kind == InstanceType::ObjectDetection {
+        1
+    } else {
+        2
+    };
     let distinct: BTreeSet<&str> = req.labels.iter().map(String::as_str).collect();
-    if distinct.len() < 2 || distinct.len() != req.labels.len() {
+    if distinct.len() < min_labels || distinct.len() != req.labels.len() {
         return Err(ApiError::invalid(
             "labels",
             "invalid_labels",
-            "give at least two different labels to learn",
+            if min_labels == 1 {
+                "give at least one label to learn, each once"
+            } else {
+                "give at least two different labels to learn"
+            },
         ));
     }
     for label in &req.labels {
@@ -179,17 +207,17 @@ async fn create(
     Json(req): Json<CreateTask>,
 ) -> ApiResult<(StatusCode, axum::Json<Task>)> {
     let inst = authorised_instance(&s, &p, Permission::TrainInstance, instance_id).await?;
-    if inst.kind != InstanceType::ImageClassification {
+    if Preset::for_type(inst.kind).is_empty() {
         return Err(ApiError::unprocessable(
             "unsupported_instance_type",
             format!(
-                "training is available for image_classification instances; {} is {}",
+                "training is available for image_classification and object_detection instances; {} is {}",
                 inst.name,
                 inst.kind.as_str()
             ),
         ));
     }
-    let (image_size, seed) = validate(&s, instance_id, &req).await?;
+    let (image_size, seed) = validate(&s, instance_id, inst.kind, &req).await?;
     let id = match s.db.create_task(instance_id, &req, image_size, seed).await {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {

@@ -21,7 +21,22 @@ pub const QUEUE_PER_REPLICA: usize = 32;
 /// Images one forward pass takes at most.
 pub const MAX_BATCH: usize = 8;
 
-/// A normalised `3×side×side` image and where its class probabilities go.
+/// What a replica runs: a batch of normalised `3×side×side` images in, one output per
+/// image out (a classifier's class probabilities, a detector's head output).
+pub trait Network: Send + Sync + 'static {
+    fn run(&self, input: &[f32], n: usize, side: usize, scratch: &mut Scratch) -> Vec<Vec<f32>>;
+}
+
+/// The classifier: the serving executor's logits, as probabilities.
+impl Network for NativeNet {
+    fn run(&self, input: &[f32], n: usize, side: usize, scratch: &mut Scratch) -> Vec<Vec<f32>> {
+        let logits = self.forward(input, n, side, scratch);
+        let k = logits.len() / n.max(1);
+        logits.chunks(k.max(1)).map(softmax).collect()
+    }
+}
+
+/// A normalised `3×side×side` image and where its output goes.
 struct Job {
     input: Vec<f32>,
     reply: oneshot::Sender<Result<Vec<f32>, String>>,
@@ -52,8 +67,8 @@ impl Drop for Ticket {
 
 impl Engine {
     /// Starts the replicas; they end when the engine is dropped and the queue is drained.
-    pub fn start(model: NativeNet, side: usize, replicas: usize) -> Self {
-        let model = Arc::new(model);
+    pub fn start(model: impl Network, side: usize, replicas: usize) -> Self {
+        let model: Arc<dyn Network> = Arc::new(model);
         let replicas = replicas.max(1);
         let capacity = QUEUE_PER_REPLICA * replicas;
         // Every queued job holds a ticket, so the channel never fills before the tickets run
@@ -65,7 +80,7 @@ impl Engine {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name("predict".into())
-                .spawn(move || replica(&model, &rx, side))
+                .spawn(move || replica(model.as_ref(), &rx, side))
                 .expect("spawning a predict thread");
         }
         Self {
@@ -102,7 +117,7 @@ impl Engine {
     }
 }
 
-fn replica(model: &NativeNet, rx: &Mutex<Receiver<Job>>, side: usize) {
+fn replica(model: &dyn Network, rx: &Mutex<Receiver<Job>>, side: usize) {
     let mut scratch = Scratch::default();
     loop {
         let batch = {
@@ -123,13 +138,12 @@ fn replica(model: &NativeNet, rx: &Mutex<Receiver<Job>>, side: usize) {
             input.extend_from_slice(&j.input);
         }
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            model.forward(&input, n, side, &mut scratch)
+            model.run(&input, n, side, &mut scratch)
         }));
         match run {
-            Ok(logits) => {
-                let k = logits.len() / n;
-                for (j, row) in batch.into_iter().zip(logits.chunks(k)) {
-                    let _ = j.reply.send(Ok(softmax(row)));
+            Ok(outputs) => {
+                for (j, row) in batch.into_iter().zip(outputs) {
+                    let _ = j.reply.send(Ok(row));
                 }
             }
             Err(_) => batch.into_iter().for_each(|j| {

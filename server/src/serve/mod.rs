@@ -4,6 +4,7 @@
 //! model beside the old one and switches when it is ready. Requests already holding the
 //! old engine finish on it; nothing in flight is dropped.
 
+pub mod detection;
 pub mod engine;
 pub mod native;
 
@@ -12,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
+use shared::InstanceType;
+use shared::predict::{Prediction, classification_body, detection_body};
 
 use crate::AppState;
-use crate::train::artifact;
+use crate::artifact;
 use engine::Engine;
 
 const RECHECK: Duration = Duration::from_secs(1);
@@ -22,6 +25,10 @@ const RECHECK: Duration = Duration::from_secs(1);
 /// A service as loaded here.
 pub struct Loaded {
     pub engine: Arc<Engine>,
+    /// What the engine's outputs are: class probabilities or a detector's head output.
+    pub kind: InstanceType,
+    /// A detector's served confidence threshold.
+    pub conf_threshold: f32,
     pub labels: Vec<String>,
     pub model_id: i64,
     pub replicas: i64,
@@ -43,6 +50,20 @@ pub enum Unavailable {
     NoSuchService,
     /// Loading failed; the message says why.
     Failed(String),
+}
+
+impl Loaded {
+    /// The SPEC §7 body of one image's engine output.
+    pub fn body(&self, output: &[f32]) -> Vec<Prediction> {
+        match self.kind {
+            InstanceType::ObjectDetection => {
+                let side = self.engine.side;
+                let dets = detection::boxes(output, self.labels.len(), side, self.conf_threshold);
+                detection_body(&self.labels, &dets, side)
+            }
+            _ => classification_body(&self.labels, output),
+        }
+    }
 }
 
 impl PredictCache {
@@ -85,6 +106,8 @@ impl PredictCache {
         {
             let fresh = Arc::new(Loaded {
                 engine: c.engine.clone(),
+                kind: c.kind,
+                conf_threshold: c.conf_threshold,
                 labels: c.labels.clone(),
                 model_id,
                 replicas,
@@ -111,9 +134,11 @@ impl PredictCache {
             self.set_status(name, "loading".into());
         }
         match load(s, model_id, replicas).await {
-            Ok((engine, labels)) => {
+            Ok((engine, kind, conf_threshold, labels)) => {
                 let l = Arc::new(Loaded {
                     engine: Arc::new(engine),
+                    kind,
+                    conf_threshold,
                     labels,
                     model_id,
                     replicas,
@@ -137,25 +162,38 @@ impl PredictCache {
     }
 }
 
-/// Reads the model's artifact and starts an engine for it.
-async fn load(s: &AppState, model_id: i64, replicas: i64) -> anyhow::Result<(Engine, Vec<String>)> {
+/// Reads the model's artifact and starts an engine for it, of the artifact's kind.
+async fn load(
+    s: &AppState,
+    model_id: i64,
+    replicas: i64,
+) -> anyhow::Result<(Engine, InstanceType, f32, Vec<String>)> {
     let (m, key) =
         s.db.model(model_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("model {model_id} no longer exists"))?;
     let store = s.storage.open_uri(&s.config.models_uri)?;
     let bytes = store.read(&key, artifact::MAX_ARTIFACT_BYTES).await?;
-    let engine = tokio::task::spawn_blocking(move || -> anyhow::Result<Engine> {
+    let (engine, kind, threshold) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let (meta, weights) = artifact::unpack(&bytes)?;
         let device = Device::flex();
-        let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
-        let model = native::NativeNet::new(&shared::model::FusedEfficientNetLite::new(&model));
-        Ok(Engine::start(
-            model,
-            meta.image_size as usize,
-            usize::try_from(replicas).unwrap_or(1),
-        ))
+        let side = meta.image_size as usize;
+        let replicas = usize::try_from(replicas).unwrap_or(1);
+        let kind = meta.instance_type;
+        let engine = match kind {
+            InstanceType::ObjectDetection => {
+                let net = detection::DetectorNet::load(&meta, weights, &device)?;
+                Engine::start(net, side, replicas)
+            }
+            _ => {
+                let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
+                let model =
+                    native::NativeNet::new(&shared::model::FusedEfficientNetLite::new(&model));
+                Engine::start(model, side, replicas)
+            }
+        };
+        Ok((engine, kind, meta.conf_threshold()))
     })
     .await??;
-    Ok((engine, m.labels))
+    Ok((engine, kind, threshold, m.labels))
 }

@@ -1,10 +1,11 @@
-//! Training (SPEC §5): tasks queued in the database, workers that claim them, the
-//! transfer-learning loop on burn, evaluation on the validation split, and model artifacts.
+//! Training (SPEC §5): tasks queued in the database, workers that claim them, and one
+//! module per kind of model: each brings its data loading, training loop and evaluation
+//! ([`classification`], [`detection`]) over the shared machinery ([`run`]: deadline, stop
+//! requests, progress; [`worker`]: queue, lease, events, artifacts and versions).
 
-pub mod artifact;
-pub mod data;
-pub mod metrics;
+pub mod classification;
+pub mod detection;
+pub mod run;
 pub mod template;
-pub mod trainer;
 pub mod weights;
 pub mod worker;

@@ -1,6 +1,8 @@
-//! Demo templates (`POST /api/instances {"template": "shapes"}`): a classification
-//! instance with a generated, seeded dataset, so a new user can train at once. No
-//! third-party images: every picture is drawn here.
+//! Demo templates (`POST /api/instances {"template": "shapes"}`): an instance with a
+//! generated, seeded dataset, so a new user can train at once: `shapes` (classification,
+//! one shape per image in folders per label) and `scenes` (object detection, several shapes
+//! per image with Pascal VOC boxes beside each). No third-party images: every picture is
+//! drawn here.
 
 use std::path::Path;
 
@@ -8,7 +10,10 @@ use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-pub const TEMPLATES: &[&str] = &["shapes"];
+pub const TEMPLATES: &[&str] = &["shapes", "scenes"];
+/// Images of the `scenes` template: enough for a 10% validation split of 8.
+pub const SCENES: usize = 80;
+const SCENE_SIDE: u32 = 160;
 pub const SHAPES: [&str; 3] = ["circle", "square", "triangle"];
 /// Images per shape: enough for a 10% validation split of 12 images.
 pub const PER_SHAPE: usize = 40;
@@ -47,17 +52,11 @@ fn draw(shape: &str, rng: &mut StdRng) -> RgbImage {
     let mut img = RgbImage::new(SIDE, SIDE);
     for (x, y, px) in img.enumerate_pixels_mut() {
         let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-        let inside = match shape {
-            "circle" => dx * dx + dy * dy <= r * r,
-            "square" => {
-                // Rotated square of half-side r * 0.85.
-                let (c, s) = (angle.cos(), angle.sin());
-                let (u, v) = (dx * c + dy * s, -dx * s + dy * c);
-                u.abs() <= r * 0.85 && v.abs() <= r * 0.85
-            }
-            _ => in_triangle(dx, dy, r, angle),
+        let base = if inside(shape, dx, dy, r, angle) {
+            fg
+        } else {
+            bg
         };
-        let base = if inside { fg } else { bg };
         let noise: i16 = rng.gen_range(-12..=12);
         *px = Rgb(base.map(|c| (i16::from(c) + noise).clamp(0, 255) as u8));
     }
@@ -65,6 +64,116 @@ fn draw(shape: &str, rng: &mut StdRng) -> RgbImage {
 }
 
 /// Equilateral triangle with circumradius `r`, rotated by `angle`, centred at the origin.
+/// Writes `scene-NNN.png` with `scene-NNN.xml` (Pascal VOC) beside it: one to four shapes
+/// of 14-44 px radius per image, each box tight around the shape's pixels.
+pub fn write_scenes(dir: &Path, seed: u64) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    for i in 0..SCENES {
+        let (img, boxes) = draw_scene(&mut rng);
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png)
+            .map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(format!("scene-{i:03}.png")), png.into_inner())?;
+        let mut xml = format!(
+            "<annotation><filename>scene-{i:03}.png</filename><size><width>{SCENE_SIDE}</width><height>{SCENE_SIDE}</height><depth>3</depth></size>"
+        );
+        for (shape, [x0, y0, x1, y1]) in boxes {
+            xml.push_str(&format!(
+                "<object><name>{shape}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox><truncated>0</truncated><difficult>0</difficult></object>"
+            ));
+        }
+        xml.push_str("<segmented>0</segmented></annotation>\n");
+        std::fs::write(dir.join(format!("scene-{i:03}.xml")), xml)?;
+    }
+    Ok(())
+}
+
+/// Whether a point (relative to a shape's centre) is inside the shape.
+fn inside(shape: &str, dx: f32, dy: f32, r: f32, angle: f32) -> bool {
+    match shape {
+        "circle" => dx * dx + dy * dy <= r * r,
+        "square" => {
+            let (c, s) = (angle.cos(), angle.sin());
+            let (u, v) = (dx * c + dy * s, -dx * s + dy * c);
+            u.abs() <= r * 0.85 && v.abs() <= r * 0.85
+        }
+        _ => in_triangle(dx, dy, r, angle),
+    }
+}
+
+/// A shape placed in a scene.
+struct Placed {
+    shape: &'static str,
+    cx: f32,
+    cy: f32,
+    r: f32,
+    angle: f32,
+    fg: [u8; 3],
+}
+
+/// A noisy background with up to four shapes that barely overlap, and their boxes
+/// (`[xmin, ymin, xmax, ymax]` around the drawn pixels).
+fn draw_scene(rng: &mut StdRng) -> (RgbImage, Vec<(&'static str, [u32; 4])>) {
+    let bg = random_colour(rng);
+    let side = SCENE_SIDE as f32;
+    let mut placed: Vec<Placed> = Vec::new();
+    for _ in 0..rng.gen_range(1..=4) {
+        for _attempt in 0..20 {
+            let r = rng.gen_range(14.0..44.0);
+            let cx = rng.gen_range(r..side - r);
+            let cy = rng.gen_range(r..side - r);
+            if placed
+                .iter()
+                .any(|p| ((p.cx - cx).powi(2) + (p.cy - cy).powi(2)).sqrt() < (p.r + r) * 0.9)
+            {
+                continue;
+            }
+            let mut fg = random_colour(rng);
+            while distance(bg, fg) < 120.0 {
+                fg = random_colour(rng);
+            }
+            let shape = SHAPES[rng.gen_range(0..SHAPES.len())];
+            placed.push(Placed {
+                shape,
+                cx,
+                cy,
+                r,
+                angle: rng.gen_range(0.0..std::f32::consts::TAU),
+                fg,
+            });
+            break;
+        }
+    }
+    let mut img = RgbImage::new(SCENE_SIDE, SCENE_SIDE);
+    let mut extents = vec![[u32::MAX, u32::MAX, 0, 0]; placed.len()];
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        let mut colour = bg;
+        for (k, p) in placed.iter().enumerate() {
+            if inside(
+                p.shape,
+                x as f32 + 0.5 - p.cx,
+                y as f32 + 0.5 - p.cy,
+                p.r,
+                p.angle,
+            ) {
+                colour = p.fg;
+                let e = &mut extents[k];
+                *e = [e[0].min(x), e[1].min(y), e[2].max(x + 1), e[3].max(y + 1)];
+            }
+        }
+        let noise: i16 = rng.gen_range(-12..=12);
+        *px = Rgb(colour.map(|c| (i16::from(c) + noise).clamp(0, 255) as u8));
+    }
+    let boxes = placed
+        .iter()
+        .zip(extents)
+        .filter(|(_, e)| e[2] > e[0])
+        .map(|(p, e)| (p.shape, e))
+        .collect();
+    (img, boxes)
+}
+
 fn in_triangle(x: f32, y: f32, r: f32, angle: f32) -> bool {
     let corner = |k: f32| {
         let a = angle + k * std::f32::consts::TAU / 3.0;
@@ -107,6 +216,25 @@ mod tests {
             std::fs::read(a.path().join(f)).unwrap(),
             std::fs::read(b.path().join(f)).unwrap()
         );
+    }
+
+    #[test]
+    fn scenes_have_boxes_around_their_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        write_scenes(dir.path(), 3).unwrap();
+        let xml = std::fs::read_to_string(dir.path().join("scene-007.xml")).unwrap();
+        assert!(xml.contains("<object><name>"), "{xml}");
+        let mut rng = StdRng::seed_from_u64(9);
+        for _ in 0..10 {
+            let (img, boxes) = draw_scene(&mut rng);
+            assert!(!boxes.is_empty());
+            for (_, [x0, y0, x1, y1]) in boxes {
+                assert!(x0 < x1 && y0 < y1 && x1 <= SCENE_SIDE && y1 <= SCENE_SIDE);
+                // At least 14 px radius: boxes are never tiny.
+                assert!(x1 - x0 >= 10 && y1 - y0 >= 10);
+            }
+            assert_eq!(img.width(), SCENE_SIDE);
+        }
     }
 
     #[test]

@@ -11,15 +11,14 @@ use anyhow::Context;
 use burn::prelude::*;
 use bytes::Bytes;
 use shared::InstanceType;
-use shared::model::EfficientNetLite;
-use shared::model::efficientnet::IMAGENET_CLASSES;
 use shared::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
 use shared::train::{DeviceChoice, ModelMeta, Task, TaskEventBody, TaskStatus};
 use tokio::sync::mpsc;
 
-use super::trainer::{self, Outcome, Plan, Signal};
-use super::{artifact, data, weights};
+use super::run::{self, Plan, Reporter, Signal, Trained};
+use super::{classification, detection};
 use crate::AppState;
+use crate::artifact;
 use crate::db::tasks::NewModel;
 
 /// How long an idle worker waits before looking for work again.
@@ -66,12 +65,6 @@ pub async fn run(s: AppState, name: String, mut shutdown: tokio::sync::watch::Re
     tracing::info!("training worker {name} stopped");
 }
 
-/// Events from the training thread to the database, in order.
-enum Out {
-    Signal(Signal),
-    Device(String),
-}
-
 async fn run_task(
     s: &AppState,
     task: Task,
@@ -80,18 +73,16 @@ async fn run_task(
 ) {
     let stop = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Signal>();
     let forwarder = {
         let db = s.db.clone();
         let id = task.id;
         tokio::spawn(async move {
             while let Some(out) = rx.recv().await {
                 let r = match out {
-                    Out::Signal(Signal::Log(line)) => {
-                        db.append_event(id, &TaskEventBody::Log { line }).await
-                    }
-                    Out::Signal(Signal::Progress(p)) => db.record_progress(id, &p).await,
-                    Out::Device(d) => db.set_device_used(id, &d).await,
+                    Signal::Log(line) => db.append_event(id, &TaskEventBody::Log { line }).await,
+                    Signal::Progress(p) => db.record_progress(id, &p).await,
+                    Signal::Device(d) => db.set_device_used(id, &d).await,
                 };
                 if let Err(e) = r {
                     tracing::warn!("task {id}: recording an event: {e}");
@@ -132,7 +123,7 @@ async fn run_task(
             }
         })
     };
-    let result = train_task(s, &task, worker, &stop, &tx).await;
+    let result = train_task(s, &task, worker, &stop, &Reporter(tx.clone())).await;
     // Flush the events of the run before the final ones, which are written directly.
     drop(tx);
     let _ = forwarder.await;
@@ -145,7 +136,7 @@ async fn run_task(
         }
     };
     let finish = match result {
-        Ok(Some((outcome, pretrained))) => store_model(s, &task, worker, outcome, pretrained).await,
+        Ok(Some(trained)) => store_model(s, &task, worker, trained).await,
         Ok(None) => {
             let (status, msg) = if stop.load(Ordering::Relaxed) {
                 (TaskStatus::Stopped, None)
@@ -223,22 +214,19 @@ fn gpu() -> Option<(Device, String)> {
     None
 }
 
-/// Everything from loading data to the trained model; `None` when stopped (or out of time)
-/// before a model existed.
+/// Everything from loading data to the trained model, for the task's kind; `None` when
+/// stopped (or out of time) before a model existed.
 async fn train_task(
     s: &AppState,
     task: &Task,
     worker: &str,
     stop: &Arc<AtomicBool>,
-    tx: &mpsc::UnboundedSender<Out>,
-) -> anyhow::Result<Option<(Outcome, bool)>> {
+    report: &Reporter,
+) -> anyhow::Result<Option<Trained>> {
     let started = Instant::now();
     let budget = Duration::from_secs_f64(task.max_minutes * 60.0);
-    let deadline = started + budget - trainer::reserve(budget);
-    let log = |line: String| {
-        let _ = tx.send(Out::Signal(Signal::Log(line)));
-    };
-    log(format!(
+    let deadline = started + budget - run::reserve(budget);
+    report.log(format!(
         "worker {worker} (attempt {}) trains {} on {} labels, {} px, budget {:.1} min",
         task.attempts,
         task.preset.as_str(),
@@ -247,10 +235,8 @@ async fn train_task(
         task.max_minutes
     ));
     let (device, device_name) = pick_device(task.device)?;
-    log(format!("device: {device_name}"));
-    let _ = tx.send(Out::Device(device_name));
-    let data = data::load(s, task, &log).await?;
-    let (model, pretrained) = initial_model(s, task, &device, &log).await?;
+    report.log(format!("device: {device_name}"));
+    report.emit(Signal::Device(device_name));
     let plan = Plan {
         image_size: task.image_size,
         tuned_stages: task.preset.tuned_stages(),
@@ -259,87 +245,11 @@ async fn train_task(
         seed: task.seed,
         patience: task.patience.unwrap_or(shared::train::DEFAULT_PATIENCE),
     };
-    let stop = stop.clone();
-    let tx = tx.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let emit = |sig: Signal| {
-            let _ = tx.send(Out::Signal(sig));
-        };
-        trainer::train(model, &data, &plan, &device, &stop, &emit)
-    })
-    .await
-    .context("the training thread panicked")??;
-    Ok(outcome.map(|o| (o, pretrained)))
-}
-
-/// The starting point: an earlier version (incremental), else ImageNet weights, else
-/// random initialisation (said in the log).
-async fn initial_model(
-    s: &AppState,
-    task: &Task,
-    device: &Device,
-    log: &(dyn Fn(String) + Sync),
-) -> anyhow::Result<(EfficientNetLite, bool)> {
-    let classes = task.labels.len();
-    device.seed(task.seed);
-    let fresh = EfficientNetLite::lite0(classes, device);
-    if let Some(base_id) = task.base_model_id {
-        let (base, key) =
-            s.db.model(base_id)
-                .await?
-                .with_context(|| format!("base model {base_id} no longer exists"))?;
-        let store = s.storage.open_uri(&s.config.models_uri)?;
-        let bytes = store.read(&key, artifact::MAX_ARTIFACT_BYTES).await?;
-        let (meta, weights) = artifact::unpack(&bytes)?;
-        let dev = device.clone();
-        let base_model = tokio::task::spawn_blocking(move || {
-            artifact::load_weights(weights, meta.labels.len(), &dev)
-        })
-        .await??;
-        let kept = task
-            .labels
-            .iter()
-            .filter(|l| base.labels.contains(l))
-            .count();
-        log(format!(
-            "incremental: starting from model version {} ({kept} of {classes} labels known, new ones get new head rows)",
-            base.version
-        ));
-        let fc = trainer::remap_head(&base_model.fc, &base.labels, &task.labels, &fresh.fc);
-        return Ok((EfficientNetLite { fc, ..base_model }, base.pretrained));
-    }
-    if !s.config.pretrained {
-        log(
-            "backbone: random initialisation (AUTOLEARN_PRETRAINED=none); expect lower accuracy"
-                .into(),
-        );
-        return Ok((fresh, false));
-    }
-    let dir = s.config.weights_dir.clone();
-    let dev = device.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let path = weights::ensure(&dir)?;
-        weights::load_imagenet(&path, &dev)
-    })
-    .await?;
-    match loaded {
-        Ok(imagenet) => {
-            log("backbone: EfficientNet-Lite0 with ImageNet weights".into());
-            debug_assert_eq!(imagenet.classes(), IMAGENET_CLASSES);
-            Ok((
-                EfficientNetLite {
-                    fc: fresh.fc,
-                    ..imagenet
-                },
-                true,
-            ))
+    match task.preset.instance_type() {
+        InstanceType::ObjectDetection => {
+            detection::run(s, task, plan, device, stop.clone(), report).await
         }
-        Err(e) => {
-            log(format!(
-                "pretrained weights unavailable ({e:#}); training from scratch, expect lower accuracy"
-            ));
-            Ok((fresh, false))
-        }
+        _ => classification::run(s, task, plan, device, stop.clone(), report).await,
     }
 }
 
@@ -347,21 +257,22 @@ async fn store_model(
     s: &AppState,
     task: &Task,
     worker: &str,
-    outcome: Outcome,
-    pretrained: bool,
+    trained: Trained,
 ) -> anyhow::Result<()> {
-    let Outcome {
-        model,
+    let Trained {
+        weights,
         mut metrics,
+        architecture,
+        pretrained,
         stopped,
-    } = outcome;
-    let weights = tokio::task::spawn_blocking(move || artifact::weights_f16(&model)).await??;
-    metrics.model_size = weights.len() as u64;
+        summary,
+    } = trained;
+    metrics.set_model_size(weights.len() as u64);
     let meta = ModelMeta {
         format: artifact::FORMAT.into(),
-        instance_type: InstanceType::ImageClassification,
+        instance_type: task.preset.instance_type(),
         preset: task.preset,
-        architecture: "efficientnet-lite0".into(),
+        architecture,
         labels: task.labels.clone(),
         image_size: task.image_size,
         mean: IMAGENET_MEAN,
@@ -381,12 +292,8 @@ async fn store_model(
     let store = s.storage.open_uri(&s.config.models_uri)?;
     store.put(&key, Bytes::from(packed)).await?;
     let line = format!(
-        "validation ({} images): accuracy {:.1}%, macro F1 {:.3}, loss {:.4}; weights {:.1} MB (f16)",
-        metrics.validation_images,
-        metrics.accuracy * 100.0,
-        metrics.f1,
-        metrics.loss,
-        metrics.model_size as f64 / 1e6
+        "{summary}; weights {:.1} MB (f16)",
+        metrics.model_size() as f64 / 1e6
     );
     s.db.append_event(task.id, &TaskEventBody::Log { line })
         .await?;

@@ -51,13 +51,14 @@ impl ModuleMapper for StoragePrecision {
     }
 }
 
-/// The model with its parameters rounded to storage precision (see the module docs).
-pub fn to_storage_precision(model: EfficientNetLite) -> EfficientNetLite {
+/// The model (of any kind) with its parameters rounded to storage precision (see the
+/// module docs).
+pub fn to_storage_precision<M: Module>(model: M) -> M {
     model.map(&mut StoragePrecision)
 }
 
 /// Half-precision burnpack of a model's weights (BatchNorm statistics stay f32).
-pub fn weights_f16(model: &EfficientNetLite) -> Result<Vec<u8>, String> {
+pub fn weights_f16<M: Module>(model: &M) -> Result<Vec<u8>, String> {
     let mut store = BurnpackStore::from_bytes(None).with_to_adapter(HalfPrecisionAdapter::new());
     model
         .save_into(&mut store)
@@ -74,9 +75,13 @@ pub fn load_weights(
     classes: usize,
     device: &Device,
 ) -> Result<EfficientNetLite, String> {
+    load_into(EfficientNetLite::lite0(classes, device), bytes)
+}
+
+/// `model` (of the stored shape) with [`weights_f16`]'s bytes loaded into it.
+pub fn load_into<M: Module>(mut model: M, bytes: Vec<u8>) -> Result<M, String> {
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
         .with_from_adapter(HalfPrecisionAdapter::new());
-    let mut model = EfficientNetLite::lite0(classes, device);
     model
         .load_from(&mut store)
         .map_err(|e| format!("loading weights: {e}"))?;

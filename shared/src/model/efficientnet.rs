@@ -106,7 +106,7 @@ impl MBConv {
         self.residual
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {
             h = relu6(b.forward(c.forward(h)));
@@ -115,6 +115,23 @@ impl MBConv {
         h = self.bn2.forward(self.project_conv.forward(h));
         if self.residual { h + x } else { h }
     }
+}
+
+/// The blocks with those before `first` frozen (no gradients) and every BatchNorm keeping
+/// its running statistics; later blocks' weights, scales and shifts train.
+pub fn freeze_below(blocks: Vec<MBConv>, first: usize) -> Vec<MBConv> {
+    blocks
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let b = b.freeze();
+            if i >= first {
+                b.set_require_grad(true)
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 #[derive(Module, Debug)]
@@ -190,19 +207,7 @@ impl EfficientNetLite {
     /// and every BatchNorm keeps its running statistics (batches of a few hundred images
     /// would only make them noisier) while later weights, scales and shifts train.
     pub fn for_finetuning(self, first: usize) -> Self {
-        let blocks = self
-            .blocks
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let b = b.freeze();
-                if i >= first {
-                    b.set_require_grad(true)
-                } else {
-                    b
-                }
-            })
-            .collect();
+        let blocks = freeze_below(self.blocks, first);
         Self {
             conv_stem: self.conv_stem.freeze(),
             bn0: self.bn0.freeze(),

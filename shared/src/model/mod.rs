@@ -3,8 +3,11 @@
 //! same code compiles natively and for wasm32.
 
 pub mod artifact;
+pub mod detector;
 pub mod efficientnet;
 pub mod fused;
+pub mod losses;
 
+pub use detector::{Detector, DetectorConfig};
 pub use efficientnet::EfficientNetLite;
 pub use fused::FusedEfficientNetLite;

@@ -15,7 +15,7 @@ pub const FORMAT: &str = "autolearn-burnpack-1";
 
 /// Half-precision weights of a model (already at storage precision; see
 /// [`shared::model::artifact`]).
-pub fn weights_f16(model: &EfficientNetLite) -> anyhow::Result<Vec<u8>> {
+pub fn weights_f16<M: burn::module::Module>(model: &M) -> anyhow::Result<Vec<u8>> {
     shared::model::artifact::weights_f16(model).map_err(anyhow::Error::msg)
 }
 
@@ -26,6 +26,11 @@ pub fn load_weights(
     device: &Device,
 ) -> anyhow::Result<EfficientNetLite> {
     shared::model::artifact::load_weights(bytes, classes, device).map_err(anyhow::Error::msg)
+}
+
+/// `model` (of the stored shape) with half-precision weights loaded into it.
+pub fn load_into<M: burn::module::Module>(model: M, bytes: Vec<u8>) -> anyhow::Result<M> {
+    shared::model::artifact::load_into(model, bytes).map_err(anyhow::Error::msg)
 }
 
 pub fn pack(meta: &ModelMeta, weights: &[u8]) -> anyhow::Result<Vec<u8>> {

@@ -13,6 +13,7 @@ use shared::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
 use shared::train::Task;
 
 use crate::AppState;
+use crate::storage::Store;
 
 /// Share of each label's images held out for validation.
 pub const VALIDATION_SHARE: f64 = 0.1;
@@ -122,36 +123,16 @@ pub async fn load(
     let jobs = train_ids
         .into_iter()
         .map(|x| (x, side_train, false))
-        .chain(val_ids.into_iter().map(|x| (x, side_val, true)));
-    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    let results: Vec<_> = futures_util::stream::iter(jobs)
-        .map(|((id, class), side, is_val)| {
-            let store = store.clone();
-            let path = paths[&id].clone();
-            async move {
-                let bytes = store.read(&path, crate::indexer::MAX_IMAGE_BYTES).await;
-                let decoded = match bytes {
-                    Ok(b) => tokio::task::spawn_blocking(move || {
-                        preprocess::decode_near(&b, MAX_DECODE_BYTES, side)
-                            .map(|(img, _)| preprocess::resize_square(&img, side))
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string())),
-                    Err(e) => Err(e.to_string()),
-                };
-                (id, class, is_val, path, decoded)
-            }
-        })
-        .buffer_unordered(threads * 2)
-        .collect()
-        .await;
+        .chain(val_ids.into_iter().map(|x| (x, side_val, true)))
+        .map(|((id, class), side, is_val)| ((id, class, is_val), paths[&id].clone(), side));
+    let results = read_squares(&store, jobs).await;
     let mut data = Data {
         labels: task.labels.clone(),
         train: Vec::new(),
         val: Vec::new(),
         skipped: Vec::new(),
     };
-    for (image_id, class, is_val, path, decoded) in results {
+    for ((image_id, class, is_val), path, decoded) in results {
         match decoded {
             Ok(rgb) => {
                 let s = Sample {
@@ -182,6 +163,36 @@ pub async fn load(
         bail!("too few readable images to train and validate");
     }
     Ok(data)
+}
+
+/// Reads and decodes images in parallel, each squeezed to a `side`×`side` square (as the
+/// predict path prepares them), in no particular order: `(key, path, side)` in,
+/// `(key, path, image or why not)` out.
+pub async fn read_squares<K: Send + 'static>(
+    store: &Store,
+    jobs: impl Iterator<Item = (K, String, u32)>,
+) -> Vec<(K, String, Result<RgbImage, String>)> {
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    futures_util::stream::iter(jobs)
+        .map(|(key, path, side)| {
+            let store = store.clone();
+            async move {
+                let bytes = store.read(&path, crate::indexer::MAX_IMAGE_BYTES).await;
+                let decoded = match bytes {
+                    Ok(b) => tokio::task::spawn_blocking(move || {
+                        preprocess::decode_near(&b, MAX_DECODE_BYTES, side)
+                            .map(|(img, _)| preprocess::resize_square(&img, side))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string())),
+                    Err(e) => Err(e.to_string()),
+                };
+                (key, path, decoded)
+            }
+        })
+        .buffer_unordered(threads * 2)
+        .collect()
+        .await
 }
 
 /// Appends the normalised tensor data of an image already at the input size.

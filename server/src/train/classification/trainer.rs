@@ -12,7 +12,7 @@
 //! The time budget is a hard deadline checked before every step; a stop request is too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use burn::module::Param;
 use burn::nn::Linear;
@@ -25,29 +25,12 @@ use rand::seq::SliceRandom;
 use shared::model::efficientnet::{FEATURES, stage_starts};
 use shared::model::{EfficientNetLite, FusedEfficientNetLite};
 use shared::preprocess::softmax;
-use shared::train::{ClassificationMetrics, Progress};
+use shared::train::ClassificationMetrics;
 
 use super::data::{self, Data, Sample};
 use super::metrics::{self, Prediction};
 use crate::serve::native::{NativeNet, Scratch};
-
-/// What the loop reports while it runs.
-pub enum Signal {
-    Log(String),
-    Progress(Progress),
-}
-
-pub struct Plan {
-    pub image_size: u32,
-    /// Stages of the backbone fine-tuned after the head (0: head only).
-    pub tuned_stages: usize,
-    pub max_epochs: Option<u32>,
-    /// Training stops before this, leaving time to evaluate and save.
-    pub deadline: Instant,
-    pub seed: u64,
-    /// Epochs without a better validation loss before fine-tuning stops.
-    pub patience: u32,
-}
+use crate::train::run::{Plan, Run, Signal};
 
 pub struct Outcome {
     pub model: EfficientNetLite,
@@ -64,60 +47,6 @@ const TUNE_BATCH: usize = 16;
 const TUNE_LR: f64 = 3e-4;
 /// Images per forward pass when only predicting.
 const EVAL_BATCH: usize = 16;
-
-struct Run<'a> {
-    plan: &'a Plan,
-    device: Device,
-    stop: &'a AtomicBool,
-    emit: &'a dyn Fn(Signal),
-    started: Instant,
-    step: u64,
-}
-
-impl Run<'_> {
-    fn should_end(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || Instant::now() >= self.plan.deadline
-    }
-
-    fn log(&self, line: String) {
-        (self.emit)(Signal::Log(line));
-    }
-
-    fn progress(
-        &self,
-        phase: &str,
-        epoch: u32,
-        epoch_secs: f64,
-        train: (f64, f64),
-        val: Option<(f64, f64)>,
-    ) {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let left = self
-            .plan
-            .deadline
-            .saturating_duration_since(Instant::now())
-            .as_secs_f64();
-        let budget = elapsed + left;
-        let mut progress = if budget > 0.0 { elapsed / budget } else { 1.0 };
-        let mut eta = left;
-        if let (Some(max), "finetune") = (self.plan.max_epochs, phase) {
-            progress = progress.max(f64::from(epoch) / f64::from(max));
-            eta = eta.min(f64::from(max.saturating_sub(epoch)) * epoch_secs);
-        }
-        (self.emit)(Signal::Progress(Progress {
-            phase: phase.to_owned(),
-            epoch,
-            step: self.step,
-            elapsed_s: elapsed,
-            eta_s: eta,
-            progress: progress.min(1.0),
-            train_loss: train.0,
-            train_accuracy: train.1,
-            val_loss: val.map(|v| v.0),
-            val_accuracy: val.map(|v| v.1),
-        }));
-    }
-}
 
 /// Class probabilities of samples already at the input size, with a model in eval mode, on
 /// the training device (the folded model, as served, but through burn: early stopping).
@@ -191,14 +120,7 @@ pub fn train(
     emit: &dyn Fn(Signal),
 ) -> anyhow::Result<Option<Outcome>> {
     device.seed(plan.seed);
-    let mut run = Run {
-        plan,
-        device: device.clone(),
-        stop,
-        emit,
-        started: Instant::now(),
-        step: 0,
-    };
+    let mut run = Run::new(plan, device, stop, emit);
     let mut rng = StdRng::seed_from_u64(plan.seed);
 
     // Phase 1: features of the frozen backbone (BatchNorm folded in), then the head.
@@ -357,11 +279,7 @@ pub fn train(
         }
         stopped = stop.load(Ordering::Relaxed);
     }
-    if stopped {
-        run.log("stopped on request; keeping the best model so far".into());
-    } else if Instant::now() >= plan.deadline {
-        run.log("time budget reached; keeping the best model so far".into());
-    }
+    run.log_ending(stopped);
 
     // Evaluation on the validation split only, of the weights exactly as stored and served,
     // by the executor that serves them.
@@ -533,9 +451,4 @@ pub fn remap_head(
         weight: Param::from_tensor(Tensor::cat(cols, 1)),
         bias,
     }
-}
-
-/// Time kept back from the budget for the final evaluation and saving.
-pub fn reserve(budget: Duration) -> Duration {
-    (budget / 10).clamp(Duration::from_secs(2), Duration::from_secs(30))
 }

@@ -1,0 +1,552 @@
+//! The detector's training loop, on whatever burn device the worker chose, on a blocking
+//! thread.
+//!
+//! 1. **Neck and head** on the frozen ImageNet backbone: the backbone's three pyramid taps
+//!    are computed once per training image and its mirror image, then the feature pyramid
+//!    and the FCOS head train on them for many cheap epochs.
+//! 2. **Fine-tuning**: the preset's last backbone stages, the neck and the head train on
+//!    augmented images (scale/crop jitter, mirror, colour; boxes move with the pixels).
+//!
+//! Both phases are early-stopped on validation mAP@0.5 and keep the best weights; the time
+//! budget is a hard deadline checked before every step, and so is a stop request.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use shared::detect::{self, Evaluated, Point, Rect};
+use shared::model::Detector;
+use shared::model::detector::taps_end;
+use shared::model::losses::{DetectionTargets, fcos_loss};
+use shared::train::{DetectionMetrics, EvalBox, EvalImage};
+
+use super::data::{self, Data, Sample};
+use crate::train::classification::data::push_plain;
+use crate::train::run::{Plan, Run, Signal};
+
+pub struct Outcome {
+    pub model: Detector,
+    pub metrics: DetectionMetrics,
+    /// Ended by a stop request (the best model so far is still returned).
+    pub stopped: bool,
+}
+
+const BATCH: usize = 8;
+const HEAD_LR: f64 = 1e-3;
+const HEAD_MAX_EPOCHS: u32 = 60;
+const HEAD_PATIENCE: u32 = 6;
+/// When fine-tuning follows, the neck and head phase ends after this share of the budget at
+/// the latest, so the backbone gets its turn.
+const HEAD_BUDGET_SHARE: f64 = 0.4;
+const TUNE_LR: f64 = 2e-4;
+const EVAL_BATCH: usize = 8;
+
+/// The FCOS targets of a batch of images' boxes, on `device`.
+pub fn batch_targets(
+    boxes: &[Vec<(Rect, usize)>],
+    classes: usize,
+    points: &[Point],
+    side: usize,
+    device: &Device,
+) -> DetectionTargets {
+    let (n, p) = (boxes.len(), points.len());
+    let mut cls = vec![0.0f32; n * classes * p];
+    let mut ltrb = vec![0.0f32; n * 4 * p];
+    let mut ctr = vec![0.0f32; n * p];
+    let mut pos = vec![0.0f32; n * p];
+    let mut positives = 0;
+    for (i, b) in boxes.iter().enumerate() {
+        let t = detect::assign(points, side, b);
+        for j in 0..p {
+            if let Some(c) = t.class[j] {
+                positives += 1;
+                cls[(i * classes + c) * p + j] = 1.0;
+                for (k, d) in t.ltrb[j].iter().enumerate() {
+                    ltrb[(i * 4 + k) * p + j] = *d;
+                }
+                ctr[i * p + j] = t.centerness[j];
+                pos[i * p + j] = 1.0;
+            }
+        }
+    }
+    let t3 = |v: Vec<f32>, c: usize| Tensor::<3>::from_data(TensorData::new(v, [n, c, p]), device);
+    DetectionTargets {
+        classes: t3(cls, classes),
+        ltrb: t3(ltrb, 4),
+        centerness: t3(ctr, 1),
+        positive: t3(pos, 1),
+        positives,
+    }
+}
+
+/// Each image's head output `[classes + 5, points]`, flattened.
+fn per_image(out: Tensor<3>) -> Vec<Vec<f32>> {
+    let [n, ..] = out.dims();
+    let v: Vec<f32> = out.into_data().try_into_vec_as::<f32>().unwrap_or_default();
+    let k = v.len() / n.max(1);
+    v.chunks(k.max(1)).map(<[f32]>::to_vec).collect()
+}
+
+/// Share of positive points whose highest class logit is their box's class.
+fn positive_accuracy(outs: &[Vec<f32>], t: &DetectionTargets, classes: usize) -> (usize, usize) {
+    let onehot: Vec<f32> = t
+        .classes
+        .clone()
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap_or_default();
+    let (mut right, mut total) = (0, 0);
+    for (i, o) in outs.iter().enumerate() {
+        let p = o.len() / (classes + 5);
+        for j in 0..p {
+            let truth = (0..classes).find(|&c| onehot[(i * classes + c) * p + j] > 0.5);
+            if let Some(truth) = truth {
+                total += 1;
+                let best = (0..classes)
+                    .max_by(|&a, &b| o[a * p + j].total_cmp(&o[b * p + j]))
+                    .unwrap_or(0);
+                right += usize::from(best == truth);
+            }
+        }
+    }
+    (right, total)
+}
+
+fn relative(b: &Rect, side: f32, label: &str, conf: f64) -> EvalBox {
+    let r = b.scaled(1.0 / side, 1.0 / side);
+    let q = |x: f32| (f64::from(x) * 1e4).round() / 1e4;
+    EvalBox {
+        label: label.to_owned(),
+        // Unrounded: the served threshold is one of these scores, compared exactly.
+        conf,
+        xmin: q(r.x0),
+        ymin: q(r.y0),
+        xmax: q(r.x1),
+        ymax: q(r.y1),
+    }
+}
+
+/// The boxes a model in eval mode finds on samples already at the input size, through
+/// burn on `device` (the same decoding as the predict API).
+pub fn predict(
+    model: &Detector,
+    samples: &[Sample],
+    device: &Device,
+) -> Vec<Vec<detect::Detection>> {
+    let mut out = Vec::with_capacity(samples.len());
+    for chunk in samples.chunks(EVAL_BATCH) {
+        let side = chunk[0].rgb.width() as usize;
+        let pts = detect::points(side);
+        let mut buf = Vec::with_capacity(chunk.len() * 3 * side * side);
+        for s in chunk {
+            push_plain(&s.rgb, &mut buf);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), 3, side, side]), device);
+        for o in per_image(model.forward(x)) {
+            out.push(detect::decode(
+                &o,
+                model.classes(),
+                &pts,
+                side,
+                detect::MIN_SCORE,
+            ));
+        }
+    }
+    out
+}
+
+/// Metrics of a model in eval mode on the validation samples: losses, mAP and the rest, and
+/// the boxes per image for the model page.
+pub fn evaluate(model: &Detector, data: &Data, device: &Device) -> DetectionMetrics {
+    let classes = data.labels.len();
+    let (mut cls, mut loc, mut ctr, mut n) = (0.0, 0.0, 0.0, 0.0);
+    let mut evals = Vec::with_capacity(data.val.len());
+    let mut images = Vec::with_capacity(data.val.len());
+    for chunk in data.val.chunks(EVAL_BATCH) {
+        let side = chunk[0].rgb.width() as usize;
+        let pts = detect::points(side);
+        let mut buf = Vec::with_capacity(chunk.len() * 3 * side * side);
+        for s in chunk {
+            push_plain(&s.rgb, &mut buf);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), 3, side, side]), device);
+        let out = model.forward(x);
+        let boxes: Vec<Vec<(Rect, usize)>> = chunk.iter().map(|s| s.boxes.clone()).collect();
+        let t = batch_targets(&boxes, classes, &pts, side, device);
+        let loss = fcos_loss(out.clone(), &t);
+        let k = chunk.len() as f64;
+        cls += f64::from(loss.classification.into_scalar::<f32>()) * k;
+        loc += f64::from(loss.localization.into_scalar::<f32>()) * k;
+        ctr += f64::from(loss.centerness.into_scalar::<f32>()) * k;
+        n += k;
+        for (s, o) in chunk.iter().zip(per_image(out)) {
+            let found = detect::decode(&o, classes, &pts, side, detect::MIN_SCORE);
+            let sf = side as f32;
+            images.push(EvalImage {
+                image_id: s.image_id,
+                truth: s
+                    .boxes
+                    .iter()
+                    .map(|(r, c)| relative(r, sf, &data.labels[*c], 1.0))
+                    .collect(),
+                predicted: found
+                    .iter()
+                    .map(|d| relative(&d.rect, sf, &data.labels[d.class], f64::from(d.score)))
+                    .collect(),
+            });
+            evals.push(Evaluated {
+                truth: s.boxes.clone(),
+                found,
+            });
+        }
+    }
+    let n = f64::max(n, 1.0);
+    let mut m = detect::evaluate(&data.labels, &evals, None);
+    m.classification_loss = cls / n;
+    m.localization_loss = loc / n;
+    m.loss = (cls + loc + ctr) / n;
+    m.validation_images = data.val.len() as u64;
+    m.train_images = data.train.len() as u64;
+    m.images = images;
+    m
+}
+
+/// One epoch's running figures, and what happens at each step and at its end.
+struct Epoch {
+    started: Instant,
+    classes: usize,
+    loss_sum: f64,
+    right: usize,
+    positives: usize,
+    images: usize,
+}
+
+impl Epoch {
+    fn new(classes: usize) -> Self {
+        Self {
+            started: Instant::now(),
+            classes,
+            loss_sum: 0.0,
+            right: 0,
+            positives: 0,
+            images: 0,
+        }
+    }
+
+    /// One optimiser step on the FCOS loss of `out` (the trainable `net`'s output).
+    fn learn(
+        &mut self,
+        run: &mut Run<'_>,
+        net: Detector,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        out: Tensor<3>,
+        targets: &DetectionTargets,
+    ) -> Detector {
+        let n = out.dims()[0];
+        let loss = fcos_loss(out.clone(), targets).total();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let net = optim.step(lr, net, grads);
+        run.step += 1;
+        self.loss_sum += f64::from(loss.into_scalar::<f32>()) * n as f64;
+        let (r, p) = positive_accuracy(&per_image(out.inner()), targets, self.classes);
+        self.right += r;
+        self.positives += p;
+        self.images += n;
+        net
+    }
+
+    /// Evaluates `current` on the validation images and reports the epoch.
+    fn end(
+        &self,
+        run: &mut Run<'_>,
+        phase: &str,
+        epoch: u32,
+        current: &Detector,
+        data: &Data,
+    ) -> DetectionMetrics {
+        let val = evaluate(current, data, &run.device);
+        let secs = self.started.elapsed().as_secs_f64();
+        let train = (
+            self.loss_sum / self.images.max(1) as f64,
+            self.right as f64 / self.positives.max(1) as f64,
+        );
+        run.progress(phase, epoch, secs, train, Some((val.loss, val.map)));
+        run.log(format!(
+            "{phase} epoch {epoch}: train loss {:.4} | validation loss {:.4}, mAP@0.5 {:.3} ({secs:.1} s)",
+            train.0, val.loss, val.map,
+        ));
+        val
+    }
+}
+
+/// One view of a training image with its backbone taps (`[c, h, w]` each, flattened).
+struct Cached {
+    taps: Vec<Vec<f32>>,
+    boxes: Vec<(Rect, usize)>,
+}
+
+/// Trains `model` (backbone weights loaded, neck and head new or from a base version) on
+/// `data`. `None` when stopped or out of time before any epoch ended.
+pub fn train(
+    model: Detector,
+    data: &Data,
+    plan: &Plan,
+    device: &Device,
+    stop: &AtomicBool,
+    emit: &dyn Fn(Signal),
+) -> anyhow::Result<Option<Outcome>> {
+    device.seed(plan.seed);
+    let mut run = Run::new(plan, device, stop, emit);
+    run.metric = Some("mAP@0.5");
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let side = plan.image_size as usize;
+    let pts = detect::points(side);
+    let classes = data.labels.len();
+    let ad = device.clone().autodiff();
+
+    // Phase 1: taps of the frozen backbone, plain and mirrored.
+    let frozen = model.valid();
+    let t0 = Instant::now();
+    let mut cached: Vec<Cached> = Vec::with_capacity(data.train.len() * 2);
+    let mut tap_dims: Vec<[usize; 3]> = Vec::new();
+    for (i, chunk) in data.train.chunks(EVAL_BATCH / 2).enumerate() {
+        if run.should_end() {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        let mut views = Vec::new();
+        for s in chunk {
+            let img = image::imageops::resize(
+                &s.rgb,
+                plan.image_size,
+                plan.image_size,
+                image::imageops::FilterType::Triangle,
+            );
+            let boxes = data::rescaled(&s.boxes, s.rgb.width(), plan.image_size);
+            let (mirror, mirror_boxes) = data::flipped(&img, &boxes);
+            push_plain(&img, &mut buf);
+            push_plain(&mirror, &mut buf);
+            views.push(boxes);
+            views.push(mirror_boxes);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [views.len(), 3, side, side]), device);
+        let (h, mut taps) = frozen.bottom_with_taps(x, taps_end());
+        drop(h);
+        taps.truncate(3);
+        tap_dims = taps
+            .iter()
+            .map(|t| {
+                let [_, c, h, w] = t.dims();
+                [c, h, w]
+            })
+            .collect();
+        let per_level: Vec<Vec<Vec<f32>>> = taps
+            .into_iter()
+            .map(|t| {
+                let v: Vec<f32> = t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
+                let k = v.len() / views.len();
+                v.chunks(k).map(<[f32]>::to_vec).collect()
+            })
+            .collect();
+        for (j, boxes) in views.into_iter().enumerate() {
+            cached.push(Cached {
+                taps: per_level.iter().map(|l| l[j].clone()).collect(),
+                boxes,
+            });
+        }
+        if i % 8 == 7 {
+            let done = ((i + 1) * EVAL_BATCH / 2).min(data.train.len());
+            run.log(format!(
+                "backbone features: {done}/{} training images",
+                data.train.len()
+            ));
+        }
+    }
+    run.log(format!(
+        "backbone features of {} training images (and mirror images) in {:.1} s",
+        data.train.len(),
+        t0.elapsed().as_secs_f64()
+    ));
+
+    let mut net = model.clone().train();
+    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let mut best: Option<(Detector, f64)> = None;
+    let mut since_best = 0;
+    let mut order: Vec<usize> = (0..cached.len()).collect();
+    let tuning = plan.tuned_stages > 0 && plan.max_epochs != Some(0);
+    let head_until = if tuning {
+        let left = plan.deadline.saturating_duration_since(Instant::now());
+        Instant::now() + left.mul_f64(HEAD_BUDGET_SHARE)
+    } else {
+        plan.deadline
+    };
+    'head: for epoch in 1..=HEAD_MAX_EPOCHS {
+        order.shuffle(&mut rng);
+        let mut stats = Epoch::new(classes);
+        let mut last = false;
+        for batch in order.chunks(BATCH) {
+            if run.should_end() {
+                break 'head;
+            }
+            // Out of this phase's time: this epoch is evaluated and is the last.
+            if Instant::now() >= head_until && stats.images > 0 {
+                last = true;
+                break;
+            }
+            let taps: Vec<Tensor<4>> = (0..3)
+                .map(|l| {
+                    let [c, h, w] = tap_dims[l];
+                    let mut v = Vec::with_capacity(batch.len() * c * h * w);
+                    for &i in batch {
+                        v.extend_from_slice(&cached[i].taps[l]);
+                    }
+                    Tensor::<4>::from_data(TensorData::new(v, [batch.len(), c, h, w]), &ad)
+                })
+                .collect();
+            let boxes: Vec<Vec<(Rect, usize)>> =
+                batch.iter().map(|&i| cached[i].boxes.clone()).collect();
+            let targets = batch_targets(&boxes, classes, &pts, side, &ad);
+            let out = net.detect(taps);
+            net = stats.learn(&mut run, net, &mut optim, HEAD_LR, out, &targets);
+        }
+        let current = net.valid();
+        let val = stats.end(&mut run, "head", epoch, &current, data);
+        if best.as_ref().is_none_or(|(_, b)| val.map > *b + 1e-4) {
+            best = Some((current, val.map));
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= HEAD_PATIENCE {
+                break;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    drop(cached);
+    let Some((mut best, mut best_map)) = best else {
+        return Ok(None);
+    };
+    run.log(format!(
+        "neck and head trained: validation mAP@0.5 {best_map:.3}"
+    ));
+
+    // Phase 2: fine-tuning the top of the backbone with the neck and head.
+    let mut stopped = stop.load(Ordering::Relaxed);
+    if tuning && !run.should_end() {
+        let first = Detector::first_tuned_block(plan.tuned_stages);
+        run.log(format!(
+            "fine-tuning backbone blocks {first}..{} with the neck and head on augmented images",
+            taps_end()
+        ));
+        let bottom = best.clone();
+        let mut tuned = best.clone().train().for_finetuning(first);
+        let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+        let mut since_best = 0;
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        let max_epochs = plan.max_epochs.unwrap_or(u32::MAX);
+        'epochs: for epoch in 1..=max_epochs {
+            order.shuffle(&mut rng);
+            let mut stats = Epoch::new(classes);
+            for batch in order.chunks(BATCH) {
+                if run.should_end() {
+                    break 'epochs;
+                }
+                let mut buf = Vec::with_capacity(batch.len() * 3 * side * side);
+                let boxes: Vec<Vec<(Rect, usize)>> = batch
+                    .iter()
+                    .map(|&i| {
+                        data::push_augmented(&data.train[i], plan.image_size, &mut rng, &mut buf)
+                    })
+                    .collect();
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(buf, [batch.len(), 3, side, side]),
+                    device,
+                );
+                let (h, given) = bottom.bottom_with_taps(x, first);
+                let given = given.into_iter().map(|t| t.autodiff()).collect();
+                let out = tuned.detect(tuned.taps_from(h.autodiff(), first, given));
+                let targets = batch_targets(&boxes, classes, &pts, side, &ad);
+                tuned = stats.learn(&mut run, tuned, &mut optim, TUNE_LR, out, &targets);
+            }
+            let current = tuned.valid();
+            let val = stats.end(&mut run, "finetune", epoch, &current, data);
+            if val.map > best_map + 1e-4 {
+                best_map = val.map;
+                best = current;
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= plan.patience {
+                    run.log(format!(
+                        "early stop: validation mAP has not improved for {} epochs",
+                        plan.patience
+                    ));
+                    break;
+                }
+            }
+        }
+        stopped = stop.load(Ordering::Relaxed);
+    }
+    run.log_ending(stopped);
+    // Evaluation on the validation split only, of the weights exactly as stored.
+    let best = shared::model::artifact::to_storage_precision(best);
+    let metrics = evaluate(&best, data, device);
+    Ok(Some(Outcome {
+        model: best,
+        metrics,
+        stopped,
+    }))
+}
+
+/// The class rows of `base`'s classification output (trained for `base_labels`) moved to
+/// `labels`' order; new labels keep `fresh`'s initialisation (incremental training).
+pub fn remap_classes(
+    base: &Detector,
+    base_labels: &[String],
+    labels: &[String],
+    fresh: &Detector,
+) -> burn::nn::conv::Conv2d {
+    use burn::module::Param;
+    let pick = |i: usize, l: &String| {
+        base_labels
+            .iter()
+            .position(|b| b == l)
+            .map_or((false, i), |j| (true, j))
+    };
+    let wb = base.head.cls_out.weight.val();
+    let wf = fresh.head.cls_out.weight.val();
+    let rows: Vec<Tensor<4>> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match pick(i, l) {
+            (true, j) => wb.clone().narrow(0, j, 1),
+            (false, i) => wf.clone().narrow(0, i, 1),
+        })
+        .collect();
+    let bias = match (&base.head.cls_out.bias, &fresh.head.cls_out.bias) {
+        (Some(bb), Some(bf)) => {
+            let (bb, bf) = (bb.val(), bf.val());
+            let parts: Vec<Tensor<1>> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| match pick(i, l) {
+                    (true, j) => bb.clone().narrow(0, j, 1),
+                    (false, i) => bf.clone().narrow(0, i, 1),
+                })
+                .collect();
+            Some(Param::from_tensor(Tensor::cat(parts, 0)))
+        }
+        _ => None,
+    };
+    let mut conv = fresh.head.cls_out.clone();
+    conv.weight = Param::from_tensor(Tensor::cat(rows, 0));
+    conv.bias = bias;
+    conv
+}
