@@ -362,9 +362,12 @@ pub fn coco_thresholds() -> impl Iterator<Item = f32> {
     (0..10).map(|i| 0.5 + 0.05 * i as f32)
 }
 
+/// A class's ranked `(score, precision, recall)` points and its number of true boxes.
+type ClassCurve = (Vec<(f32, f64, f64)>, usize);
+
 /// Per class at one IoU threshold: the precision-recall points, detection by detection in
 /// falling score order, and the number of true boxes.
-fn pr_points(images: &[Evaluated], class: usize, iou_t: f32) -> (Vec<(f32, f64, f64)>, usize) {
+fn pr_points(images: &[Evaluated], class: usize, iou_t: f32) -> ClassCurve {
     let support: usize = images
         .iter()
         .map(|im| im.truth.iter().filter(|(_, c)| *c == class).count())
@@ -435,7 +438,7 @@ const CURVE_POINTS: usize = 50;
 
 /// The confidence threshold with the best F1 at IoU 0.5 over all classes' ranked
 /// detections (curves from [`pr_points`]); `None` without detections or true boxes.
-fn best_f1_threshold(curves: &[(Vec<(f32, f64, f64)>, usize)]) -> Option<f32> {
+fn best_f1_threshold(curves: &[ClassCurve]) -> Option<f32> {
     let truths: usize = curves.iter().map(|c| c.1).sum();
     let mut ranked: Vec<(f32, bool)> = Vec::new();
     for (curve, support) in curves {
@@ -473,7 +476,7 @@ pub fn evaluate(
     images: &[Evaluated],
     conf_threshold: Option<f32>,
 ) -> DetectionMetrics {
-    let curves: Vec<(Vec<(f32, f64, f64)>, usize)> = (0..labels.len())
+    let curves: Vec<ClassCurve> = (0..labels.len())
         .map(|c| pr_points(images, c, 0.5))
         .collect();
     let conf_threshold = conf_threshold
