@@ -24,7 +24,7 @@ use shared::model::detector::taps_end;
 use shared::model::losses::{DetectionTargets, fcos_loss};
 use shared::train::{DetectionMetrics, EvalBox, EvalImage};
 
-use super::data::{self, Data, Sample};
+use super::data::{self, Data};
 use crate::train::classification::data::push_plain;
 use crate::train::run::{Plan, Run, Signal};
 
@@ -128,35 +128,6 @@ fn relative(b: &Rect, side: f32, label: &str, conf: f64) -> EvalBox {
         xmax: q(r.x1),
         ymax: q(r.y1),
     }
-}
-
-/// The boxes a model in eval mode finds on samples already at the input size, through
-/// burn on `device` (the same decoding as the predict API).
-pub fn predict(
-    model: &Detector,
-    samples: &[Sample],
-    device: &Device,
-) -> Vec<Vec<detect::Detection>> {
-    let mut out = Vec::with_capacity(samples.len());
-    for chunk in samples.chunks(EVAL_BATCH) {
-        let side = chunk[0].rgb.width() as usize;
-        let pts = detect::points(side);
-        let mut buf = Vec::with_capacity(chunk.len() * 3 * side * side);
-        for s in chunk {
-            push_plain(&s.rgb, &mut buf);
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), 3, side, side]), device);
-        for o in per_image(model.forward(x)) {
-            out.push(detect::decode(
-                &o,
-                model.classes(),
-                &pts,
-                side,
-                detect::MIN_SCORE,
-            ));
-        }
-    }
-    out
 }
 
 /// Metrics of a model in eval mode on the validation samples: losses, mAP and the rest, and
