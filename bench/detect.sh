@@ -4,7 +4,7 @@
 # Annotations/), trains detection-fast (or PRESET=detection-accurate) through the API on
 # the CPU within MINUTES (default 30), and prints: the validation mAP@0.5 per epoch with the
 # time it was reached, the final metrics and AP per class, the wall time, and the server's
-# peak memory (VmHWM). docs/benchmarks.md records a run.
+# peak memory (VmHWM). docs/benchmarks.md records a run. PROFILE=dev runs the test build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -16,9 +16,8 @@ WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
-log "building the release server"
-cargo build --release -p server ${FEATURES:+--features "$FEATURES"}
-BIN="$CARGO_TARGET_DIR/release"
+build_server_for_bench
+BIN="$BIN_DIR"
 PORT=$(free_port)
 AUTOLEARN_ADDR="127.0.0.1:$PORT" AUTOLEARN_DATA_DIR="$WORK/data" AUTOLEARN_DATA_ROOTS="$WORK/data:$DATA" \
   AUTOLEARN_ADMIN_PASSWORD=bench-pw AUTOLEARN_LOG=warn AUTOLEARN_WEIGHTS_DIR="$HOME/.cache/autolearn/weights" \
@@ -34,9 +33,10 @@ DS=$("$BIN/autolearn" dataset create --instance "$INST" --name bccd --path "$DAT
 "$BIN/autolearn" dataset show "$DS" --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(f"indexed: {d[\"total\"]} images, {d[\"labelled\"]} labelled, per label {d[\"per_label\"]}, {len(d[\"skipped\"])} skipped")
-for s in d["skipped"][:10]:
-    print(f"  skipped {s[\"path\"]}: {s[\"reason\"]}")'
+print("indexed: %s images, %s labelled, per label %s, %d skipped"
+      % (d["total"], d["labelled"], d.get("per_label"), len(d.get("skipped", []))))
+for s in d.get("skipped", [])[:10]:
+    print("  skipped %s: %s" % (s.get("path"), s.get("reason")))'
 
 log "ours: $PRESET on bccd-voc, budget $MINUTES min, CPU"
 START=$(date +%s.%N)

@@ -64,3 +64,20 @@ wait_for() {
   echo "timed out waiting for $1" >&2
   return 1
 }
+
+# Builds the server for a benchmark and sets BIN_DIR to where its binary is. PROFILE=release
+# (the default, what scripts/run.sh serves) or PROFILE=dev: the test build, whose dependencies
+# and server crate are optimised too (opt-level 2, Cargo.toml), for a machine that cannot
+# spare the time of a second full build; a benchmark says which it ran. FEATURES as cargo's.
+build_server_for_bench() {
+  case "${PROFILE:-release}" in
+    release) log "building the release server"
+      cargo build --release -p server ${FEATURES:+--features "$FEATURES"}
+      BIN_DIR="$CARGO_TARGET_DIR/release" ;;
+    dev) log "building the server (dev profile, optimised dependencies)"
+      cargo build -p server ${FEATURES:+--features "$FEATURES"}
+      BIN_DIR="$CARGO_TARGET_DIR/debug" ;;
+    *) echo "PROFILE must be release or dev" >&2; return 1 ;;
+  esac
+  echo "server binary: $BIN_DIR/autolearn (profile ${PROFILE:-release})"
+}

@@ -3,7 +3,7 @@
 //! the validation split only (recomputed from the stored artifact), a model that learned
 //! (mAP far above an untrained head's), the predict API's detection body (relative corners
 //! in SPEC §7's order, the evaluation's own boxes), incremental training adding the third
-//! label, the time budget and a stop request.
+//! label, the time budget, a stop request and early stopping.
 
 use std::time::{Duration, Instant};
 
@@ -286,6 +286,32 @@ async fn trains_scenes_and_serves_boxes(backend: Backend) {
         asked.elapsed() < Duration::from_secs(20),
         "stopped after {:?}",
         asked.elapsed()
+    );
+
+    // Early stop: no epoch cap, a 3-minute budget and a patience of one epoch; validation
+    // mAP stops improving during fine-tuning long before the deadline.
+    let early = start(
+        &app,
+        instance,
+        det_task(
+            ds,
+            "early",
+            &labels,
+            json!({"max_minutes": 3, "max_epochs": null, "patience": 1}),
+        ),
+    )
+    .await;
+    let t = finished(&app, early, Duration::from_secs(300)).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    let logs = task_logs(&app, early).await;
+    assert!(
+        logs.contains("early stop: validation mAP has not improved for 1 epochs"),
+        "{logs}"
+    );
+    let secs = secs_between(&t["started_at"], &t["finished_at"]);
+    assert!(
+        secs < 170.0,
+        "early stop came after {secs} s of 180: {logs}"
     );
 }
 

