@@ -47,12 +47,10 @@ impl DetectorNet {
 /// `n` images of `h×w×c` (NHWC, the executor's layout) as burn's NCHW.
 fn nchw(x: &[f32], n: usize, (h, w, c): (usize, usize, usize)) -> Vec<f32> {
     let mut out = vec![0.0; n * c * h * w];
-    for (img, (src, dst)) in x
+    for (src, dst) in x
         .chunks_exact(h * w * c)
         .zip(out.chunks_exact_mut(c * h * w))
-        .enumerate()
     {
-        debug_assert!(img < n);
         for (p, px) in src.chunks_exact(c).enumerate() {
             for (ch, v) in px.iter().enumerate() {
                 dst[ch * h * w + p] = *v;
