@@ -40,8 +40,9 @@ use rayon::prelude::*;
 use shared::model::FusedEfficientNetLite;
 use shared::model::fused::FusedBlock;
 
-/// A 1×1 convolution (or any product with a bias) as a `cin × cout` row-major matrix.
-struct Pointwise {
+/// A 1×1 convolution (or any product with a bias, such as a k×k convolution over im2col
+/// rows) as a `cin × cout` row-major matrix.
+pub(super) struct Pointwise {
     cin: usize,
     cout: usize,
     w: Vec<f32>,
@@ -49,12 +50,14 @@ struct Pointwise {
 }
 
 /// A depthwise `k×k` convolution: weights `[k·k][c]`, so one tap is a contiguous row.
-struct Depthwise {
+pub(super) struct Depthwise {
     c: usize,
     k: usize,
     stride: usize,
     w: Vec<f32>,
     b: Vec<f32>,
+    /// ReLU6 after the sums (the backbone's blocks) or none (the detector's head towers).
+    relu6: bool,
 }
 
 struct Block {
@@ -86,6 +89,8 @@ pub struct Scratch {
     b: Vec<f32>,
     c: Vec<f32>,
     d: Vec<f32>,
+    /// Buffers of the layers a network runs after the trunk (the detector's neck and head).
+    pub(super) extra: [Vec<f32>; 5],
 }
 
 thread_local! {
@@ -116,13 +121,14 @@ fn bias(conv: &Conv2d, channels: usize) -> Vec<f32> {
 
 /// Pixels per register tile: on AVX-512 (32 vector registers) 8 pixels × 2 vectors of sums,
 /// 2 of weights and a broadcast (7% faster at batch 8 than 6 pixels); elsewhere (16
-/// registers) 4 × 2. Panels one vector wide take 12 pixels on AVX-512 and 8 elsewhere, so
-/// there are still enough independent sums to hide the latency of a multiply-add. At most
-/// 12 (the tile sizes `Pointwise::panels` instantiates).
+/// registers) 6 × 2, the 15 registers of the classic AVX2 6×16 kernel (4 × 2 took 22 ms for
+/// the detector's backbone at 320 px on an AVX2 EPYC, 6 × 2 takes 16). Panels one vector
+/// wide take 12 pixels, so there are still enough independent sums to hide the latency of
+/// a multiply-add. At most 12 (the tile sizes `Pointwise::panels` instantiates).
 const MR_AVX512: usize = 8;
 /// Pixels per tile of the one-vector-wide panels on AVX-512.
 const MR_AVX512_NARROW: usize = 12;
-const MR_OTHER: usize = 4;
+const MR_OTHER: usize = 6;
 /// At most this many pixels, a wide product splits its columns over the threads rather than
 /// its pixels.
 const COLUMN_SPLIT_ROWS: usize = 512;
@@ -130,7 +136,7 @@ const COLUMN_SPLIT_ROWS: usize = 512;
 const NR: usize = 32;
 
 impl Pointwise {
-    fn new(conv: &Conv2d) -> Self {
+    pub(super) fn new(conv: &Conv2d) -> Self {
         let [cout, cin, kh, kw] = conv.weight.dims();
         assert_eq!((kh, kw), (1, 1), "a pointwise convolution");
         let w = floats(conv.weight.val());
@@ -149,8 +155,54 @@ impl Pointwise {
         }
     }
 
+    /// A dense `k×k` convolution as a product over im2col rows ordered (kh, kw, channel)
+    /// ([`im2col`]'s layout).
+    pub(super) fn kxk(conv: &Conv2d) -> Self {
+        let [cout, cin, k, k2] = conv.weight.dims();
+        assert!(k == k2 && conv.groups == 1, "a dense square convolution");
+        let w = floats(conv.weight.val());
+        let taps = k * k;
+        let mut t = vec![0.0; taps * cin * cout];
+        for o in 0..cout {
+            for ci in 0..cin {
+                for tap in 0..taps {
+                    t[(tap * cin + ci) * cout + o] = w[(o * cin + ci) * taps + tap];
+                }
+            }
+        }
+        Self {
+            cin: taps * cin,
+            cout,
+            w: t,
+            b: bias(conv, cout),
+        }
+    }
+
+    /// The same product with its output columns padded with zeros to a multiple of `lanes`,
+    /// for outputs narrower than a vector register (a detector's 3 class or 5 box columns),
+    /// which would otherwise run one column at a time.
+    pub(super) fn padded(mut self, lanes: usize) -> Self {
+        let cout = self.cout.next_multiple_of(lanes);
+        let mut w = vec![0.0; self.cin * cout];
+        for (dst, src) in w.chunks_exact_mut(cout).zip(self.w.chunks_exact(self.cout)) {
+            dst[..self.cout].copy_from_slice(src);
+        }
+        self.b.resize(cout, 0.0);
+        self.w = w;
+        self.cout = cout;
+        self
+    }
+
+    pub(super) fn cin(&self) -> usize {
+        self.cin
+    }
+
+    pub(super) fn cout(&self) -> usize {
+        self.cout
+    }
+
     /// `out = act(x · W + b (+ residual))` over `rows` pixels, split over the threads.
-    fn run(
+    pub(super) fn run(
         &self,
         x: &[f32],
         rows: usize,
@@ -488,11 +540,28 @@ impl Depthwise {
             stride: conv.stride[0],
             w: t,
             b: bias(conv, c),
+            relu6: true,
         }
     }
 
-    /// ReLU6 of the convolution of `n` images of `h×w` pixels; returns the output size.
-    fn run(&self, x: &[f32], n: usize, h: usize, w: usize, out: &mut Vec<f32>) -> (usize, usize) {
+    /// The same convolution without an activation.
+    pub(super) fn linear(conv: &Conv2d) -> Self {
+        Self {
+            relu6: false,
+            ..Self::new(conv)
+        }
+    }
+
+    /// The convolution (ReLU6 of it, unless [`Depthwise::linear`]) of `n` images of `h×w`
+    /// pixels; returns the output size.
+    pub(super) fn run(
+        &self,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        out: &mut Vec<f32>,
+    ) -> (usize, usize) {
         let (oh, pad_t) = same(h, self.k, self.stride);
         let (ow, pad_l) = same(w, self.k, self.stride);
         let c = self.c;
@@ -622,7 +691,8 @@ impl Depthwise {
                     }
                 }
                 for (v, a) in acc.into_iter().enumerate() {
-                    a.relu6().store(out.as_mut_ptr().add(g + v * L::N));
+                    let a = if self.relu6 { a.relu6() } else { a };
+                    a.store(out.as_mut_ptr().add(g + v * L::N));
                 }
             }
             g += G * L::N;
@@ -739,6 +809,42 @@ impl Block {
     }
 }
 
+/// The im2col rows of a stride-1 SAME `k×k` convolution over `n` NHWC images of `h×w×c`:
+/// one row per output pixel, ordered (kh, kw, channel), zeros where the window leaves the
+/// image ([`Pointwise::kxk`] multiplies them).
+pub(super) fn im2col(
+    x: &[f32],
+    (n, h, w, c): (usize, usize, usize, usize),
+    k: usize,
+    out: &mut Vec<f32>,
+) {
+    let (_, pad) = same(h, k, 1);
+    let (_, pad_l) = same(w, k, 1);
+    let row = k * k * c;
+    buf(out, n * h * w * row)
+        .par_chunks_mut(w * row)
+        .enumerate()
+        .for_each(|(r, cols)| {
+            let (img, y) = (r / h, r % h);
+            let src = &x[img * h * w * c..(img + 1) * h * w * c];
+            for (ox, px) in cols.chunks_exact_mut(row).enumerate() {
+                for kh in 0..k {
+                    let iy = (y + kh).checked_sub(pad).filter(|&v| v < h);
+                    for kw in 0..k {
+                        let ix = (ox + kw).checked_sub(pad_l).filter(|&v| v < w);
+                        let dst = &mut px[(kh * k + kw) * c..][..c];
+                        match (iy, ix) {
+                            (Some(iy), Some(ix)) => {
+                                dst.copy_from_slice(&src[(iy * w + ix) * c..][..c]);
+                            }
+                            _ => dst.fill(0.0),
+                        }
+                    }
+                }
+            }
+        });
+}
+
 /// The largest depthwise kernel (Lite0 has 3×3 and 5×5).
 const MAX_K: usize = 5;
 
@@ -838,24 +944,10 @@ fn with_avx2<R>(f: impl FnOnce(Isa) -> R) -> R {
 impl Trunk {
     /// The folded stem and blocks, laid out for this executor.
     pub fn new(stem: &Conv2d, blocks: &[FusedBlock]) -> Self {
-        let [stem_out, cin, k, _] = stem.weight.dims();
+        let [_, cin, k, _] = stem.weight.dims();
         assert_eq!((cin, k), (3, 3), "a 3×3 stem over RGB");
-        let w = floats(stem.weight.val());
-        let mut stem_w = vec![0.0; 27 * stem_out];
-        for o in 0..stem_out {
-            for ci in 0..3 {
-                for tap in 0..9 {
-                    stem_w[(tap * 3 + ci) * stem_out + o] = w[(o * 3 + ci) * 9 + tap];
-                }
-            }
-        }
         Self {
-            stem: Pointwise {
-                cin: 27,
-                cout: stem_out,
-                w: stem_w,
-                b: bias(stem, stem_out),
-            },
+            stem: Pointwise::kxk(stem),
             blocks: blocks
                 .iter()
                 .map(|b| Block {
@@ -870,7 +962,7 @@ impl Trunk {
 
     /// Stem and blocks `0..end` over `n` normalised `3×side×side` images laid end to end;
     /// the result (NHWC) is left in `s.a` and its size returned. `seen(done, x, (h, w, c))`
-    /// sees the activation after each of the first `done` blocks.
+    /// sees the activation after the stem (`done` 0) and after each block.
     pub fn run(
         &self,
         input: &[f32],
@@ -882,6 +974,8 @@ impl Trunk {
     ) -> (usize, usize) {
         assert_eq!(input.len(), n * 3 * side * side, "n images of 3×side×side");
         let (mut h, mut w) = self.stem(input, n, side, &mut s.b, &mut s.a);
+        let c = self.stem.cout;
+        seen(0, &s.a[..n * h * w * c], (h, w, c));
         for (i, blk) in self.blocks[..end].iter().enumerate() {
             // a: block input; b: its output, which becomes the next block's input.
             (h, w) = blk.run(&s.a, (n, h, w), &mut s.b, &mut s.c, &mut s.d);
@@ -1080,6 +1174,7 @@ mod tests {
             stride: 1,
             w: values(9 * cout, 5),
             b: values(cout, 6),
+            relu6: true,
         };
         let (side, pad) = (7, 1);
         let img = values(side * side * cout, 7);

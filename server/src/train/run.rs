@@ -51,6 +51,9 @@ pub struct Plan {
     pub image_size: u32,
     /// Stages of the backbone fine-tuned after the head (0: head only).
     pub tuned_stages: usize,
+    /// The most of the budget a first phase may take when fine-tuning follows
+    /// ([`shared::train::Preset::head_budget_share`]).
+    pub head_share: f64,
     pub max_epochs: Option<u32>,
     /// Training stops before this, leaving time to evaluate and save.
     pub deadline: Instant,

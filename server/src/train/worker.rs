@@ -240,6 +240,7 @@ async fn train_task(
     let plan = Plan {
         image_size: task.image_size,
         tuned_stages: task.preset.tuned_stages(),
+        head_share: task.preset.head_budget_share(),
         max_epochs: task.max_epochs,
         deadline,
         seed: task.seed,

@@ -25,7 +25,7 @@ use shared::model::losses::{DetectionTargets, fcos_loss};
 use shared::train::{DetectionMetrics, EvalBox, EvalImage};
 
 use super::data::{self, Data};
-use crate::serve::detection::DetectorNet;
+use crate::serve::detection::{DetectorNet, Tap};
 use crate::serve::engine::Network;
 use crate::serve::native::Scratch;
 use crate::train::classification::data::push_plain;
@@ -42,9 +42,6 @@ const BATCH: usize = 8;
 const HEAD_LR: f64 = 1e-3;
 const HEAD_MAX_EPOCHS: u32 = 60;
 const HEAD_PATIENCE: u32 = 6;
-/// When fine-tuning follows, the neck and head phase ends after this share of the budget at
-/// the latest, so the backbone gets its turn.
-const HEAD_BUDGET_SHARE: f64 = 0.4;
 const TUNE_LR: f64 = 2e-4;
 const EVAL_BATCH: usize = 8;
 
@@ -354,7 +351,8 @@ pub fn train(
     let tuning = plan.tuned_stages > 0 && plan.max_epochs != Some(0);
     let head_until = if tuning {
         let left = plan.deadline.saturating_duration_since(Instant::now());
-        Instant::now() + left.mul_f64(HEAD_BUDGET_SHARE)
+        // At the latest after this share of the budget, so the backbone gets its turn.
+        Instant::now() + left.mul_f64(plan.head_share)
     } else {
         plan.deadline
     };
@@ -418,7 +416,10 @@ pub fn train(
             "fine-tuning backbone blocks {first}..{} with the neck and head on augmented images",
             taps_end()
         ));
-        let bottom = best.clone();
+        // The frozen bottom runs on the serving executor (BatchNorm folded: the same as
+        // burn's eval mode, which fine-tuning keeps for the whole backbone).
+        let bottom = DetectorNet::new(best.clone(), device);
+        let mut scratch = Scratch::default();
         let mut tuned = best.clone().train().for_finetuning(first);
         let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
         let mut since_best = 0;
@@ -438,13 +439,14 @@ pub fn train(
                         data::push_augmented(&data.train[i], plan.image_size, &mut rng, &mut buf)
                     })
                     .collect();
-                let x = Tensor::<4>::from_data(
-                    TensorData::new(buf, [batch.len(), 3, side, side]),
-                    device,
-                );
-                let (h, given) = bottom.bottom_with_taps(x, first);
-                let given = given.into_iter().map(|t| t.autodiff()).collect();
-                let out = tuned.detect(tuned.taps_from(h.autodiff(), first, given));
+                let n = batch.len();
+                let (h, given) = bottom.bottom(&buf, n, side, &mut scratch, first);
+                let tensor = |t: Tap| {
+                    let [c, h, w] = t.dims;
+                    Tensor::<4>::from_data(TensorData::new(t.values, [n, c, h, w]), &ad)
+                };
+                let given = given.into_iter().map(tensor).collect();
+                let out = tuned.detect(tuned.taps_from(tensor(h), first, given));
                 let targets = batch_targets(&boxes, classes, &pts, side, &ad);
                 tuned = stats.learn(&mut run, tuned, &mut optim, TUNE_LR, out, &targets);
             }
