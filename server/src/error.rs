@@ -132,7 +132,11 @@ impl From<crate::storage::StorageError> for ApiError {
         match e {
             E::NotFound(key) => Self::not_found(&format!("object {key:?}")),
             E::TooLarge { .. } => Self::too_large(e.to_string()),
-            E::BadPath(_) | E::OutsideRoots(_) | E::NoS3 => {
+            E::BadPath(_)
+            | E::OutsideRoots(_)
+            | E::BucketNotAllowed(_)
+            | E::Reserved { .. }
+            | E::NoS3 => {
                 Self::invalid("path", "invalid_path", e.to_string())
             }
             E::Io(_) | E::S3(_) => Self::internal(e),

@@ -59,8 +59,9 @@ impl Application {
     /// Connects to the database (running migrations), creates the first admin if there are
     /// no users, and binds the listen address (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let datasets = config.data_dir.join(config::DATASETS_DIR);
+        std::fs::create_dir_all(&datasets)
+            .with_context(|| format!("creating data dir {}", datasets.display()))?;
         let db = Db::connect(&config.database_url()).await?;
         bootstrap_admin(&db, &config).await?;
         let secret = load_secret(&config)?;

@@ -77,7 +77,7 @@ async fn create(
     DatasetName::parse(req.name.as_str())
         .map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))?;
     check_description(&req.description)?;
-    let loc = Location::parse(req.path.trim(), &s.config.data_roots)
+    let loc = Location::parse(req.path.trim(), &s.config.dataset_roots())
         .map_err(|e| ApiError::from(e).with_field("path"))?;
     let store = s
         .storage
