@@ -72,6 +72,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Default lifetime of a preview link, in hours.
     pub preview_hours: f64,
+    /// `Secure` session cookies: `Some` as configured, `None` when the public URL is
+    /// `https://` or the proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: Option<bool>,
 }
 
 /// Keys and the environment variable each one reads.
@@ -99,6 +102,7 @@ const KEYS: &[(&str, &str)] = &[
     ("min_task_minutes", "AUTOLEARN_MIN_TASK_MINUTES"),
     ("public_url", "AUTOLEARN_PUBLIC_URL"),
     ("preview_hours", "AUTOLEARN_PREVIEW_HOURS"),
+    ("secure_cookies", "AUTOLEARN_SECURE_COOKIES"),
 ];
 
 impl Config {
@@ -188,7 +192,14 @@ impl Config {
                 bail!("pretrained / AUTOLEARN_PRETRAINED must be imagenet or none, not {other:?}")
             }
         };
+        let secure_cookies = match get("secure_cookies").unwrap_or("auto") {
+            "auto" => None,
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            other => bail!("secure_cookies / AUTOLEARN_SECURE_COOKIES must be auto, true or false, not {other:?}"),
+        };
         Ok(Self {
+            secure_cookies,
             pretrained,
             models_uri: get("models").map_or_else(
                 || data_dir.join("models").display().to_string(),

@@ -8,6 +8,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod export;
+pub mod guard;
+pub mod login_limits;
 pub mod indexer;
 pub mod metrics;
 pub mod openapi;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub cf_jobs: Arc<recall::jobs::CfJobs>,
     /// Models of deployed predict services.
     pub predict: Arc<serve::PredictCache>,
+    /// The password-hashing pool and failed-login backoff.
+    pub login_limits: Arc<login_limits::LoginLimits>,
 }
 
 /// A server bound to its port, ready to run.
@@ -82,6 +86,7 @@ impl Application {
             recall: Arc::default(),
             cf_jobs: Arc::default(),
             predict: Arc::default(),
+            login_limits: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -104,7 +109,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let workers = Workers::start(&self.state, self.state.config.workers);
         let app = routes::router(self.state);
-        let served = axum::serve(self.listener, app)
+        // The peer address throttles failed logins per client.
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
@@ -166,6 +175,7 @@ pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
         recall: Arc::default(),
         cf_jobs: Arc::default(),
         predict: Arc::default(),
+        login_limits: Arc::default(),
     };
     let workers = Workers::start(&state, n);
     tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");
