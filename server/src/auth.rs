@@ -47,6 +47,21 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether a sent token is the one whose hash is stored, in time that does not depend on
+/// where the hashes differ.
+pub fn token_matches(sent: Option<&str>, stored_hash: &str) -> bool {
+    let Some(sent) = sent else {
+        return false;
+    };
+    let sent = token_hash(sent);
+    sent.len() == stored_hash.len()
+        && sent
+            .bytes()
+            .zip(stored_hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// A random password for the first admin when none is configured.
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -132,5 +147,9 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert_eq!(token_hash(&a).len(), 64);
         assert_ne!(token_hash(&a), a);
+        assert!(token_matches(Some(&a), &token_hash(&a)));
+        assert!(!token_matches(Some(&b), &token_hash(&a)));
+        assert!(!token_matches(None, &token_hash(&a)));
+        assert!(!token_matches(Some(""), ""));
     }
 }

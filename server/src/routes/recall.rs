@@ -26,6 +26,7 @@ use crate::AppState;
 use crate::auth::{self, Principal};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::recall::cache::Access;
 use crate::recall::cf::{self, ActionWeights};
 use crate::recall::engine::{RecallModel, RecallOptions};
 use crate::recall::import;
@@ -586,13 +587,19 @@ async fn serve_recall(
     user: Option<String>,
     opts: Result<RecallOptions, String>,
 ) -> Response {
-    let entry = match s.recall.get(&s.db, service).await {
-        Ok(Some(e)) => e,
-        Ok(None) => {
+    // EAS-style `Authorization: <token>`, or `Bearer <token>`.
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let entry = match s.recall.get(&s.db, service, token).await {
+        Ok(Access::Granted(e)) => e,
+        // The same answer for a missing service and a wrong token: names cannot be probed.
+        Ok(Access::Refused) => {
             return recall_error(
-                StatusCode::NOT_FOUND,
-                "service not found",
-                format!("no recall service named {service:?}"),
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the service token in the Authorization header".into(),
             );
         }
         Err(e) => {
@@ -604,18 +611,6 @@ async fn serve_recall(
             );
         }
     };
-    // EAS-style `Authorization: <token>`, or `Bearer <token>`.
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
-    if token.is_none_or(|t| auth::token_hash(t) != entry.token_hash) {
-        return recall_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the service token in the Authorization header".into(),
-        );
-    }
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return recall_error(
             StatusCode::BAD_REQUEST,
@@ -715,7 +710,9 @@ async fn recall_test(
             "user_id is required",
         ));
     }
-    let model = Arc::new(crate::recall::cache::load_model(&s.db, inst.id).await?);
+    // The instance's current model, built once per change, not per call.
+    let version = s.db.recall_version(inst.id).await?.unwrap_or_default();
+    let model = s.recall.model(&s.db, inst.id, version).await?;
     let items = run(&model, &req.user_id, opts);
     Ok(axum::Json(RecallResponse {
         code: 200,
