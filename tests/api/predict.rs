@@ -305,6 +305,53 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let (status, _) = predict_raw(&app, "shapes", Some(&token), image_body(&circle)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "an undeployed service is refused like any");
+
+    // A model that cannot load (its artifact is gone): requests without the token never
+    // start a load (401, not the 503 of a failed one); with it, concurrent requests share
+    // one attempt, and failed loads back off instead of re-reading storage per request.
+    let (_, key) = app.state.db.model(v1).await.unwrap().unwrap();
+    let models = app.state.storage.open_uri(&app.state.config.models_uri).unwrap();
+    models.delete(&key).await.unwrap();
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/models/{v1}/services"),
+            Some(json!({"name": "broken"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let broken = r.body["token"].as_str().unwrap().to_owned();
+    let t0 = std::time::Instant::now();
+    while app.state.predict.load_attempts("broken") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the deploy's load never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in [None, Some("wrong-token")] {
+        for _ in 0..10 {
+            let (status, _) = predict_raw(&app, "broken", t, image_body(&circle)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(app.state.predict.load_attempts("broken"), 1, "no load without the token");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (url, token, body) = (app.url.clone(), broken.clone(), image_body(&circle));
+        set.spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{url}/api/predict/broken"))
+                .header("authorization", token)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    for status in set.join_all().await {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let attempts = app.state.predict.load_attempts("broken");
+    assert!(attempts <= 2, "{attempts} loads for 10 requests inside the backoff");
 }
 
 both_backends!(deploy_predict_errors_swap_undeploy);

@@ -102,6 +102,11 @@ impl PredictCache {
         Self::lock(&self.status).insert(name.to_owned(), status);
     }
 
+    /// Failed attempts to load a service's current model since it last loaded.
+    pub fn load_attempts(&self, name: &str) -> u32 {
+        Self::lock(&self.failures).get(name).map_or(0, |f| f.attempts)
+    }
+
     pub fn forget(&self, name: &str) {
         Self::lock(&self.loaded).remove(name);
         Self::lock(&self.status).remove(name);
