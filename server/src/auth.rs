@@ -118,6 +118,28 @@ impl Principal {
         }
     }
 
+    /// `perm` on the instance a found resource belongs to. A caller who holds nothing on
+    /// that instance gets the answer a missing resource gets (`what` not found), so ids of
+    /// other teams' resources cannot be probed; one who can see it but lacks `perm` gets 403.
+    pub fn require_on(
+        &self,
+        perm: shared::Permission,
+        instance: i64,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self.can(perm, Some(instance)) {
+            return Ok(());
+        }
+        let visible = shared::Permission::ALL
+            .iter()
+            .any(|q| self.can(*q, Some(instance)));
+        if visible {
+            Err(ApiError::forbidden(perm))
+        } else {
+            Err(ApiError::not_found(what))
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin {
             Ok(())

@@ -144,6 +144,16 @@ impl From<crate::storage::StorageError> for ApiError {
     }
 }
 
+/// A 404 about a resource found through another (an image's dataset, a link's model) as a
+/// 404 about the resource asked for, so the answer is the one a missing id gets.
+pub fn as_missing(e: ApiError, what: &str) -> ApiError {
+    if e.status == StatusCode::NOT_FOUND {
+        ApiError::not_found(what)
+    } else {
+        e
+    }
+}
+
 /// `axum::Json` whose rejections come back in our error format.
 pub struct Json<T>(pub T);
 

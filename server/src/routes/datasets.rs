@@ -42,7 +42,7 @@ pub async fn authorised_dataset(
         s.db.dataset_ref(id)
             .await?
             .ok_or_else(|| ApiError::not_found("dataset"))?;
-    p.require(perm, Some(d.instance_id))?;
+    p.require_on(perm, d.instance_id, "dataset")?;
     Ok(d)
 }
 

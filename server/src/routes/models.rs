@@ -33,7 +33,7 @@ pub(super) async fn authorised_model(
         s.db.model(id)
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
-    p.require(perm, Some(found.0.instance_id))?;
+    p.require_on(perm, found.0.instance_id, "model")?;
     Ok(found)
 }
 

@@ -57,7 +57,7 @@ async fn deploy(
         s.db.model(model_id)
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
-    p.require(Permission::TrainInstance, Some(m.instance_id))?;
+    p.require_on(Permission::TrainInstance, m.instance_id, "model")?;
     let mut svc = register_service(
         &s,
         &req.name,
@@ -100,7 +100,7 @@ pub async fn update(
         s.db.service(&name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-    p.require(Permission::TrainInstance, Some(svc.instance_id))?;
+    p.require_on(Permission::TrainInstance, svc.instance_id, "service")?;
     let Some(current) = svc.model_id else {
         return Err(ApiError::unprocessable(
             "not_a_predict_service",

@@ -498,7 +498,7 @@ async fn show_service(
         s.db.service(&name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-    p.require(Permission::ListInstance, Some(svc.instance_id))?;
+    p.require_on(Permission::ListInstance, svc.instance_id, "service")?;
     let mut svc = svc;
     if svc.kind == "predict" {
         svc.status = Some(s.predict.status(&name).unwrap_or_else(|| "loading".into()));
@@ -515,7 +515,7 @@ async fn delete_service(
         s.db.service(&name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-    p.require(Permission::TrainInstance, Some(svc.instance_id))?;
+    p.require_on(Permission::TrainInstance, svc.instance_id, "service")?;
     s.db.delete_service(&name).await?;
     s.recall.invalidate_service(&name);
     s.predict.forget(&name);
