@@ -1,9 +1,13 @@
 //! Browser-facing protections (the security issue): a page on another site cannot make a
 //! signed-in user's browser change anything, and every response carries the security headers.
 
-use integration_tests::{Backend, TestApp, both_backends, spawn_app};
+use autolearn_server::openapi::ROUTES;
+use integration_tests::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+
+use super::predict::trained_model;
+use super::training::{TRAINING, shapes};
 
 /// What a browser sends: the session cookie, and the `Origin` / `Sec-Fetch-Site` it chose.
 struct BrowserRequest<'a> {
@@ -122,7 +126,86 @@ async fn every_response_carries_the_security_headers(b: Backend) {
     }
 }
 
+/// A user with every permission on their own instance walks every route of another team's
+/// instance: each answer (status, code and message) equals the answer for an id or name that
+/// does not exist, and nothing changes.
+async fn other_teams_ids_answer_as_missing_ones_on_every_route(b: Backend) {
+    let _one = TRAINING.lock().await;
+    let app = spawn_app_with(b, &[("workers", "1")]).await;
+    let (theirs, ds) = shapes(&app).await;
+    let model = trained_model(&app, theirs, ds, "hidden", &["circle", "square", "triangle"]).await;
+    let task = app.admin(Method::GET, &format!("/api/instances/{theirs}/tasks"), None).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    let images = app.admin(Method::GET, &format!("/api/datasets/{ds}/images"), None).await;
+    let image = images.body["items"][0]["id"].as_i64().expect("an image id");
+    let link = app.admin(Method::POST, &format!("/api/models/{model}/preview-links"), None).await;
+    assert_eq!(link.status, StatusCode::CREATED, "{:?}", link.body);
+    let link = link.body["id"].as_i64().unwrap();
+    let svc = app
+        .admin(Method::POST, &format!("/api/models/{model}/services"), Some(json!({"name": "hidden-svc"})))
+        .await;
+    assert_eq!(svc.status, StatusCode::CREATED, "{:?}", svc.body);
+
+    let mine = app.create_instance("image_classification", "mine").await;
+    let grants: Vec<_> = ["CreateInstance", "EditInstance", "LabelInstance", "TrainInstance", "ListInstance"]
+        .iter()
+        .map(|p| json!({"permission": p, "instance_id": mine}))
+        .collect();
+    let (_, outsider) = app.user_with("outsider", json!(grants)).await;
+
+    let fill = |path: &str, existing: bool| {
+        let id = |real: i64| if existing { real.to_string() } else { "987654321".to_owned() };
+        let name = if existing { "hidden-svc" } else { "no-such-svc" };
+        let path = path
+            .replace("/api/datasets/{id}", &format!("/api/datasets/{}", id(ds)))
+            .replace("/api/images/{id}", &format!("/api/images/{}", id(image)))
+            .replace("/api/tasks/{id}", &format!("/api/tasks/{}", id(task)))
+            .replace("/api/models/{id}", &format!("/api/models/{}", id(model)))
+            .replace("/api/preview-links/{id}", &format!("/api/preview-links/{}", id(link)))
+            .replace("/api/instances/{id}", &format!("/api/instances/{}", id(theirs)))
+            .replace("/api/services/{name}", &format!("/api/services/{name}"))
+            .replace("{table}", "user_item")
+            .replace("{job}", "job-1")
+            .replace("{name}", "s1");
+        assert!(!path.contains('{'), "{path}: a placeholder this test does not know");
+        path
+    };
+    let mut walked = 0;
+    for route in ROUTES.iter().filter(|r| r.path.contains('{') && !matches!(r.access, "public" | "service token" | "admin")) {
+        let method = Method::from_bytes(route.method.to_uppercase().as_bytes()).unwrap();
+        let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
+        let hidden = app.call(Some(&outsider), method.clone(), &fill(route.path, true), body.clone()).await;
+        let missing = app.call(Some(&outsider), method, &fill(route.path, false), body).await;
+        let answer = |r: &integration_tests::Res| (r.status, r.body.clone());
+        assert_eq!(answer(&hidden), answer(&missing), "{} {}", route.method, route.path);
+        assert!(
+            matches!(hidden.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+            "{} {}: {:?}",
+            route.method,
+            route.path,
+            hidden.body
+        );
+        walked += 1;
+    }
+    assert!(walked >= 40, "{walked} routes walked");
+    // Nothing changed: everything is still there for its owner.
+    for path in [
+        format!("/api/instances/{theirs}"),
+        format!("/api/datasets/{ds}"),
+        format!("/api/images/{image}"),
+        format!("/api/models/{model}"),
+        format!("/api/tasks/{task}"),
+        "/api/services/hidden-svc".to_owned(),
+    ] {
+        assert_eq!(app.admin(Method::GET, &path, None).await.status, StatusCode::OK, "{path}");
+    }
+    let links = app.admin(Method::GET, &format!("/api/models/{model}/preview-links"), None).await;
+    assert_eq!(links.body[0]["revoked"], false);
+}
+
 both_backends!(
     cross_site_writes_riding_on_the_session_cookie_are_refused,
-    every_response_carries_the_security_headers
+    every_response_carries_the_security_headers,
+    other_teams_ids_answer_as_missing_ones_on_every_route
 );
