@@ -70,12 +70,16 @@ printf -- '-- no credentials\n' > "$WORK/image.lua"
 rss() { awk "/$1/ {print int(\$2/1024)}" "/proc/$SERVER/status"; }
 sleep 2
 BEFORE=$(rss VmRSS)
+FLOODS=()
 log "flooding for ${DURATION}s: 4 x 80 connections of bad credentials; a legitimate client beside it"
 wrk -t 1 -c 80 -d "${DURATION}s" -s "$WORK/login.lua" "$URL/api/auth/login" >"$WORK/wrk-login.txt" 2>&1 &
+FLOODS+=($!)
 wrk -t 1 -c 80 -d "${DURATION}s" -s "$WORK/predict.lua" "$URL/api/predict/flood" >"$WORK/wrk-predict.txt" 2>&1 &
+FLOODS+=($!)
 wrk -t 1 -c 80 -d "${DURATION}s" -s "$WORK/recall.lua" "$URL/api/recall/rec?user_id=u1&size=5" >"$WORK/wrk-recall.txt" 2>&1 &
+FLOODS+=($!)
 wrk -t 1 -c 80 -d "${DURATION}s" -s "$WORK/image.lua" "$URL/api/images/$IMAGE/content" >"$WORK/wrk-image.txt" 2>&1 &
-FLOODS=$(jobs -p)
+FLOODS+=($!)
 python3 - "$URL" "$DURATION" "$PREDICT_TOKEN" "$RECALL_TOKEN" "$IMAGE" "$WORK/body.json" <<'PY'
 import http.client, json, sys, time, urllib.parse
 url, duration, predict_token, recall_token, image, body_file = sys.argv[1:]
@@ -110,7 +114,7 @@ for name, rs in results.items():
     ms = sorted(m for _, m in rs)
     print(f"  {name:14s} {ok}/{len(rs)} answered 200, latency p50 {ms[len(ms) // 2]:.0f} ms, max {ms[-1]:.0f} ms")
 PY
-for p in $FLOODS; do wait "$p" 2>/dev/null || true; done
+for p in "${FLOODS[@]}"; do wait "$p" 2>/dev/null || true; done
 sleep 1
 for t in login predict recall image; do
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-$t.txt")
