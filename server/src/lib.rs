@@ -51,6 +51,8 @@ pub struct AppState {
     pub predict: Arc<serve::PredictCache>,
     /// The password-hashing pool and failed-login backoff.
     pub login_limits: Arc<login_limits::LoginLimits>,
+    /// Places for dataset exports running at once.
+    pub export_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A server bound to its port, ready to run.
@@ -87,6 +89,7 @@ impl Application {
             cf_jobs: Arc::default(),
             predict: Arc::default(),
             login_limits: Arc::default(),
+            export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
         };
         Ok(Self { listener, state })
     }
@@ -176,6 +179,7 @@ pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
         cf_jobs: Arc::default(),
         predict: Arc::default(),
         login_limits: Arc::default(),
+        export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
     };
     let workers = Workers::start(&state, n);
     tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");

@@ -220,9 +220,19 @@ async fn export_archive(
             format!("{} datasets export as format={expected}", d.kind.as_str()),
         ));
     }
+    let permit = s.export_permits.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} exports are running; try again when one has finished",
+                export::MAX_CONCURRENT_EXPORTS
+            ),
+        )
+    })?;
     let images = s.db.labelled_images(id).await?;
     let store = s.storage.open_uri(&d.location)?;
-    let tar = export::archive(&store, d.kind, &images).await?;
+    let tar = axum::body::Body::from_stream(export::archive(store, d.kind, images, permit));
     let filename = format!("{}-{format}.tar", d.name);
     Ok((
         [

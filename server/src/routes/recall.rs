@@ -28,6 +28,7 @@ use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::recall::cache::Access;
 use crate::recall::cf::{self, ActionWeights};
+use crate::recall::jobs;
 use crate::recall::engine::{RecallModel, RecallOptions};
 use crate::recall::import;
 
@@ -215,6 +216,21 @@ async fn behavior_log(
         ));
     }
     let text = upload_text(body)?;
+    // A place first: parsing a log is the expensive part.
+    let job = s.cf_jobs.start(inst.id).map_err(|why| match why {
+        jobs::Refused::InstanceBusy => ApiError::conflict(
+            "this instance is already building from a behaviour log; wait for that job",
+        ),
+        jobs::Refused::Full => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} behaviour-log builds are running; try again when one has finished",
+                jobs::MAX_RUNNING
+            ),
+        ),
+    })?;
+    let pending = s.cf_jobs.pending(&job.id);
     // Parse before answering, so a bad log is a 400 naming its line, not a failed job.
     let started = Instant::now();
     let log = tokio::task::spawn_blocking(move || cf::parse_log(&text, weights))
@@ -228,12 +244,12 @@ async fn behavior_log(
             "the log has no interactions",
         ));
     }
-    let job = s.cf_jobs.start(inst.id);
     let (state, job_id) = (s.clone(), job.id.clone());
     tokio::spawn(async move {
         let result = run_cf_job(&state, inst.id, &job_id, log, top_n, started).await;
         state.cf_jobs.finish(&job_id, result);
     });
+    pending.launched();
     Ok((StatusCode::ACCEPTED, axum::Json(job)))
 }
 
