@@ -476,6 +476,15 @@ async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
             .unwrap()
             .starts_with("line 2, active_type")
     );
+    // The refused log left no job holding the instance's build slot.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/instances/{inst}/behavior-logs", app.url))
+        .bearer_auth(&app.admin_token)
+        .body("u1,tea,0,2024-01-01\nu2,tea,0,2024-01-02\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
 }
 
 both_backends!(
