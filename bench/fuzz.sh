@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Fuzzing the predict endpoint's input path (issue #5): libFuzzer through cargo-fuzz over
-# `shared::predict::input` (JSON → base64 → image header → decoder → resize), for a bounded
-# time (SECONDS, default 120), starting from a seed corpus of real PNG/JPEG/BMP images and
-# request bodies. Prints the runs made and the crashes found (files in fuzz/artifacts).
+# Fuzzing every parser that takes outside input, with libFuzzer through cargo-fuzz, each
+# target for a bounded time (SECONDS_TO_FUZZ, default 120) from a seed corpus:
+#   predict_input  `shared::predict::input` (JSON → base64 → image header → decoder → resize)
+#   voc_xml        `server/src/voc.rs` (the VOC files indexed beside images)
+#   recall_table   `server/src/recall/import.rs` (uploaded recall tables, every table kind)
+# TARGETS="voc_xml recall_table" picks some. Prints per target the runs made and the crashes
+# found (files in fuzz/artifacts/<target>); docs/security.md records a run.
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +17,8 @@ if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
   cargo install --locked cargo-fuzz --root "$TOOLS"
 fi
 export PATH="$TOOLS/bin:$PATH" RUSTC_BOOTSTRAP=1
+for t in predict_input voc_xml recall_table; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
 CORPUS=fuzz/corpus/predict_input
-mkdir -p "$CORPUS" fuzz/artifacts/predict_input
 python3 - "$CORPUS" <<'PY'
 import base64, json, os, struct, sys, zlib
 out = sys.argv[1]
@@ -35,6 +38,25 @@ for k, v in list(seeds.items()):
 for k, v in seeds.items():
     open(os.path.join(out, k), "wb").write(v)
 PY
-log "fuzzing predict_input for ${SECS}s"
-(cd fuzz && cargo fuzz run predict_input -- -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 2>&1 | grep -E "^(#[0-9]+|Done)|ERROR|panicked" | tail -4)
-echo "crashes: $(find fuzz/artifacts/predict_input -type f | wc -l)"
+python3 - fuzz/corpus <<'PY'
+import os, sys
+out = sys.argv[1]
+voc = lambda objs: ("<annotation><size><width>100</width><height>80</height><depth>3</depth></size>" + "".join(
+    f"<object><name>{n}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
+    for n, a, b, c, d in objs) + "</annotation>")
+seeds = {
+    "voc_xml/one.xml": voc([("rbc", 10, 10, 50, 40)]),
+    "voc_xml/two.xml": '<?xml version="1.0"?>\n' + voc([("京A·12345", 1.5, 2, 30, 20), ("wbc", 5, 5, 5, 20)]),
+    "voc_xml/empty.xml": "<annotation/>",
+    "recall_table/user_item.csv": "user_id,item_ids\nu1,i1:0.5,i2\nu2\ti3 i4:2\n",
+    "recall_table/quoted.csv": '"user_id","item_ids"\r\n"u1","i1:1,i2:0.5"\r\n',
+    "recall_table/keys.tsv": "item_id\ti1\ni2\n",
+}
+for k, v in seeds.items():
+    open(os.path.join(out, k), "w", encoding="utf-8").write(v)
+PY
+for t in ${TARGETS:-predict_input voc_xml recall_table}; do
+  log "fuzzing $t for ${SECS}s"
+  (cd fuzz && cargo fuzz run "$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 2>&1 | grep -E "^(#[0-9]+|Done)|ERROR|panicked" | tail -4)
+  echo "$t crashes: $(find "fuzz/artifacts/$t" -type f | wc -l)"
+done

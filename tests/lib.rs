@@ -59,7 +59,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Bearer token of `admin`.
     pub admin_token: String,
-    /// The data dir, which is also the one data root datasets may come from.
+    /// The data dir; datasets come from its `datasets/` folder, the default data root.
     pub data_dir: PathBuf,
     pub state: autolearn_server::AppState,
     /// What a second process (an `autolearn worker`) needs to share this server's data.
@@ -256,7 +256,7 @@ impl TestApp {
 
     /// A fresh directory under the data root.
     pub fn dataset_dir(&self, name: &str) -> PathBuf {
-        let d = self.data_dir.join(name);
+        let d = self.data_dir.join("datasets").join(name);
         std::fs::create_dir_all(&d).unwrap();
         d
     }

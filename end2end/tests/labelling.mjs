@@ -1,8 +1,9 @@
 // Labelling in the browser (issue #3), in headless Chromium against a running server:
 //
-//   BASE_URL=http://127.0.0.1:8080 ADMIN_PASSWORD=... DATA_DIR=<the server's data root> npm test
+//   BASE_URL=http://127.0.0.1:8080 ADMIN_PASSWORD=... DATA_DIR=<the server's data directory> npm test
 //
-// The test writes its own images under $DATA_DIR/e2e-<run>/ (see fixtures.mjs), indexes
+// The test writes its own images under $DATA_DIR/datasets/e2e-<run>/ (the default data root;
+// see fixtures.mjs), indexes
 // them through the UI, labels them with the mouse and the keyboard, and checks every
 // change both in the UI and through the API, also after a reload. It leaves screenshots of
 // each page (desktop and phone width) in docs/screenshots/ and browser timings in
@@ -24,7 +25,7 @@ const BENCHMARKS = join(ROOT, "docs", "benchmarks-browser.json");
 const DATA_DIR = process.env.DATA_DIR;
 
 const RUN = Date.now().toString(36);
-const FILES = DATA_DIR ? join(DATA_DIR, `e2e-${RUN}`) : "";
+const FILES = DATA_DIR ? join(DATA_DIR, "datasets", `e2e-${RUN}`) : "";
 const PLATE = "京A·12345";
 
 let browser;
@@ -52,7 +53,7 @@ function watch(p) {
 
 before(async () => {
   assert.ok(ADMIN_PASSWORD, "set ADMIN_PASSWORD to the admin password of the server under test");
-  assert.ok(DATA_DIR, "set DATA_DIR to the server's data root (AUTOLEARN_DATA_DIR)");
+  assert.ok(DATA_DIR, "set DATA_DIR to the server's data directory (AUTOLEARN_DATA_DIR)");
   await mkdir(SCREENSHOTS, { recursive: true });
   await mkdir(RESULTS, { recursive: true });
   made.cls = await classificationSet(join(FILES, "pets"));

@@ -47,6 +47,21 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether a sent token is the one whose hash is stored, in time that does not depend on
+/// where the hashes differ.
+pub fn token_matches(sent: Option<&str>, stored_hash: &str) -> bool {
+    let Some(sent) = sent else {
+        return false;
+    };
+    let sent = token_hash(sent);
+    sent.len() == stored_hash.len()
+        && sent
+            .bytes()
+            .zip(stored_hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// A random password for the first admin when none is configured.
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -103,6 +118,28 @@ impl Principal {
         }
     }
 
+    /// `perm` on the instance a found resource belongs to. A caller who holds nothing on
+    /// that instance gets the answer a missing resource gets (`what` not found), so ids of
+    /// other teams' resources cannot be probed; one who can see it but lacks `perm` gets 403.
+    pub fn require_on(
+        &self,
+        perm: shared::Permission,
+        instance: i64,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self.can(perm, Some(instance)) {
+            return Ok(());
+        }
+        let visible = shared::Permission::ALL
+            .iter()
+            .any(|q| self.can(*q, Some(instance)));
+        if visible {
+            Err(ApiError::forbidden(perm))
+        } else {
+            Err(ApiError::not_found(what))
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin {
             Ok(())
@@ -132,5 +169,9 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert_eq!(token_hash(&a).len(), 64);
         assert_ne!(token_hash(&a), a);
+        assert!(token_matches(Some(&a), &token_hash(&a)));
+        assert!(!token_matches(Some(&b), &token_hash(&a)));
+        assert!(!token_matches(None, &token_hash(&a)));
+        assert!(!token_matches(Some(""), ""));
     }
 }

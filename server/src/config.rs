@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::storage::{DatasetRoots, S3Scope};
+
+/// The folder of the data dir that is the default data root, created on first start.
+pub const DATASETS_DIR: &str = "datasets";
+
 /// A secret whose `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -36,8 +41,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite:...` or `postgres://...`; `None` is a SQLite file in the data dir.
     pub database_url: Option<String>,
-    /// Directories datasets may be indexed from.
+    /// Directories datasets may be indexed from (default `<data dir>/datasets`).
     pub data_roots: Vec<PathBuf>,
+    /// Buckets (or `bucket/prefix`es) S3 datasets may be indexed from; none by default.
+    pub s3_buckets: Vec<S3Scope>,
     pub s3: Option<S3Config>,
     pub admin_password: Option<Secret>,
     pub secret: Option<Secret>,
@@ -65,6 +72,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Default lifetime of a preview link, in hours.
     pub preview_hours: f64,
+    /// `Secure` session cookies: `Some` as configured, `None` when the public URL is
+    /// `https://` or the proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: Option<bool>,
 }
 
 /// Keys and the environment variable each one reads.
@@ -73,6 +83,7 @@ const KEYS: &[(&str, &str)] = &[
     ("data_dir", "AUTOLEARN_DATA_DIR"),
     ("database_url", "DATABASE_URL"),
     ("data_roots", "AUTOLEARN_DATA_ROOTS"),
+    ("s3_buckets", "AUTOLEARN_S3_BUCKETS"),
     ("s3_endpoint", "AUTOLEARN_S3_ENDPOINT"),
     ("s3_region", "AUTOLEARN_S3_REGION"),
     ("s3_path_style", "AUTOLEARN_S3_PATH_STYLE"),
@@ -91,6 +102,7 @@ const KEYS: &[(&str, &str)] = &[
     ("min_task_minutes", "AUTOLEARN_MIN_TASK_MINUTES"),
     ("public_url", "AUTOLEARN_PUBLIC_URL"),
     ("preview_hours", "AUTOLEARN_PREVIEW_HOURS"),
+    ("secure_cookies", "AUTOLEARN_SECURE_COOKIES"),
 ];
 
 impl Config {
@@ -121,8 +133,18 @@ impl Config {
         let data_dir = PathBuf::from(get("data_dir").unwrap_or("./autolearn-data"));
         let data_roots = match get("data_roots") {
             Some(v) => std::env::split_paths(v).collect(),
-            None => vec![data_dir.clone()],
+            None => vec![data_dir.join(DATASETS_DIR)],
         };
+        let s3_buckets = get("s3_buckets")
+            .unwrap_or_default()
+            .split([',', ' ', ':'])
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                S3Scope::parse(b).map_err(|e| {
+                    anyhow::anyhow!("s3_buckets / AUTOLEARN_S3_BUCKETS lists bucket or bucket/prefix entries: {e}")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let s3 = match (get("aws_access_key_id"), get("aws_secret_access_key")) {
             (Some(id), Some(secret)) => Some(S3Config {
                 endpoint: get("s3_endpoint").map(str::to_owned),
@@ -170,7 +192,14 @@ impl Config {
                 bail!("pretrained / AUTOLEARN_PRETRAINED must be imagenet or none, not {other:?}")
             }
         };
+        let secure_cookies = match get("secure_cookies").unwrap_or("auto") {
+            "auto" => None,
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            other => bail!("secure_cookies / AUTOLEARN_SECURE_COOKIES must be auto, true or false, not {other:?}"),
+        };
         Ok(Self {
+            secure_cookies,
             pretrained,
             models_uri: get("models").map_or_else(
                 || data_dir.join("models").display().to_string(),
@@ -186,6 +215,7 @@ impl Config {
             data_dir,
             database_url: get("database_url").map(str::to_owned),
             data_roots,
+            s3_buckets,
             s3,
             admin_password: get("admin_password").map(|s| Secret(s.to_owned())),
             secret: get("secret").map(|s| Secret(s.to_owned())),
@@ -193,6 +223,26 @@ impl Config {
             max_body_bytes,
             log_filter: get("log").unwrap_or("info,sqlx=warn,aws=warn").to_owned(),
         })
+    }
+
+    /// Where users may index datasets from: the data roots and allowed buckets, never the
+    /// data dir's own folders (thumbnails, models, the secret, the SQLite file) other than
+    /// [`DATASETS_DIR`], the weights cache, a local models folder or the models prefix.
+    pub fn dataset_roots(&self) -> DatasetRoots {
+        let mut reserved_dirs = vec![self.data_dir.clone(), self.weights_dir.clone()];
+        let mut reserved_s3 = Vec::new();
+        if self.models_uri.starts_with("s3://") {
+            reserved_s3.extend(S3Scope::parse(&self.models_uri).ok());
+        } else {
+            reserved_dirs.push(PathBuf::from(&self.models_uri));
+        }
+        DatasetRoots {
+            dirs: self.data_roots.clone(),
+            reserved_dirs,
+            reserved_exceptions: vec![self.data_dir.join(DATASETS_DIR)],
+            buckets: self.s3_buckets.clone(),
+            reserved_s3,
+        }
     }
 
     /// The database URL in use: the configured one or the embedded SQLite file.
@@ -248,7 +298,11 @@ mod tests {
             c.database_url()
                 .starts_with("sqlite://./autolearn-data/autolearn.db")
         );
-        assert_eq!(c.data_roots, vec![PathBuf::from("./autolearn-data")]);
+        assert_eq!(
+            c.data_roots,
+            vec![PathBuf::from("./autolearn-data/datasets")]
+        );
+        assert!(c.s3_buckets.is_empty());
         assert!(c.s3.is_none());
     }
 

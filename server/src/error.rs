@@ -132,11 +132,25 @@ impl From<crate::storage::StorageError> for ApiError {
         match e {
             E::NotFound(key) => Self::not_found(&format!("object {key:?}")),
             E::TooLarge { .. } => Self::too_large(e.to_string()),
-            E::BadPath(_) | E::OutsideRoots(_) | E::NoS3 => {
+            E::BadPath(_)
+            | E::OutsideRoots(_)
+            | E::BucketNotAllowed(_)
+            | E::Reserved { .. }
+            | E::NoS3 => {
                 Self::invalid("path", "invalid_path", e.to_string())
             }
             E::Io(_) | E::S3(_) => Self::internal(e),
         }
+    }
+}
+
+/// A 404 about a resource found through another (an image's dataset, a link's model) as a
+/// 404 about the resource asked for, so the answer is the one a missing id gets.
+pub fn as_missing(e: ApiError, what: &str) -> ApiError {
+    if e.status == StatusCode::NOT_FOUND {
+        ApiError::not_found(what)
+    } else {
+        e
     }
 }
 

@@ -8,6 +8,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod export;
+pub mod guard;
+pub mod login_limits;
 pub mod indexer;
 pub mod metrics;
 pub mod openapi;
@@ -47,6 +49,10 @@ pub struct AppState {
     pub cf_jobs: Arc<recall::jobs::CfJobs>,
     /// Models of deployed predict services.
     pub predict: Arc<serve::PredictCache>,
+    /// The password-hashing pool and failed-login backoff.
+    pub login_limits: Arc<login_limits::LoginLimits>,
+    /// Places for dataset exports running at once.
+    pub export_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A server bound to its port, ready to run.
@@ -59,8 +65,9 @@ impl Application {
     /// Connects to the database (running migrations), creates the first admin if there are
     /// no users, and binds the listen address (port 0 picks a free one).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let datasets = config.data_dir.join(config::DATASETS_DIR);
+        std::fs::create_dir_all(&datasets)
+            .with_context(|| format!("creating data dir {}", datasets.display()))?;
         let db = Db::connect(&config.database_url()).await?;
         bootstrap_admin(&db, &config).await?;
         let secret = load_secret(&config)?;
@@ -81,6 +88,8 @@ impl Application {
             recall: Arc::default(),
             cf_jobs: Arc::default(),
             predict: Arc::default(),
+            login_limits: Arc::default(),
+            export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
         };
         Ok(Self { listener, state })
     }
@@ -103,7 +112,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let workers = Workers::start(&self.state, self.state.config.workers);
         let app = routes::router(self.state);
-        let served = axum::serve(self.listener, app)
+        // The peer address throttles failed logins per client.
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
@@ -165,6 +178,8 @@ pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
         recall: Arc::default(),
         cf_jobs: Arc::default(),
         predict: Arc::default(),
+        login_limits: Arc::default(),
+        export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
     };
     let workers = Workers::start(&state, n);
     tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");

@@ -65,5 +65,11 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .fallback_service(app)
+        // After the fallback, so the web app's files get them too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::guard::same_origin_writes,
+        ))
+        .layer(axum::middleware::from_fn(crate::guard::security_headers))
         .with_state(state)
 }

@@ -27,6 +27,12 @@ pub enum StorageError {
     #[error("{0} is not under any configured data root (AUTOLEARN_DATA_ROOTS)")]
     OutsideRoots(String),
     #[error(
+        "{0} is not in a bucket or prefix an administrator allowed for datasets (AUTOLEARN_S3_BUCKETS)"
+    )]
+    BucketNotAllowed(String),
+    #[error("{path} {why}; datasets cannot be indexed from the server's own folders")]
+    Reserved { path: String, why: String },
+    #[error(
         "s3:// paths need S3 storage configured (AUTOLEARN_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
     )]
     NoS3,
@@ -136,8 +142,14 @@ pub enum Location {
 
 impl Location {
     /// Parses `s3://bucket/prefix/` or a directory, which must resolve (after following
-    /// symlinks) to a place under one of `roots`.
-    pub fn parse(path: &str, roots: &[PathBuf]) -> StorageResult<Self> {
+    /// symlinks) to a place `roots` lets users index.
+    pub fn parse(path: &str, roots: &DatasetRoots) -> StorageResult<Self> {
+        roots.check(path, Self::parse_syntax(path)?)
+    }
+
+    /// Parses a location without asking whether users may index it (stored locations, the
+    /// models URI): `s3://` syntax is checked; a directory is taken as it is.
+    fn parse_syntax(path: &str) -> StorageResult<Self> {
         if let Some(rest) = path.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty()
@@ -166,22 +178,7 @@ impl Location {
                 "{path:?}: use s3://bucket/prefix/ or a directory path"
             )));
         }
-        let dir = Path::new(path)
-            .canonicalize()
-            .map_err(|e| StorageError::BadPath(format!("{path:?}: {e}")))?;
-        if !dir.is_dir() {
-            return Err(StorageError::BadPath(format!(
-                "{path:?} is not a directory"
-            )));
-        }
-        let inside = roots
-            .iter()
-            .filter_map(|r| r.canonicalize().ok())
-            .any(|root| dir.starts_with(&root));
-        if !inside {
-            return Err(StorageError::OutsideRoots(path.to_owned()));
-        }
-        Ok(Location::Dir(dir))
+        Ok(Location::Dir(PathBuf::from(path)))
     }
 
     /// The form stored in the database and shown to users.
@@ -189,6 +186,114 @@ impl Location {
         match self {
             Location::Dir(p) => p.display().to_string(),
             Location::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A bucket and a key prefix (empty or ending in `/`): where S3 datasets may come from, or
+/// where the server keeps its models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Scope {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Scope {
+    /// `bucket` or `bucket/prefix`, with or without `s3://` and a trailing `/`.
+    pub fn parse(text: &str) -> StorageResult<Self> {
+        let text = text.trim();
+        let uri = if text.starts_with("s3://") {
+            text.to_owned()
+        } else {
+            format!("s3://{text}")
+        };
+        match Location::parse_syntax(&uri)? {
+            Location::S3 { bucket, prefix } => Ok(Self { bucket, prefix }),
+            Location::Dir(_) => Err(StorageError::BadPath(format!("{text:?} is not a bucket"))),
+        }
+    }
+
+    fn holds(&self, bucket: &str, prefix: &str) -> bool {
+        self.bucket == bucket && prefix.starts_with(&self.prefix)
+    }
+}
+
+/// Where users may index datasets from: the data roots and the allowed S3 buckets, minus
+/// the server's own folders (thumbnails, models, weights, the secret, the SQLite file) and
+/// its models prefix, whatever the configuration says.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetRoots {
+    pub dirs: Vec<PathBuf>,
+    /// Folders no dataset may be inside of, nor contain.
+    pub reserved_dirs: Vec<PathBuf>,
+    /// Folders inside a reserved one that stay indexable (`<data dir>/datasets`).
+    pub reserved_exceptions: Vec<PathBuf>,
+    pub buckets: Vec<S3Scope>,
+    /// Prefixes no S3 dataset may be inside of, nor contain (the models prefix).
+    pub reserved_s3: Vec<S3Scope>,
+}
+
+/// A path made absolute with symlinks resolved where it exists (a folder created later, such
+/// as the weights cache, is compared as written).
+fn resolved(p: &Path) -> PathBuf {
+    p.canonicalize()
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl DatasetRoots {
+    /// `loc` (as parsed from `path`) if users may index it; directories come back canonical.
+    fn check(&self, path: &str, loc: Location) -> StorageResult<Location> {
+        match &loc {
+            Location::S3 { bucket, prefix } => {
+                if let Some(r) = self.reserved_s3.iter().find(|r| {
+                    r.holds(bucket, prefix) || (r.bucket == *bucket && r.prefix.starts_with(prefix.as_str()))
+                }) {
+                    return Err(StorageError::Reserved {
+                        path: path.to_owned(),
+                        why: format!("overlaps s3://{}/{}, where models are kept", r.bucket, r.prefix),
+                    });
+                }
+                if !self.buckets.iter().any(|a| a.holds(bucket, prefix)) {
+                    return Err(StorageError::BucketNotAllowed(path.to_owned()));
+                }
+                Ok(loc)
+            }
+            Location::Dir(dir) => {
+                let dir = dir
+                    .canonicalize()
+                    .map_err(|e| StorageError::BadPath(format!("{path:?}: {e}")))?;
+                if !dir.is_dir() {
+                    return Err(StorageError::BadPath(format!("{path:?} is not a directory")));
+                }
+                for reserved in self.reserved_dirs.iter().map(|r| resolved(r)) {
+                    let excepted = self.reserved_exceptions.iter().map(|e| resolved(e)).any(|e| {
+                        e != reserved && e.starts_with(&reserved) && dir.starts_with(&e)
+                    });
+                    let why = if reserved == dir {
+                        "is"
+                    } else if reserved.starts_with(&dir) {
+                        "contains"
+                    } else if dir.starts_with(&reserved) && !excepted {
+                        "is inside"
+                    } else {
+                        continue;
+                    };
+                    return Err(StorageError::Reserved {
+                        path: path.to_owned(),
+                        why: format!("{why} {}", reserved.display()),
+                    });
+                }
+                let inside = self
+                    .dirs
+                    .iter()
+                    .filter_map(|r| r.canonicalize().ok())
+                    .any(|root| dir.starts_with(&root));
+                if !inside {
+                    return Err(StorageError::OutsideRoots(path.to_owned()));
+                }
+                Ok(Location::Dir(dir))
+            }
         }
     }
 }
@@ -224,7 +329,7 @@ impl Storage {
     /// check, which was made when the dataset was created.
     pub fn open_uri(&self, uri: &str) -> StorageResult<Store> {
         if uri.starts_with("s3://") {
-            self.open(&Location::parse(uri, &[])?)
+            self.open(&Location::parse_syntax(uri)?)
         } else {
             Ok(Store::Local(LocalStore::new(PathBuf::from(uri))))
         }
@@ -261,7 +366,7 @@ mod tests {
 
     #[test]
     fn s3_paths_parse() {
-        let loc = Location::parse("s3://my-bucket/data/flowers/", &[]).unwrap();
+        let loc = Location::parse_syntax("s3://my-bucket/data/flowers/").unwrap();
         assert_eq!(
             loc,
             Location::S3 {
@@ -271,15 +376,15 @@ mod tests {
         );
         assert_eq!(loc.to_uri(), "s3://my-bucket/data/flowers/");
         assert_eq!(
-            Location::parse("s3://b", &[]).unwrap(),
+            Location::parse_syntax("s3://b").unwrap(),
             Location::S3 {
                 bucket: "b".into(),
                 prefix: String::new()
             }
         );
-        assert!(Location::parse("s3://b/../x", &[]).is_err());
-        assert!(Location::parse("s3://Bad_Bucket/x", &[]).is_err());
-        assert!(Location::parse("http://x/y", &[]).is_err());
+        assert!(Location::parse_syntax("s3://b/../x").is_err());
+        assert!(Location::parse_syntax("s3://Bad_Bucket/x").is_err());
+        assert!(Location::parse_syntax("http://x/y").is_err());
     }
 
     #[test]
@@ -287,7 +392,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let inside = root.path().join("ds");
         std::fs::create_dir(&inside).unwrap();
-        let roots = vec![root.path().to_path_buf()];
+        let roots = DatasetRoots {
+            dirs: vec![root.path().to_path_buf()],
+            ..DatasetRoots::default()
+        };
         assert!(matches!(
             Location::parse(inside.to_str().unwrap(), &roots),
             Ok(Location::Dir(_))
@@ -298,5 +406,61 @@ mod tests {
             Err(StorageError::OutsideRoots(_))
         ));
         assert!(Location::parse("/etc", &roots).is_err());
+    }
+
+    #[test]
+    fn the_servers_own_folders_are_never_indexable() {
+        // A careless configuration: the data dir's parent is a data root.
+        let top = tempfile::tempdir().unwrap();
+        let data = top.path().join("data");
+        for d in ["datasets/pets", "thumbs/1", "models", "elsewhere"] {
+            std::fs::create_dir_all(data.join(d)).unwrap();
+        }
+        let roots = DatasetRoots {
+            dirs: vec![top.path().to_path_buf()],
+            reserved_dirs: vec![data.clone()],
+            reserved_exceptions: vec![data.join("datasets")],
+            ..DatasetRoots::default()
+        };
+        let at = |p: &Path| Location::parse(p.to_str().unwrap(), &roots);
+        assert!(matches!(at(&data.join("datasets/pets")), Ok(Location::Dir(_))));
+        assert!(matches!(at(&data.join("datasets")), Ok(Location::Dir(_))));
+        for bad in [data.join("thumbs"), data.join("thumbs/1"), data.join("models"), data.clone(), top.path().to_path_buf()] {
+            assert!(
+                matches!(at(&bad), Err(StorageError::Reserved { .. })),
+                "{} must be refused",
+                bad.display()
+            );
+        }
+        // `datasets/..` resolves to the data dir itself.
+        assert!(at(&data.join("datasets/..")).is_err());
+    }
+
+    #[test]
+    fn s3_datasets_only_from_allowed_buckets_never_the_models_prefix() {
+        let roots = DatasetRoots {
+            buckets: vec![S3Scope::parse("shared").unwrap(), S3Scope::parse("s3://team/images/").unwrap()],
+            reserved_s3: vec![S3Scope::parse("shared/models").unwrap()],
+            ..DatasetRoots::default()
+        };
+        assert!(Location::parse("s3://shared/flowers/", &roots).is_ok());
+        assert!(Location::parse("s3://team/images/cats/", &roots).is_ok());
+        for (bad, reserved) in [
+            ("s3://team/", false),
+            ("s3://team/other/", false),
+            ("s3://elsewhere/x/", false),
+            ("s3://shared/models/instance-1/", true),
+            ("s3://shared/", true),
+        ] {
+            let r = Location::parse(bad, &roots);
+            assert!(
+                matches!(
+                    (&r, reserved),
+                    (Err(StorageError::Reserved { .. }), true)
+                        | (Err(StorageError::BucketNotAllowed(_)), false)
+                ),
+                "{bad}: {r:?}"
+            );
+        }
     }
 }

@@ -265,7 +265,112 @@ async fn admin_manages_users_and_permissions(b: Backend) {
     assert_eq!(users.body.as_array().unwrap().len(), 2);
 }
 
+/// The answers to a run of logins: status, error code and `Retry-After`.
+async fn login_answers(app: &integration_tests::TestApp, username: &str, password: &str, n: usize) -> Vec<(StatusCode, String, String)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/auth/login", app.url))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        out.push((status, body["error"]["code"].as_str().unwrap_or_default().to_owned(), retry));
+    }
+    out
+}
+
+/// Password guessing gets slower after five failures (per account name and per address),
+/// the same way for names that exist and names that do not, and a flood of logins is
+/// answered (401, 429 or 503 at once), never queued without bound.
+async fn failed_logins_are_throttled_without_revealing_users(b: Backend) {
+    let app = spawn_app(b).await;
+    let existing = login_answers(&app, "admin", "wrong-password", 7).await;
+    // Locked means locked: the right password waits too.
+    let right = login_answers(&app, "admin", ADMIN_PASSWORD, 1).await;
+    assert_eq!(right[0].0, StatusCode::TOO_MANY_REQUESTS);
+    let ghost_app = spawn_app(b).await;
+    let ghost = login_answers(&ghost_app, "no-such-user", "wrong-password", 7).await;
+    assert_eq!(existing, ghost, "the answers do not tell whether a user exists");
+    let unauthorized = (StatusCode::UNAUTHORIZED, "invalid_credentials".to_owned(), String::new());
+    assert_eq!(existing[..6], vec![unauthorized; 6][..], "{existing:?}");
+    assert_eq!(
+        existing[6],
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts".to_owned(), "2".to_owned())
+    );
+
+    // A flood at 10x the hashing pool from one client: every answer comes, none is a 5xx
+    // other than the pool's 503.
+    let flood = spawn_app(b).await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..80 {
+        let url = format!("{}/api/auth/login", flood.url);
+        set.spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({"username": format!("user{i}"), "password": "x"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let answers = set.join_all().await;
+    for s in &answers {
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE].contains(s),
+            "{answers:?}"
+        );
+    }
+    assert!(answers.contains(&StatusCode::TOO_MANY_REQUESTS), "{answers:?}");
+}
+
+/// Logout ends the session in the database, not only in the browser: the token it carried
+/// no longer works anywhere. Behind a TLS proxy the cookie is `Secure`.
+async fn logout_ends_the_session_and_cookies_follow_tls(b: Backend) {
+    let app = spawn_app(b).await;
+    let token = app.login("admin", ADMIN_PASSWORD).await;
+    let out = reqwest::Client::new()
+        .post(format!("{}/api/auth/logout", app.url))
+        .header("cookie", format!("autolearn_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let r = app.call(Some(&token), Method::GET, "/api/auth/me", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let cookie_over = |proto: &'static str| {
+        let url = format!("{}/api/auth/login", app.url);
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("x-forwarded-proto", proto)
+                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            res.headers()["set-cookie"].to_str().unwrap().to_owned()
+        }
+    };
+    assert!(cookie_over("https").await.contains("; Secure"));
+    assert!(!cookie_over("http").await.contains("Secure"));
+    let forced = integration_tests::spawn_app_with(b, &[("secure_cookies", "true")]).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", forced.url))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+}
+
 both_backends!(
+    failed_logins_are_throttled_without_revealing_users,
+    logout_ends_the_session_and_cookies_follow_tls,
     login_gives_cookie_and_bearer_token,
     every_protected_route_needs_credentials,
     users_get_only_their_permissions,

@@ -95,11 +95,11 @@ async fn dataset_paths_must_stay_inside_the_data_roots(b: Backend) {
     let inside = app.dataset_dir("ok");
     let escape = format!("{}/../..", inside.display());
     let outside = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(outside.path(), app.data_dir.join("link")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), app.data_dir.join("datasets/link")).unwrap();
     for path in [
         "/etc",
         escape.as_str(),
-        &format!("{}/link", app.data_dir.display()),
+        &format!("{}/datasets/link", app.data_dir.display()),
         "/no/such/dir",
         "http://x/y",
         "s3://Bad_Bucket/",
@@ -423,9 +423,60 @@ async fn datasets_export_to_their_input_layouts(b: Backend) {
     assert_eq!(ds2["per_label"], json!({"dog & cat": 1}));
 }
 
+/// The data dir holds every instance's thumbnails, template images and models, the secret
+/// and the SQLite file: on the defaults only its `datasets/` folder is a data root, and even a
+/// configuration that puts the whole data dir under a root cannot index those folders.
+async fn the_servers_own_folders_are_never_datasets(b: Backend) {
+    for careless in [false, true] {
+        // Careless: the whole file system is a data root.
+        let app = if careless {
+            integration_tests::spawn_app_with(b, &[("data_roots", "/")]).await
+        } else {
+            spawn_app(b).await
+        };
+        // Another team's instance: its template images and thumbnails live in the data dir.
+        let other = app
+            .admin(
+                Method::POST,
+                "/api/instances",
+                Some(json!({"template": "shapes"})),
+            )
+            .await;
+        assert_eq!(other.status, StatusCode::CREATED, "{:?}", other.body);
+        let other = other.body["id"].as_i64().unwrap();
+        std::fs::create_dir_all(app.data_dir.join(format!("thumbs/instance-{other}"))).unwrap();
+        std::fs::create_dir_all(app.data_dir.join("models")).unwrap();
+        let mine = app.create_instance("image_classification", "mine").await;
+        let d = app.data_dir.display();
+        for path in [
+            format!("{d}"),
+            format!("{d}/thumbs"),
+            format!("{d}/thumbs/instance-{other}"),
+            format!("{d}/templates/instance-{other}"),
+            format!("{d}/models"),
+            format!("{d}/datasets/.."),
+        ] {
+            let r = app
+                .admin(
+                    Method::POST,
+                    &format!("/api/instances/{mine}/datasets"),
+                    Some(json!({"name": "leak", "path": path})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
+            assert_eq!(r.body["error"]["field"], "path", "{path}");
+        }
+        // The default data root itself works.
+        let dir = app.dataset_dir("pets");
+        write(&dir, "cat/a.png", &png(16, 16));
+        app.create_dataset(mine, "pets", dir.to_str().unwrap()).await;
+    }
+}
+
 both_backends!(
     classification_folders_are_indexed_with_a_skip_report,
     dataset_paths_must_stay_inside_the_data_roots,
+    the_servers_own_folders_are_never_datasets,
     detection_datasets_read_voc_and_report_bad_boxes,
     ocr_datasets_keep_unicode_transcriptions,
     reindexing_keeps_browser_labels,

@@ -11,6 +11,7 @@ mod predict;
 mod previews;
 mod recall;
 mod s3;
+mod security;
 mod system;
 mod training;
 mod workers;

@@ -184,16 +184,17 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
         2
     );
 
-    // The token: missing or wrong is 401.
-    for t in [None, Some("wrong-token")] {
-        let (status, _) = predict_raw(&app, "shapes", t, image_body(&circle)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The token: missing or wrong is 401, and a service that does not exist answers the
+    // same bytes (service names cannot be probed).
+    let (_, refused) = predict_raw(&app, "shapes", Some("wrong-token"), image_body(&circle)).await;
+    for (name, t) in [("shapes", None), ("shapes", Some("wrong-token")), ("nosuch", Some("wrong-token")), ("nosuch", Some(token.as_str()))] {
+        let answer = predict_raw(&app, name, t, image_body(&circle)).await;
+        assert_eq!(answer, (StatusCode::UNAUTHORIZED, refused.clone()), "{name} {t:?}");
     }
 
     // Each error code, byte for byte.
     let e1001 = r#"{"success":false,"errorCode":"1001","errorMsg":"INPUT_FORMAT_ERROR"}"#;
     let e1002 = r#"{"success":false,"errorCode":"1002","errorMsg":"IMAGE_DECODE_ERROR"}"#;
-    let e2002 = r#"{"success":false,"errorCode":"2002","errorMsg":"GET_INSTANCE_ERROR"}"#;
     let mut truncated = circle.clone();
     truncated.truncate(circle.len() / 2);
     let mut huge = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
@@ -230,8 +231,6 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
             String::from_utf8_lossy(&body[..body.len().min(80)])
         );
     }
-    let (status, text) = predict_raw(&app, "nosuch", Some(&token), image_body(&circle)).await;
-    assert_eq!((status, text.as_str()), (StatusCode::NOT_FOUND, e2002));
     // Over the body limit: refused from Content-Length, before the body is read (a client
     // still writing would see the connection close, so speak HTTP by hand).
     let head = too_large_answer(&app, &token).await;
@@ -305,7 +304,54 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let (status, _) = predict_raw(&app, "shapes", Some(&token), image_body(&circle)).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an undeployed service is refused like any");
+
+    // A model that cannot load (its artifact is gone): requests without the token never
+    // start a load (401, not the 503 of a failed one); with it, concurrent requests share
+    // one attempt, and failed loads back off instead of re-reading storage per request.
+    let (_, key) = app.state.db.model(v1).await.unwrap().unwrap();
+    let models = app.state.storage.open_uri(&app.state.config.models_uri).unwrap();
+    models.delete(&key).await.unwrap();
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/models/{v1}/services"),
+            Some(json!({"name": "broken"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let broken = r.body["token"].as_str().unwrap().to_owned();
+    let t0 = std::time::Instant::now();
+    while app.state.predict.load_attempts("broken") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the deploy's load never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for t in [None, Some("wrong-token")] {
+        for _ in 0..10 {
+            let (status, _) = predict_raw(&app, "broken", t, image_body(&circle)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(app.state.predict.load_attempts("broken"), 1, "no load without the token");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (url, token, body) = (app.url.clone(), broken.clone(), image_body(&circle));
+        set.spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{url}/api/predict/broken"))
+                .header("authorization", token)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    for status in set.join_all().await {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let attempts = app.state.predict.load_attempts("broken");
+    assert!(attempts <= 2, "{attempts} loads for 10 requests inside the backoff");
 }
 
 both_backends!(deploy_predict_errors_swap_undeploy);

@@ -33,6 +33,20 @@ async fn anonymous(app: &TestApp, path: &str, gzip: bool) -> (StatusCode, String
     (status, code, encoding, bytes)
 }
 
+/// A browser's revalidation of a cached artifact: GET with `If-None-Match`, no login.
+async fn revalidate(app: &TestApp, path: &str, etag: &str) -> (StatusCode, String) {
+    let res = reqwest::Client::new()
+        .get(format!("{}{path}", app.url))
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(b)
@@ -188,7 +202,34 @@ async fn preview_links_and_web_artifact(backend: Backend) {
         assert_eq!(r.body["error"]["field"], "expires_in_hours");
     }
 
-    // Revoked: at once, for the info and the artifact; revoking twice is a conflict.
+    // A browser may keep the artifact but must ask again before each use: no year-long
+    // `immutable` cache, an ETag, and a bodiless 304 while the link is valid.
+    let res = reqwest::Client::new()
+        .get(format!("{}{artifact_url}", app.url))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let header = |h: &str| {
+        res.headers()
+            .get(h)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (cache, etag) = (header("cache-control"), header("etag"));
+    assert!(
+        cache.contains("no-cache") && !cache.contains("immutable") && !cache.contains("max-age"),
+        "{cache}"
+    );
+    assert!(!etag.is_empty(), "an ETag to revalidate with");
+    assert_eq!(
+        revalidate(&app, artifact_url, &etag).await,
+        (StatusCode::NOT_MODIFIED, String::new())
+    );
+
+    // Revoked: at once, for the info and the artifact (also for a browser that cached it);
+    // revoking twice is a conflict.
     let r = app
         .admin(
             Method::DELETE,
@@ -204,6 +245,10 @@ async fn preview_links_and_web_artifact(backend: Backend) {
             (StatusCode::FORBIDDEN, "preview_revoked")
         );
     }
+    assert_eq!(
+        revalidate(&app, artifact_url, &etag).await,
+        (StatusCode::FORBIDDEN, "preview_revoked".to_owned())
+    );
     let r = app
         .admin(
             Method::DELETE,

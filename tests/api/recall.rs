@@ -393,7 +393,7 @@ async fn recall_service_answers_in_the_spec_format(b: Backend) {
         StatusCode::NO_CONTENT
     );
     let (s, _) = get(Some(token), "user_id=u1").await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "an undeployed service is refused like any");
 }
 
 async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
@@ -476,6 +476,15 @@ async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
             .unwrap()
             .starts_with("line 2, active_type")
     );
+    // The refused log left no job holding the instance's build slot.
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/instances/{inst}/behavior-logs", app.url))
+        .bearer_auth(&app.admin_token)
+        .body("u1,tea,0,2024-01-01\nu2,tea,0,2024-01-02\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
 }
 
 both_backends!(

@@ -1,12 +1,17 @@
 //! Datasets in a real S3-compatible server (s3s-fs, started by `scripts/test.sh`).
 
-use autolearn_server::storage::{Location, Store};
+use autolearn_server::storage::Store;
 use bytes::Bytes;
-use integration_tests::{Backend, both_backends, jpeg, png, s3_env, spawn_app, voc};
+use integration_tests::{
+    Backend, TestApp, both_backends, jpeg, png, s3_env, spawn_app_with, voc,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-async fn bucket(app: &integration_tests::TestApp, prefix: &str) -> Option<(String, Store)> {
+/// A server whose allowed dataset bucket is a fresh one (and `no-such-bucket-here`, to see
+/// indexing fail), with its models under `models/` of the same bucket; `None` when no S3
+/// server runs.
+async fn s3_app(b: Backend) -> Option<(TestApp, String)> {
     if s3_env().is_none() {
         eprintln!(
             "skipped: AUTOLEARN_TEST_S3_ENDPOINT is not set (scripts/test.sh starts an S3 server and sets it)"
@@ -14,30 +19,33 @@ async fn bucket(app: &integration_tests::TestApp, prefix: &str) -> Option<(Strin
         return None;
     }
     let name = format!("t{}", rand::random::<u32>());
-    let loc = Location::S3 {
-        bucket: name.clone(),
-        prefix: String::new(),
-    };
-    let store = app.state.storage.open(&loc).unwrap();
+    let app = spawn_app_with(
+        b,
+        &[
+            ("s3_buckets", &format!("{name},no-such-bucket-here")),
+            ("models", &format!("s3://{name}/models/")),
+        ],
+    )
+    .await;
+    let store = app.state.storage.open_uri(&format!("s3://{name}/")).unwrap();
     let Store::S3(s3) = &store else {
         unreachable!()
     };
     s3.ensure_bucket().await.expect("create bucket");
-    let loc = Location::S3 {
-        bucket: name.clone(),
-        prefix: prefix.to_owned(),
-    };
-    Some((
-        format!("s3://{name}/{prefix}"),
-        app.state.storage.open(&loc).unwrap(),
-    ))
+    Some((app, name))
+}
+
+/// The store at `s3://<bucket>/<prefix>` and its URI.
+fn bucket(app: &TestApp, name: &str, prefix: &str) -> (String, Store) {
+    let uri = format!("s3://{name}/{prefix}");
+    (uri.clone(), app.state.storage.open_uri(&uri).unwrap())
 }
 
 async fn s3_classification_dataset_is_indexed_in_place(b: Backend) {
-    let app = spawn_app(b).await;
-    let Some((uri, store)) = bucket(&app, "data/pets/").await else {
+    let Some((app, name)) = s3_app(b).await else {
         return;
     };
+    let (uri, store) = bucket(&app, &name, "data/pets/");
     let cat = png(40, 30);
     store
         .put("cat/a.png", Bytes::from(cat.clone()))
@@ -125,10 +133,10 @@ async fn s3_classification_dataset_is_indexed_in_place(b: Backend) {
 }
 
 async fn s3_detection_dataset_reads_voc(b: Backend) {
-    let app = spawn_app(b).await;
-    let Some((uri, store)) = bucket(&app, "").await else {
+    let Some((app, name)) = s3_app(b).await else {
         return;
     };
+    let (uri, store) = bucket(&app, &name, "voc/");
     store
         .put("a.jpg", Bytes::from(jpeg(100, 100)))
         .await
@@ -156,7 +164,40 @@ async fn s3_detection_dataset_reads_voc(b: Backend) {
     );
 }
 
+/// Only buckets an administrator listed (`AUTOLEARN_S3_BUCKETS`) can be indexed, and never
+/// the prefix where the server keeps its models (other instances' model files).
+async fn s3_datasets_come_only_from_allowed_buckets_never_the_models_prefix(b: Backend) {
+    let Some((app, name)) = s3_app(b).await else {
+        return;
+    };
+    let (_, models) = bucket(&app, &name, "models/");
+    models
+        .put("instance-1/model-1.bin", Bytes::from_static(b"weights"))
+        .await
+        .unwrap();
+    let inst = app.create_instance("image_classification", "s3roots").await;
+    for (path, says) in [
+        (format!("s3://{name}/models/"), "own folders"),
+        (format!("s3://{name}/models/instance-1/"), "own folders"),
+        (format!("s3://{name}/"), "own folders"),
+        ("s3://another-bucket/pets/".to_owned(), "AUTOLEARN_S3_BUCKETS"),
+    ] {
+        let r = app
+            .admin(
+                Method::POST,
+                &format!("/api/instances/{inst}/datasets"),
+                Some(json!({"name": "d", "path": path})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
+        assert_eq!(r.body["error"]["field"], "path", "{path}");
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{path}: {message}");
+    }
+}
+
 both_backends!(
     s3_classification_dataset_is_indexed_in_place,
-    s3_detection_dataset_reads_voc
+    s3_detection_dataset_reads_voc,
+    s3_datasets_come_only_from_allowed_buckets_never_the_models_prefix
 );

@@ -14,6 +14,38 @@ struct Slot {
     total: usize,
 }
 
+pub struct Pending<'a> {
+    jobs: &'a CfJobs,
+    id: Option<String>,
+}
+
+impl Pending<'_> {
+    /// The job's work is running: it finishes through [`CfJobs::finish`].
+    pub fn launched(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.jobs.lock().remove(&id);
+        }
+    }
+}
+
+/// CF builds running at once in one server (each holds a log and a similarity table).
+pub const MAX_RUNNING: usize = 2;
+
+/// Why a CF build cannot start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The instance has a build running.
+    InstanceBusy,
+    /// [`MAX_RUNNING`] builds are running.
+    Full,
+}
+
 #[derive(Default)]
 pub struct CfJobs {
     jobs: Mutex<HashMap<String, Slot>>,
@@ -26,7 +58,21 @@ impl CfJobs {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn start(&self, instance_id: i64) -> CfJob {
+    /// Starts a job, unless [`MAX_RUNNING`] jobs are running or the instance has one.
+    pub fn start(&self, instance_id: i64) -> Result<CfJob, Refused> {
+        let mut jobs = self.lock();
+        let running = jobs.values().filter(|s| s.job.state == "running");
+        let (mut all, mut mine) = (0, 0);
+        for s in running {
+            all += 1;
+            mine += usize::from(s.job.instance_id == instance_id);
+        }
+        if mine > 0 {
+            return Err(Refused::InstanceBusy);
+        }
+        if all >= MAX_RUNNING {
+            return Err(Refused::Full);
+        }
         let job = CfJob {
             id: format!("cf-{:016x}", rand::random::<u64>()),
             instance_id,
@@ -36,7 +82,7 @@ impl CfJobs {
             error: None,
             stats: None,
         };
-        self.lock().insert(
+        jobs.insert(
             job.id.clone(),
             Slot {
                 job: job.clone(),
@@ -44,7 +90,16 @@ impl CfJobs {
                 total: 0,
             },
         );
-        job
+        Ok(job)
+    }
+
+    /// A started job that is forgotten unless [`Pending::launched`] is called: a refused log,
+    /// or a client gone while its log was parsed, leaves no job "running" for ever.
+    pub fn pending(&self, id: &str) -> Pending<'_> {
+        Pending {
+            jobs: self,
+            id: Some(id.to_owned()),
+        }
     }
 
     /// Enters a stage; `total` items of work are counted through the returned counter.

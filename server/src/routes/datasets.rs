@@ -42,7 +42,7 @@ pub async fn authorised_dataset(
         s.db.dataset_ref(id)
             .await?
             .ok_or_else(|| ApiError::not_found("dataset"))?;
-    p.require(perm, Some(d.instance_id))?;
+    p.require_on(perm, d.instance_id, "dataset")?;
     Ok(d)
 }
 
@@ -77,7 +77,7 @@ async fn create(
     DatasetName::parse(req.name.as_str())
         .map_err(|e| ApiError::invalid("name", "invalid_name", e.to_string()))?;
     check_description(&req.description)?;
-    let loc = Location::parse(req.path.trim(), &s.config.data_roots)
+    let loc = Location::parse(req.path.trim(), &s.config.dataset_roots())
         .map_err(|e| ApiError::from(e).with_field("path"))?;
     let store = s
         .storage
@@ -220,9 +220,19 @@ async fn export_archive(
             format!("{} datasets export as format={expected}", d.kind.as_str()),
         ));
     }
+    let permit = s.export_permits.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} exports are running; try again when one has finished",
+                export::MAX_CONCURRENT_EXPORTS
+            ),
+        )
+    })?;
     let images = s.db.labelled_images(id).await?;
     let store = s.storage.open_uri(&d.location)?;
-    let tar = export::archive(&store, d.kind, &images).await?;
+    let tar = axum::body::Body::from_stream(export::archive(store, d.kind, images, permit));
     let filename = format!("{}-{format}.tar", d.name);
     Ok((
         [

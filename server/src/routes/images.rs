@@ -13,7 +13,7 @@ use shared::{InstanceType, Permission};
 use super::datasets::authorised_dataset;
 use crate::auth::Principal;
 use crate::db::datasets::DatasetRef;
-use crate::error::{ApiError, ApiResult, Id, Json, Query};
+use crate::error::{ApiError, ApiResult, Id, Json, Query, as_missing};
 use crate::indexer::{MAX_IMAGE_BYTES, check_box};
 use crate::{AppState, thumbnail};
 
@@ -40,7 +40,10 @@ async fn authorised_image(
         s.db.image(id)
             .await?
             .ok_or_else(|| ApiError::not_found("image"))?;
-    let d = authorised_dataset(s, p, perm, img.dataset_id).await?;
+    // Refused as "image not found" too, so image ids of other teams cannot be probed.
+    let d = authorised_dataset(s, p, perm, img.dataset_id)
+        .await
+        .map_err(|e| as_missing(e, "image"))?;
     Ok((img, d))
 }
 

@@ -33,7 +33,7 @@ pub(super) async fn authorised_model(
         s.db.model(id)
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
-    p.require(perm, Some(found.0.instance_id))?;
+    p.require_on(perm, found.0.instance_id, "model")?;
     Ok(found)
 }
 
@@ -113,12 +113,30 @@ async fn artifact(
             authorised_model(&s, &p, Permission::ListInstance, id).await?
         }
     };
+    // An artifact never changes, but access to it can end (a revoked or expired preview link,
+    // a withdrawn permission): browsers keep it and revalidate on every use, which the checks
+    // above answer with 403 or, still allowed, with a bodiless 304.
+    let format = q.format.as_deref().unwrap_or("tar");
+    let gzip = format == "web"
+        && headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("gzip"));
+    let etag = format!("\"model-{id}-{format}{}\"", if gzip { "-gz" } else { "" });
+    let revalidate = [
+        (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+        (header::ETAG, etag.clone()),
+    ];
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if unchanged && matches!(format, "tar" | "web") {
+        return Ok((StatusCode::NOT_MODIFIED, revalidate).into_response());
+    }
     let store = s.storage.open_uri(&s.config.models_uri)?;
-    let immutable = (
-        header::CACHE_CONTROL,
-        "private, max-age=31536000, immutable".to_owned(),
-    );
-    match q.format.as_deref().unwrap_or("tar") {
+    let [cache, tag] = revalidate;
+    match format {
         "tar" => {
             let bytes = store.read(&key, MAX_ARTIFACT_BYTES).await?;
             let name = format!(
@@ -129,7 +147,8 @@ async fn artifact(
                 [
                     (header::CONTENT_TYPE, "application/x-tar".to_owned()),
                     (header::CONTENT_DISPOSITION, name),
-                    immutable,
+                    cache,
+                    tag,
                 ],
                 bytes,
             )
@@ -137,19 +156,15 @@ async fn artifact(
         }
         "web" => {
             let gz = web_artifact(&store, &key).await?;
-            let accepts_gzip = headers
-                .get(header::ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("gzip"));
             let octets = (header::CONTENT_TYPE, "application/octet-stream".to_owned());
-            if accepts_gzip {
+            if gzip {
                 let encoding = (header::CONTENT_ENCODING, "gzip".to_owned());
-                Ok(([octets, encoding, immutable], gz).into_response())
+                Ok(([octets, encoding, cache, tag], gz).into_response())
             } else {
                 let plain = tokio::task::spawn_blocking(move || gunzip(&gz))
                     .await
                     .map_err(ApiError::internal)??;
-                Ok(([octets, immutable], plain).into_response())
+                Ok(([octets, cache, tag], plain).into_response())
             }
         }
         other => Err(ApiError::invalid(

@@ -15,9 +15,9 @@ use shared::recall::Service;
 
 use super::recall::{check_replicas, register_service};
 use crate::AppState;
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Id, Json};
-use crate::serve::Unavailable;
+use crate::serve::{Caller, Unavailable};
 
 /// Largest predict body (base64 of up to [`input::MAX_ITEMS`] images).
 pub const MAX_PREDICT_BODY: usize = 32 * 1024 * 1024;
@@ -57,7 +57,7 @@ async fn deploy(
         s.db.model(model_id)
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
-    p.require(Permission::TrainInstance, Some(m.instance_id))?;
+    p.require_on(Permission::TrainInstance, m.instance_id, "model")?;
     let mut svc = register_service(
         &s,
         &req.name,
@@ -78,7 +78,7 @@ fn load_in_background(s: &AppState, name: &str) {
     let s = s.clone();
     let name = name.to_owned();
     tokio::spawn(async move {
-        let _ = s.predict.get(&s, &name).await;
+        let _ = s.predict.get(&s, &name, Caller::Server).await;
     });
 }
 
@@ -100,7 +100,7 @@ pub async fn update(
         s.db.service(&name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-    p.require(Permission::TrainInstance, Some(svc.instance_id))?;
+    p.require_on(Permission::TrainInstance, svc.instance_id, "service")?;
     let Some(current) = svc.model_id else {
         return Err(ApiError::unprocessable(
             "not_a_predict_service",
@@ -155,23 +155,21 @@ async fn predict(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let loaded = match s.predict.get(&s, &service).await {
+    // The token first: without it nothing is loaded, parsed, decoded or run, and a missing
+    // service answers as a wrong token does.
+    let loaded = match s.predict.get(&s, &service, Caller::Token(sent_token(&headers))).await {
         Ok(l) => l,
-        Err(Unavailable::NoSuchService) => {
-            return failure(StatusCode::NOT_FOUND, PredictError::GetInstance);
+        Err(Unavailable::Refused) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"success": false, "errorCode": "401", "errorMsg": "missing or wrong token in the Authorization header"})),
+            )
+                .into_response();
         }
         Err(Unavailable::Failed(_)) => {
             return failure(StatusCode::SERVICE_UNAVAILABLE, PredictError::GetInstance);
         }
     };
-    // The token first: without it nothing is parsed, decoded or run.
-    if sent_token(&headers).is_none_or(|t| auth::token_hash(t) != loaded.token_hash) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"success": false, "errorCode": "401", "errorMsg": "missing or wrong token in the Authorization header"})),
-        )
-            .into_response();
-    }
     // A body announced as too large is refused before any of it is read.
     let announced = headers
         .get(header::CONTENT_LENGTH)

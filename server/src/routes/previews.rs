@@ -104,7 +104,9 @@ async fn revoke(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResul
         s.db.preview_link(id)
             .await?
             .ok_or_else(|| ApiError::not_found("preview link"))?;
-    authorised_model(&s, &p, Permission::TrainInstance, row.model_id).await?;
+    authorised_model(&s, &p, Permission::TrainInstance, row.model_id)
+        .await
+        .map_err(|e| crate::error::as_missing(e, "preview link"))?;
     if !s.db.revoke_preview_link(id).await? {
         return Err(ApiError::conflict(format!(
             "preview link {id} is already revoked"

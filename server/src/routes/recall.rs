@@ -26,7 +26,9 @@ use crate::AppState;
 use crate::auth::{self, Principal};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::recall::cache::Access;
 use crate::recall::cf::{self, ActionWeights};
+use crate::recall::jobs;
 use crate::recall::engine::{RecallModel, RecallOptions};
 use crate::recall::import;
 
@@ -214,6 +216,21 @@ async fn behavior_log(
         ));
     }
     let text = upload_text(body)?;
+    // A place first: parsing a log is the expensive part.
+    let job = s.cf_jobs.start(inst.id).map_err(|why| match why {
+        jobs::Refused::InstanceBusy => ApiError::conflict(
+            "this instance is already building from a behaviour log; wait for that job",
+        ),
+        jobs::Refused::Full => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} behaviour-log builds are running; try again when one has finished",
+                jobs::MAX_RUNNING
+            ),
+        ),
+    })?;
+    let pending = s.cf_jobs.pending(&job.id);
     // Parse before answering, so a bad log is a 400 naming its line, not a failed job.
     let started = Instant::now();
     let log = tokio::task::spawn_blocking(move || cf::parse_log(&text, weights))
@@ -227,12 +244,12 @@ async fn behavior_log(
             "the log has no interactions",
         ));
     }
-    let job = s.cf_jobs.start(inst.id);
     let (state, job_id) = (s.clone(), job.id.clone());
     tokio::spawn(async move {
         let result = run_cf_job(&state, inst.id, &job_id, log, top_n, started).await;
         state.cf_jobs.finish(&job_id, result);
     });
+    pending.launched();
     Ok((StatusCode::ACCEPTED, axum::Json(job)))
 }
 
@@ -497,7 +514,7 @@ async fn show_service(
         s.db.service(&name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-    p.require(Permission::ListInstance, Some(svc.instance_id))?;
+    p.require_on(Permission::ListInstance, svc.instance_id, "service")?;
     let mut svc = svc;
     if svc.kind == "predict" {
         svc.status = Some(s.predict.status(&name).unwrap_or_else(|| "loading".into()));
@@ -514,7 +531,7 @@ async fn delete_service(
         s.db.service(&name)
             .await?
             .ok_or_else(|| ApiError::not_found("service"))?;
-    p.require(Permission::TrainInstance, Some(svc.instance_id))?;
+    p.require_on(Permission::TrainInstance, svc.instance_id, "service")?;
     s.db.delete_service(&name).await?;
     s.recall.invalidate_service(&name);
     s.predict.forget(&name);
@@ -586,13 +603,19 @@ async fn serve_recall(
     user: Option<String>,
     opts: Result<RecallOptions, String>,
 ) -> Response {
-    let entry = match s.recall.get(&s.db, service).await {
-        Ok(Some(e)) => e,
-        Ok(None) => {
+    // EAS-style `Authorization: <token>`, or `Bearer <token>`.
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let entry = match s.recall.get(&s.db, service, token).await {
+        Ok(Access::Granted(e)) => e,
+        // The same answer for a missing service and a wrong token: names cannot be probed.
+        Ok(Access::Refused) => {
             return recall_error(
-                StatusCode::NOT_FOUND,
-                "service not found",
-                format!("no recall service named {service:?}"),
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the service token in the Authorization header".into(),
             );
         }
         Err(e) => {
@@ -604,18 +627,6 @@ async fn serve_recall(
             );
         }
     };
-    // EAS-style `Authorization: <token>`, or `Bearer <token>`.
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
-    if token.is_none_or(|t| auth::token_hash(t) != entry.token_hash) {
-        return recall_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the service token in the Authorization header".into(),
-        );
-    }
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return recall_error(
             StatusCode::BAD_REQUEST,
@@ -715,7 +726,9 @@ async fn recall_test(
             "user_id is required",
         ));
     }
-    let model = Arc::new(crate::recall::cache::load_model(&s.db, inst.id).await?);
+    // The instance's current model, built once per change, not per call.
+    let version = s.db.recall_version(inst.id).await?.unwrap_or_default();
+    let model = s.recall.model(&s.db, inst.id, version).await?;
     let items = run(&model, &req.user_id, opts);
     Ok(axum::Json(RecallResponse {
         code: 200,

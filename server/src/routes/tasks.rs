@@ -49,7 +49,7 @@ async fn authorised_task(
         s.db.task(id)
             .await?
             .ok_or_else(|| ApiError::not_found("task"))?;
-    p.require(perm, Some(task.instance_id))?;
+    p.require_on(perm, task.instance_id, "task")?;
     Ok(task)
 }
 

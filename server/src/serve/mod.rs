@@ -41,13 +41,36 @@ pub struct PredictCache {
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     /// `loading`, `running` or `failed: ...` per service, for `GET /api/services/{name}`.
     status: Mutex<HashMap<String, String>>,
-    /// One load at a time: loads are rare and CPU-heavy.
+    /// One load at a time: loads are rare and CPU-heavy; waiters then find the model loaded.
     loading: tokio::sync::Mutex<()>,
+    /// Failed loads per service: not retried before their backoff ends.
+    failures: Mutex<HashMap<String, LoadFailure>>,
+}
+
+/// A failed load and when the next attempt may start.
+struct LoadFailure {
+    model_id: i64,
+    attempts: u32,
+    retry_at: Instant,
+    message: String,
+}
+
+/// Longest wait between attempts to load a model that failed to load.
+const MAX_LOAD_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Who asks for a service's model.
+#[derive(Clone, Copy)]
+pub enum Caller<'a> {
+    /// A predict request, with the token it sent (checked before anything is loaded).
+    Token(Option<&'a str>),
+    /// The server itself (loading right after a deploy).
+    Server,
 }
 
 /// Why a service cannot answer.
 pub enum Unavailable {
-    NoSuchService,
+    /// No such service, or not its token: one answer, so names cannot be probed.
+    Refused,
     /// Loading failed; the message says why.
     Failed(String),
 }
@@ -79,18 +102,39 @@ impl PredictCache {
         Self::lock(&self.status).insert(name.to_owned(), status);
     }
 
+    /// Failed attempts to load a service's current model since it last loaded.
+    pub fn load_attempts(&self, name: &str) -> u32 {
+        Self::lock(&self.failures).get(name).map_or(0, |f| f.attempts)
+    }
+
     pub fn forget(&self, name: &str) {
         Self::lock(&self.loaded).remove(name);
         Self::lock(&self.status).remove(name);
+        Self::lock(&self.failures).remove(name);
     }
 
-    /// The service ready to answer, loading (or re-loading after a swap) when needed.
-    pub async fn get(&self, s: &AppState, name: &str) -> Result<Arc<Loaded>, Unavailable> {
+    /// The service ready to answer, loading (or re-loading after a swap) when needed. A
+    /// request's token is checked against the stored hash first: a request without the
+    /// right one never causes a load.
+    pub async fn get(
+        &self,
+        s: &AppState,
+        name: &str,
+        caller: Caller<'_>,
+    ) -> Result<Arc<Loaded>, Unavailable> {
+        let allowed = |hash: &str| match caller {
+            Caller::Token(sent) => crate::auth::token_matches(sent, hash),
+            Caller::Server => true,
+        };
         let cached = Self::lock(&self.loaded).get(name).cloned();
         if let Some(c) = &cached
             && c.checked.elapsed() < RECHECK
         {
-            return Ok(c.clone());
+            return if allowed(&c.token_hash) {
+                Ok(c.clone())
+            } else {
+                Err(Unavailable::Refused)
+            };
         }
         let row =
             s.db.predict_service_auth(name)
@@ -98,8 +142,11 @@ impl PredictCache {
                 .map_err(|e| Unavailable::Failed(format!("database: {e}")))?;
         let Some((token_hash, model_id, replicas)) = row else {
             self.forget(name);
-            return Err(Unavailable::NoSuchService);
+            return Err(Unavailable::Refused);
         };
+        if !allowed(&token_hash) {
+            return Err(Unavailable::Refused);
+        }
         if let Some(c) = cached.clone()
             && c.model_id == model_id
             && c.replicas == replicas
@@ -130,6 +177,12 @@ impl PredictCache {
         {
             return Ok(c.clone());
         }
+        if let Some(f) = Self::lock(&self.failures).get(name)
+            && f.model_id == model_id
+            && Instant::now() < f.retry_at
+        {
+            return Err(Unavailable::Failed(f.message.clone()));
+        }
         if Self::lock(&self.loaded).get(name).is_none() {
             self.set_status(name, "loading".into());
         }
@@ -146,6 +199,7 @@ impl PredictCache {
                     checked: Instant::now(),
                 });
                 Self::lock(&self.loaded).insert(name.to_owned(), l.clone());
+                Self::lock(&self.failures).remove(name);
                 self.set_status(name, "running".into());
                 tracing::info!(
                     "service {name}: serving model {model_id} with {replicas} replica(s)"
@@ -156,6 +210,22 @@ impl PredictCache {
                 let msg = format!("{e:#}");
                 tracing::warn!("service {name}: loading model {model_id}: {msg}");
                 self.set_status(name, format!("failed: {msg}"));
+                let mut failures = Self::lock(&self.failures);
+                let attempts = failures
+                    .get(name)
+                    .filter(|f| f.model_id == model_id)
+                    .map_or(1, |f| f.attempts + 1);
+                // 1 s, 2 s, 4 s, ... a minute: a broken artifact is not re-read per request.
+                let backoff = Duration::from_secs(1 << (attempts - 1).min(6)).min(MAX_LOAD_BACKOFF);
+                failures.insert(
+                    name.to_owned(),
+                    LoadFailure {
+                        model_id,
+                        attempts,
+                        retry_at: Instant::now() + backoff,
+                        message: msg.clone(),
+                    },
+                );
                 Err(Unavailable::Failed(msg))
             }
         }
