@@ -196,7 +196,9 @@ impl Config {
             "auto" => None,
             "true" | "1" => Some(true),
             "false" | "0" => Some(false),
-            other => bail!("secure_cookies / AUTOLEARN_SECURE_COOKIES must be auto, true or false, not {other:?}"),
+            other => bail!(
+                "secure_cookies / AUTOLEARN_SECURE_COOKIES must be auto, true or false, not {other:?}"
+            ),
         };
         Ok(Self {
             secure_cookies,

@@ -136,9 +136,7 @@ impl From<crate::storage::StorageError> for ApiError {
             | E::OutsideRoots(_)
             | E::BucketNotAllowed(_)
             | E::Reserved { .. }
-            | E::NoS3 => {
-                Self::invalid("path", "invalid_path", e.to_string())
-            }
+            | E::NoS3 => Self::invalid("path", "invalid_path", e.to_string()),
             E::Io(_) | E::S3(_) => Self::internal(e),
         }
     }

@@ -68,9 +68,13 @@ fn same_origin(s: &AppState, headers: &HeaderMap) -> bool {
             let ours = |host: Option<&str>| host.is_some_and(|h| h.eq_ignore_ascii_case(authority));
             ours(get(header::HOST.as_str()))
                 || ours(get("x-forwarded-host"))
-                || s.config.public_url.as_deref().and_then(|u| u.split_once("://")).is_some_and(
-                    |(_, host)| host.trim_end_matches('/').eq_ignore_ascii_case(authority),
-                )
+                || s.config
+                    .public_url
+                    .as_deref()
+                    .and_then(|u| u.split_once("://"))
+                    .is_some_and(|(_, host)| {
+                        host.trim_end_matches('/').eq_ignore_ascii_case(authority)
+                    })
         }
         (None, Some(site)) => matches!(site, "same-origin" | "none"),
         (None, None) => true,
@@ -83,7 +87,11 @@ mod tests {
 
     #[test]
     fn the_policy_lets_the_app_start_and_nothing_frame_it() {
-        for part in ["'wasm-unsafe-eval'", "frame-ancestors 'none'", "object-src 'none'"] {
+        for part in [
+            "'wasm-unsafe-eval'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ] {
             assert!(CONTENT_SECURITY_POLICY.contains(part), "{part}");
         }
         assert!(!CONTENT_SECURITY_POLICY.contains("'unsafe-eval'"));

@@ -9,8 +9,8 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod guard;
-pub mod login_limits;
 pub mod indexer;
+pub mod login_limits;
 pub mod metrics;
 pub mod openapi;
 pub mod preview;
@@ -117,9 +117,9 @@ impl Application {
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
         workers.stop().await;
         served
     }

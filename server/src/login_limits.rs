@@ -88,7 +88,10 @@ impl LoginLimits {
 
     /// Whether a login for `username` from `addr` may go ahead now.
     pub fn check(&self, username: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), Refusal> {
-        let map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let wait = keys(username, addr)
             .iter()
             .flatten()
@@ -122,7 +125,10 @@ impl LoginLimits {
     /// Records a wrong name or password: after [`FREE_FAILURES`], each failure locks the
     /// account name and the address for twice as long as the last (2 s, 4 s, ... 15 min).
     pub fn failed(&self, username: &str, addr: Option<IpAddr>, now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= MAX_TRACKED {
             map.retain(|_, f| now.saturating_duration_since(f.last) < FORGET_AFTER);
             if map.len() >= MAX_TRACKED {
@@ -188,16 +194,28 @@ mod tests {
         }
         assert_eq!(l.check("admin", None, t0), Ok(()), "five failures are free");
         l.failed("admin", ADDR, t0);
-        let two = Refusal::Throttled { retry_after: Duration::from_secs(2) };
-        assert_eq!(l.check("ADMIN", None, t0), Err(two), "names compare without case");
-        assert_eq!(l.check("someone-else", ADDR, t0), Err(two), "the address too");
+        let two = Refusal::Throttled {
+            retry_after: Duration::from_secs(2),
+        };
+        assert_eq!(
+            l.check("ADMIN", None, t0),
+            Err(two),
+            "names compare without case"
+        );
+        assert_eq!(
+            l.check("someone-else", ADDR, t0),
+            Err(two),
+            "the address too"
+        );
         assert_eq!(l.check("someone-else", None, t0), Ok(()));
         let t1 = t0 + Duration::from_secs(2);
         assert_eq!(l.check("admin", ADDR, t1), Ok(()));
         l.failed("admin", ADDR, t1);
         assert_eq!(
             l.check("admin", None, t1),
-            Err(Refusal::Throttled { retry_after: Duration::from_secs(4) })
+            Err(Refusal::Throttled {
+                retry_after: Duration::from_secs(4)
+            })
         );
         // A success clears the name, not the address.
         l.succeeded("admin");
@@ -218,7 +236,9 @@ mod tests {
         }
         assert_eq!(
             l.check("victim", None, t),
-            Err(Refusal::Throttled { retry_after: MAX_LOCK })
+            Err(Refusal::Throttled {
+                retry_after: MAX_LOCK
+            })
         );
     }
 

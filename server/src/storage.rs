@@ -247,11 +247,15 @@ impl DatasetRoots {
         match &loc {
             Location::S3 { bucket, prefix } => {
                 if let Some(r) = self.reserved_s3.iter().find(|r| {
-                    r.holds(bucket, prefix) || (r.bucket == *bucket && r.prefix.starts_with(prefix.as_str()))
+                    r.holds(bucket, prefix)
+                        || (r.bucket == *bucket && r.prefix.starts_with(prefix.as_str()))
                 }) {
                     return Err(StorageError::Reserved {
                         path: path.to_owned(),
-                        why: format!("overlaps s3://{}/{}, where models are kept", r.bucket, r.prefix),
+                        why: format!(
+                            "overlaps s3://{}/{}, where models are kept",
+                            r.bucket, r.prefix
+                        ),
                     });
                 }
                 if !self.buckets.iter().any(|a| a.holds(bucket, prefix)) {
@@ -264,12 +268,16 @@ impl DatasetRoots {
                     .canonicalize()
                     .map_err(|e| StorageError::BadPath(format!("{path:?}: {e}")))?;
                 if !dir.is_dir() {
-                    return Err(StorageError::BadPath(format!("{path:?} is not a directory")));
+                    return Err(StorageError::BadPath(format!(
+                        "{path:?} is not a directory"
+                    )));
                 }
                 for reserved in self.reserved_dirs.iter().map(|r| resolved(r)) {
-                    let excepted = self.reserved_exceptions.iter().map(|e| resolved(e)).any(|e| {
-                        e != reserved && e.starts_with(&reserved) && dir.starts_with(&e)
-                    });
+                    let excepted = self
+                        .reserved_exceptions
+                        .iter()
+                        .map(|e| resolved(e))
+                        .any(|e| e != reserved && e.starts_with(&reserved) && dir.starts_with(&e));
                     let why = if reserved == dir {
                         "is"
                     } else if reserved.starts_with(&dir) {
@@ -423,9 +431,18 @@ mod tests {
             ..DatasetRoots::default()
         };
         let at = |p: &Path| Location::parse(p.to_str().unwrap(), &roots);
-        assert!(matches!(at(&data.join("datasets/pets")), Ok(Location::Dir(_))));
+        assert!(matches!(
+            at(&data.join("datasets/pets")),
+            Ok(Location::Dir(_))
+        ));
         assert!(matches!(at(&data.join("datasets")), Ok(Location::Dir(_))));
-        for bad in [data.join("thumbs"), data.join("thumbs/1"), data.join("models"), data.clone(), top.path().to_path_buf()] {
+        for bad in [
+            data.join("thumbs"),
+            data.join("thumbs/1"),
+            data.join("models"),
+            data.clone(),
+            top.path().to_path_buf(),
+        ] {
             assert!(
                 matches!(at(&bad), Err(StorageError::Reserved { .. })),
                 "{} must be refused",
@@ -439,7 +456,10 @@ mod tests {
     #[test]
     fn s3_datasets_only_from_allowed_buckets_never_the_models_prefix() {
         let roots = DatasetRoots {
-            buckets: vec![S3Scope::parse("shared").unwrap(), S3Scope::parse("s3://team/images/").unwrap()],
+            buckets: vec![
+                S3Scope::parse("shared").unwrap(),
+                S3Scope::parse("s3://team/images/").unwrap(),
+            ],
             reserved_s3: vec![S3Scope::parse("shared/models").unwrap()],
             ..DatasetRoots::default()
         };

@@ -266,7 +266,12 @@ async fn admin_manages_users_and_permissions(b: Backend) {
 }
 
 /// The answers to a run of logins: status, error code and `Retry-After`.
-async fn login_answers(app: &integration_tests::TestApp, username: &str, password: &str, n: usize) -> Vec<(StatusCode, String, String)> {
+async fn login_answers(
+    app: &integration_tests::TestApp,
+    username: &str,
+    password: &str,
+    n: usize,
+) -> Vec<(StatusCode, String, String)> {
     let mut out = Vec::new();
     for _ in 0..n {
         let res = reqwest::Client::new()
@@ -276,9 +281,20 @@ async fn login_answers(app: &integration_tests::TestApp, username: &str, passwor
             .await
             .unwrap();
         let status = res.status();
-        let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         let body: serde_json::Value = res.json().await.unwrap_or_default();
-        out.push((status, body["error"]["code"].as_str().unwrap_or_default().to_owned(), retry));
+        out.push((
+            status,
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            retry,
+        ));
     }
     out
 }
@@ -294,12 +310,23 @@ async fn failed_logins_are_throttled_without_revealing_users(b: Backend) {
     assert_eq!(right[0].0, StatusCode::TOO_MANY_REQUESTS);
     let ghost_app = spawn_app(b).await;
     let ghost = login_answers(&ghost_app, "no-such-user", "wrong-password", 7).await;
-    assert_eq!(existing, ghost, "the answers do not tell whether a user exists");
-    let unauthorized = (StatusCode::UNAUTHORIZED, "invalid_credentials".to_owned(), String::new());
+    assert_eq!(
+        existing, ghost,
+        "the answers do not tell whether a user exists"
+    );
+    let unauthorized = (
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials".to_owned(),
+        String::new(),
+    );
     assert_eq!(existing[..6], vec![unauthorized; 6][..], "{existing:?}");
     assert_eq!(
         existing[6],
-        (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts".to_owned(), "2".to_owned())
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts".to_owned(),
+            "2".to_owned()
+        )
     );
 
     // A flood at 10x the hashing pool from one client: every answer comes, none is a 5xx
@@ -321,11 +348,22 @@ async fn failed_logins_are_throttled_without_revealing_users(b: Backend) {
     let answers = set.join_all().await;
     for s in &answers {
         assert!(
-            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE].contains(s),
+            [
+                StatusCode::UNAUTHORIZED,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(s),
             "{answers:?}"
         );
     }
-    assert!(answers.contains(&StatusCode::TOO_MANY_REQUESTS), "{answers:?}");
+    assert!(
+        answers.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "the queue is bounded: {answers:?}"
+    );
+    // The flood's failures locked its address, for any name.
+    let after = login_answers(&flood, "someone-new", "x", 1).await;
+    assert_eq!(after[0].0, StatusCode::TOO_MANY_REQUESTS, "{after:?}");
 }
 
 /// Logout ends the session in the database, not only in the browser: the token it carried
@@ -340,7 +378,9 @@ async fn logout_ends_the_session_and_cookies_follow_tls(b: Backend) {
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    let r = app.call(Some(&token), Method::GET, "/api/auth/me", None).await;
+    let r = app
+        .call(Some(&token), Method::GET, "/api/auth/me", None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     let cookie_over = |proto: &'static str| {
@@ -365,7 +405,12 @@ async fn logout_ends_the_session_and_cookies_follow_tls(b: Backend) {
         .send()
         .await
         .unwrap();
-    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
 }
 
 both_backends!(

@@ -469,7 +469,8 @@ async fn the_servers_own_folders_are_never_datasets(b: Backend) {
         // The default data root itself works.
         let dir = app.dataset_dir("pets");
         write(&dir, "cat/a.png", &png(16, 16));
-        app.create_dataset(mine, "pets", dir.to_str().unwrap()).await;
+        app.create_dataset(mine, "pets", dir.to_str().unwrap())
+            .await;
     }
 }
 

@@ -187,9 +187,18 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
     // The token: missing or wrong is 401, and a service that does not exist answers the
     // same bytes (service names cannot be probed).
     let (_, refused) = predict_raw(&app, "shapes", Some("wrong-token"), image_body(&circle)).await;
-    for (name, t) in [("shapes", None), ("shapes", Some("wrong-token")), ("nosuch", Some("wrong-token")), ("nosuch", Some(token.as_str()))] {
+    for (name, t) in [
+        ("shapes", None),
+        ("shapes", Some("wrong-token")),
+        ("nosuch", Some("wrong-token")),
+        ("nosuch", Some(token.as_str())),
+    ] {
         let answer = predict_raw(&app, name, t, image_body(&circle)).await;
-        assert_eq!(answer, (StatusCode::UNAUTHORIZED, refused.clone()), "{name} {t:?}");
+        assert_eq!(
+            answer,
+            (StatusCode::UNAUTHORIZED, refused.clone()),
+            "{name} {t:?}"
+        );
     }
 
     // Each error code, byte for byte.
@@ -304,13 +313,21 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let (status, _) = predict_raw(&app, "shapes", Some(&token), image_body(&circle)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "an undeployed service is refused like any");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an undeployed service is refused like any"
+    );
 
     // A model that cannot load (its artifact is gone): requests without the token never
     // start a load (401, not the 503 of a failed one); with it, concurrent requests share
     // one attempt, and failed loads back off instead of re-reading storage per request.
     let (_, key) = app.state.db.model(v1).await.unwrap().unwrap();
-    let models = app.state.storage.open_uri(&app.state.config.models_uri).unwrap();
+    let models = app
+        .state
+        .storage
+        .open_uri(&app.state.config.models_uri)
+        .unwrap();
     models.delete(&key).await.unwrap();
     let r = app
         .admin(
@@ -323,7 +340,10 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
     let broken = r.body["token"].as_str().unwrap().to_owned();
     let t0 = std::time::Instant::now();
     while app.state.predict.load_attempts("broken") == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the deploy's load never ran");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the deploy's load never ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for t in [None, Some("wrong-token")] {
@@ -332,7 +352,11 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
             assert_eq!(status, StatusCode::UNAUTHORIZED);
         }
     }
-    assert_eq!(app.state.predict.load_attempts("broken"), 1, "no load without the token");
+    assert_eq!(
+        app.state.predict.load_attempts("broken"),
+        1,
+        "no load without the token"
+    );
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let (url, token, body) = (app.url.clone(), broken.clone(), image_body(&circle));
@@ -351,7 +375,10 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
     let attempts = app.state.predict.load_attempts("broken");
-    assert!(attempts <= 2, "{attempts} loads for 10 requests inside the backoff");
+    assert!(
+        attempts <= 2,
+        "{attempts} loads for 10 requests inside the backoff"
+    );
 }
 
 both_backends!(deploy_predict_errors_swap_undeploy);

@@ -44,7 +44,13 @@ async fn revalidate(app: &TestApp, path: &str, etag: &str) -> (StatusCode, Strin
         .unwrap();
     let status = res.status();
     let body: serde_json::Value = res.json().await.unwrap_or_default();
-    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 fn gunzip(b: &[u8]) -> Vec<u8> {

@@ -393,7 +393,11 @@ async fn recall_service_answers_in_the_spec_format(b: Backend) {
         StatusCode::NO_CONTENT
     );
     let (s, _) = get(Some(token), "user_id=u1").await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "an undeployed service is refused like any");
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "an undeployed service is refused like any"
+    );
 }
 
 async fn behaviour_logs_build_collaborative_filtering(b: Backend) {

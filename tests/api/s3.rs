@@ -2,9 +2,7 @@
 
 use autolearn_server::storage::Store;
 use bytes::Bytes;
-use integration_tests::{
-    Backend, TestApp, both_backends, jpeg, png, s3_env, spawn_app_with, voc,
-};
+use integration_tests::{Backend, TestApp, both_backends, jpeg, png, s3_env, spawn_app_with, voc};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -27,7 +25,11 @@ async fn s3_app(b: Backend) -> Option<(TestApp, String)> {
         ],
     )
     .await;
-    let store = app.state.storage.open_uri(&format!("s3://{name}/")).unwrap();
+    let store = app
+        .state
+        .storage
+        .open_uri(&format!("s3://{name}/"))
+        .unwrap();
     let Store::S3(s3) = &store else {
         unreachable!()
     };
@@ -180,7 +182,10 @@ async fn s3_datasets_come_only_from_allowed_buckets_never_the_models_prefix(b: B
         (format!("s3://{name}/models/"), "own folders"),
         (format!("s3://{name}/models/instance-1/"), "own folders"),
         (format!("s3://{name}/"), "own folders"),
-        ("s3://another-bucket/pets/".to_owned(), "AUTOLEARN_S3_BUCKETS"),
+        (
+            "s3://another-bucket/pets/".to_owned(),
+            "AUTOLEARN_S3_BUCKETS",
+        ),
     ] {
         let r = app
             .admin(

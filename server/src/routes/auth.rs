@@ -110,7 +110,11 @@ async fn login(
         s.db.user(user_id)
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
-    let secure = if secure_cookie(&s, &headers) { "; Secure" } else { "" };
+    let secure = if secure_cookie(&s, &headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_TTL_SECS}{secure}"
     );
@@ -125,7 +129,11 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
     if let Some(token) = auth::request_token(&headers) {
         s.db.delete_session(&auth::token_hash(&token)).await?;
     }
-    let secure = if secure_cookie(&s, &headers) { "; Secure" } else { "" };
+    let secure = if secure_cookie(&s, &headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear)]).into_response())
 }

@@ -157,7 +157,11 @@ async fn predict(
 ) -> Response {
     // The token first: without it nothing is loaded, parsed, decoded or run, and a missing
     // service answers as a wrong token does.
-    let loaded = match s.predict.get(&s, &service, Caller::Token(sent_token(&headers))).await {
+    let loaded = match s
+        .predict
+        .get(&s, &service, Caller::Token(sent_token(&headers)))
+        .await
+    {
         Ok(l) => l,
         Err(Unavailable::Refused) => {
             return (

@@ -1,7 +1,6 @@
 //! Recommendation recall (SPEC §8): tables, behaviour logs → CF, strategies, filters,
 //! services, the test console and the recall endpoint.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -28,9 +27,9 @@ use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::recall::cache::Access;
 use crate::recall::cf::{self, ActionWeights};
-use crate::recall::jobs;
 use crate::recall::engine::{RecallModel, RecallOptions};
 use crate::recall::import;
+use crate::recall::jobs;
 
 /// Largest table or log upload.
 pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;

@@ -104,7 +104,9 @@ impl PredictCache {
 
     /// Failed attempts to load a service's current model since it last loaded.
     pub fn load_attempts(&self, name: &str) -> u32 {
-        Self::lock(&self.failures).get(name).map_or(0, |f| f.attempts)
+        Self::lock(&self.failures)
+            .get(name)
+            .map_or(0, |f| f.attempts)
     }
 
     pub fn forget(&self, name: &str) {
