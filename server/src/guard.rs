@@ -11,11 +11,12 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// The policy the wasm app runs under: its own scripts only (`wasm-unsafe-eval` lets it
-/// compile its WebAssembly), inline style attributes (the view code sets them), images from
-/// itself, `data:` and `blob:` (the camera picture, drawn canvases), no frames around it.
+/// compile its WebAssembly), inline style attributes (the view code sets them), images and
+/// fetches from itself, `data:` and `blob:` (the camera picture, drawn canvases, decoded
+/// uploads: local bytes, nothing leaves), no frames around it.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     connect-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
 /// Headers every response carries (a handler's own value wins).
