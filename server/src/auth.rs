@@ -35,6 +35,33 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Threads that run argon2, as many as cores. Not tokio's blocking pool: each of its (up to
+/// 512) threads would keep the ~19 MiB argon2 needs in its own malloc arena, so a login flood
+/// grew the process by hundreds of MiB; two threads keep two arenas.
+static HASHING: std::sync::LazyLock<rayon::ThreadPool> = std::sync::LazyLock::new(|| {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+        .thread_name(|i| format!("argon2-{i}"))
+        .build()
+        .expect("the password-hashing threads start")
+});
+
+/// Runs password hashing or verification on the hashing threads.
+pub async fn on_hashing_threads<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    HASHING.spawn(move || {
+        // A panic goes back to the caller (rayon would abort the process).
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx
+        .await
+        .expect("the hashing threads do not drop their work")
+    {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// 256 random bits, hex-encoded.
 pub fn new_token() -> String {
     let mut b = [0u8; 32];

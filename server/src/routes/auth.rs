@@ -91,9 +91,7 @@ async fn login(
         None => (None, DUMMY_HASH.clone()),
     };
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = auth::on_hashing_threads(move || auth::verify_password(&password, &hash)).await;
     let (Some(user_id), true) = (user_id, ok) else {
         limits.failed(&req.username, ip, Instant::now());
         return Err(ApiError::new(

@@ -73,9 +73,7 @@ async fn create(
     }
     check_grants(&s, &req.permissions).await?;
     let password = req.password;
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let hash = auth::on_hashing_threads(move || auth::hash_password(&password)).await?;
     let new = NewUser {
         username: &req.username,
         password_hash: &hash,
