@@ -160,6 +160,18 @@ pub struct Res {
 }
 
 impl Res {
+    /// Reads a whole response.
+    pub async fn read(res: reqwest::Response) -> Self {
+        let status = res.status();
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Res {
+            status,
+            body,
+            bytes,
+        }
+    }
+
     /// The `error.code` of an error body.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -200,15 +212,7 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let bytes = res.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Res {
-            status,
-            body,
-            bytes,
-        }
+        Res::read(req.send().await.expect("request")).await
     }
 
     /// As admin.
@@ -240,6 +244,21 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
+    }
+
+    /// Asserts that creating a dataset from `path` in `instance` is refused: 400 naming the
+    /// `path` field. Returns the answer.
+    pub async fn dataset_path_refused(&self, instance: i64, path: &str) -> Res {
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/api/instances/{instance}/datasets"),
+                Some(json!({"name": "d", "path": path})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
+        assert_eq!(r.body["error"]["field"], "path", "{path}");
+        r
     }
 
     /// Creates a user with global permissions and returns its token.

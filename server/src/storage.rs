@@ -272,12 +272,16 @@ impl DatasetRoots {
                         "{path:?} is not a directory"
                     )));
                 }
+                // Resolved once: each is a file-system call.
+                let exceptions: Vec<PathBuf> = self
+                    .reserved_exceptions
+                    .iter()
+                    .map(|e| resolved(e))
+                    .collect();
                 for reserved in self.reserved_dirs.iter().map(|r| resolved(r)) {
-                    let excepted = self
-                        .reserved_exceptions
+                    let excepted = exceptions
                         .iter()
-                        .map(|e| resolved(e))
-                        .any(|e| e != reserved && e.starts_with(&reserved) && dir.starts_with(&e));
+                        .any(|e| *e != reserved && e.starts_with(&reserved) && dir.starts_with(e));
                     let why = if reserved == dir {
                         "is"
                     } else if reserved.starts_with(&dir) {

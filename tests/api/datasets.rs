@@ -104,15 +104,7 @@ async fn dataset_paths_must_stay_inside_the_data_roots(b: Backend) {
         "http://x/y",
         "s3://Bad_Bucket/",
     ] {
-        let r = app
-            .admin(
-                Method::POST,
-                &format!("/api/instances/{inst}/datasets"),
-                Some(json!({"name": "d", "path": path})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
-        assert_eq!(r.body["error"]["field"], "path", "{path}");
+        app.dataset_path_refused(inst, path).await;
     }
     let r = app
         .admin(
@@ -456,15 +448,7 @@ async fn the_servers_own_folders_are_never_datasets(b: Backend) {
             format!("{d}/models"),
             format!("{d}/datasets/.."),
         ] {
-            let r = app
-                .admin(
-                    Method::POST,
-                    &format!("/api/instances/{mine}/datasets"),
-                    Some(json!({"name": "leak", "path": path})),
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
-            assert_eq!(r.body["error"]["field"], "path", "{path}");
+            app.dataset_path_refused(mine, &path).await;
         }
         // The default data root itself works.
         let dir = app.dataset_dir("pets");

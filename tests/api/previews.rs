@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use integration_tests::{Backend, TestApp, both_backends, spawn_app_with};
+use integration_tests::{Backend, Res, TestApp, both_backends, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -42,15 +42,8 @@ async fn revalidate(app: &TestApp, path: &str, etag: &str) -> (StatusCode, Strin
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let body: serde_json::Value = res.json().await.unwrap_or_default();
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+    let r = Res::read(res).await;
+    (r.status, r.code().to_owned())
 }
 
 fn gunzip(b: &[u8]) -> Vec<u8> {

@@ -187,15 +187,7 @@ async fn s3_datasets_come_only_from_allowed_buckets_never_the_models_prefix(b: B
             "AUTOLEARN_S3_BUCKETS",
         ),
     ] {
-        let r = app
-            .admin(
-                Method::POST,
-                &format!("/api/instances/{inst}/datasets"),
-                Some(json!({"name": "d", "path": path})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {:?}", r.body);
-        assert_eq!(r.body["error"]["field"], "path", "{path}");
+        let r = app.dataset_path_refused(inst, &path).await;
         let message = r.body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{path}: {message}");
     }

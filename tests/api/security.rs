@@ -2,7 +2,7 @@
 //! signed-in user's browser change anything, and every response carries the security headers.
 
 use autolearn_server::openapi::ROUTES;
-use integration_tests::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
+use integration_tests::{Backend, Res, TestApp, both_backends, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -31,16 +31,8 @@ async fn send(app: &TestApp, cookie: &str, r: BrowserRequest<'_>) -> (StatusCode
     if let Some(s) = r.fetch_site {
         req = req.header("sec-fetch-site", s);
     }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let body: serde_json::Value = res.json().await.unwrap_or_default();
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+    let r = Res::read(req.send().await.unwrap()).await;
+    (r.status, r.code().to_owned())
 }
 
 async fn instance_names(app: &TestApp) -> Vec<String> {
