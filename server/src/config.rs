@@ -75,6 +75,10 @@ pub struct Config {
     /// `Secure` session cookies: `Some` as configured, `None` when the public URL is
     /// `https://` or the proxy says `X-Forwarded-Proto: https`.
     pub secure_cookies: Option<bool>,
+    /// Memory a training task may hold in decoded images and cached backbone outputs;
+    /// images beyond it are kept in a spill file under `<data dir>/tmp` and read back as
+    /// needed, caches beyond it are recomputed.
+    pub train_memory_bytes: u64,
 }
 
 /// Keys and the environment variable each one reads.
@@ -103,6 +107,7 @@ const KEYS: &[(&str, &str)] = &[
     ("public_url", "AUTOLEARN_PUBLIC_URL"),
     ("preview_hours", "AUTOLEARN_PREVIEW_HOURS"),
     ("secure_cookies", "AUTOLEARN_SECURE_COOKIES"),
+    ("train_memory_mb", "AUTOLEARN_TRAIN_MEMORY_MB"),
 ];
 
 impl Config {
@@ -178,6 +183,7 @@ impl Config {
         let workers = number("workers", 1.0)? as usize;
         let task_lease_secs = (number("task_lease_secs", 60.0)? as i64).max(3);
         let min_task_minutes = number("min_task_minutes", 10.0)?;
+        let train_memory_bytes = (number("train_memory_mb", 4096.0)? * 1024.0 * 1024.0) as u64;
         let preview_hours = number("preview_hours", 24.0)?;
         if preview_hours <= 0.0 || preview_hours > shared::preview::MAX_EXPIRES_HOURS {
             bail!(
@@ -201,6 +207,7 @@ impl Config {
             ),
         };
         Ok(Self {
+            train_memory_bytes,
             secure_cookies,
             pretrained,
             models_uri: get("models").map_or_else(

@@ -316,3 +316,64 @@ async fn trains_scenes_and_serves_boxes(backend: Backend) {
 }
 
 both_backends!(trains_scenes_and_serves_boxes);
+
+/// Tasks whose decoded images do not fit the memory budget (2 MB here) keep the rest in a
+/// spill file and read it back, the detector recomputes its backbone features per batch
+/// instead of caching them, and both still learn. The budget does not depend on the
+/// database, so SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_beyond_the_memory_budget_spills_and_still_learns() {
+    let _one = TRAINING.lock().await;
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[("workers", "1"), ("train_memory_mb", "2")],
+    )
+    .await;
+
+    let (instance, ds) = super::training::shapes(&app).await;
+    let labels = ["circle", "square", "triangle"];
+    let body = super::training::task(ds, "spilled", &labels, json!({"max_epochs": 1}));
+    let id = start(&app, instance, body).await;
+    let t = finished(&app, id, Duration::from_secs(300)).await;
+    let logs = task_logs(&app, id).await;
+    assert_eq!(t["status"], "succeeded", "{t}\n{logs}");
+    assert!(
+        logs.contains("are read from a spill file on disk"),
+        "{logs}"
+    );
+    let m = app
+        .admin(Method::GET, &format!("/api/models/{}", t["model_id"]), None)
+        .await
+        .body;
+    let acc = m["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.8, "validation accuracy {acc} (chance 0.33)\n{logs}");
+
+    let (instance, ds) = scenes(&app).await;
+    let id = start(
+        &app,
+        instance,
+        det_task(ds, "spilled", &["circle", "square"], json!({})),
+    )
+    .await;
+    let t = finished(&app, id, Duration::from_secs(600)).await;
+    let logs = task_logs(&app, id).await;
+    assert_eq!(t["status"], "succeeded", "{t}\n{logs}");
+    assert!(
+        logs.contains("are read from a spill file on disk"),
+        "{logs}"
+    );
+    assert!(logs.contains("computed for each batch instead"), "{logs}");
+    let m = app
+        .admin(Method::GET, &format!("/api/models/{}", t["model_id"]), None)
+        .await
+        .body;
+    let map = m["metrics"]["map"].as_f64().unwrap();
+    assert!(
+        map > 0.3,
+        "mAP@0.5 {map}: the detector did not learn\n{logs}"
+    );
+    // Nothing of the spill files is left in the data dir.
+    let tmp = app.data_dir.join("tmp");
+    let left = std::fs::read_dir(&tmp).map_or(0, Iterator::count);
+    assert_eq!(left, 0, "files left in {}", tmp.display());
+}

@@ -1,7 +1,9 @@
-//! Training data: the labelled images of a task's labels, decoded once into memory, a
-//! seeded stratified validation split, and augmentation.
+//! Training data: the labelled images of a task's labels, decoded once (into memory within
+//! the task's budget, beyond it into a spill file: [`PixelStore`]), a seeded stratified
+//! validation split, and augmentation.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
@@ -9,25 +11,29 @@ use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use shared::model::efficientnet::FEATURES;
 use shared::preprocess::{self, IMAGENET_MEAN, IMAGENET_STD};
 use shared::train::Task;
 
 use crate::AppState;
 use crate::storage::Store;
+use crate::train::pixels::{PixelStore, Pixels};
 
 /// Share of each label's images held out for validation.
 pub const VALIDATION_SHARE: f64 = 0.1;
 /// A decode may allocate at most this much (decompression bombs fail, not the worker).
 const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
-/// One image in memory: `side`×`side` interleaved RGB.
+/// One decoded image: `side`×`side` interleaved RGB.
 pub struct Sample {
     pub image_id: i64,
     pub class: usize,
-    pub rgb: RgbImage,
+    pub image: Pixels,
 }
 
 pub struct Data {
+    /// The task's memory budget (what the images left of it is for caches).
+    pub store: Arc<PixelStore>,
     pub labels: Vec<String>,
     /// At [`train_side`] (slightly larger than the model input, for random crops).
     pub train: Vec<Sample>,
@@ -78,7 +84,7 @@ pub async fn load(
         s.db.dataset_ref(task.dataset_id)
             .await?
             .context("the task's dataset no longer exists")?;
-    let store = s.storage.open_uri(&ds.location)?;
+    let source = s.storage.open_uri(&ds.location)?;
     let images = s.db.labelled_images(task.dataset_id).await?;
     let mut per_class: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
     let mut paths = BTreeMap::new();
@@ -118,6 +124,19 @@ pub async fn load(
         val_ids.len(),
         task.seed
     ));
+    // The head trains on cached backbone features (a plain and a mirrored view of each
+    // training image): those are taken from the budget first, images get the rest.
+    let store = task_store(s);
+    let feature_bytes = (train_ids.len() * 2 * FEATURES * 4) as u64;
+    if !store.reserve(feature_bytes) {
+        bail!(
+            "{} training images need {} MB of backbone features, more than \
+             AUTOLEARN_TRAIN_MEMORY_MB ({} MB) allows; raise it or train on fewer images",
+            train_ids.len(),
+            feature_bytes.div_ceil(1 << 20),
+            s.config.train_memory_bytes >> 20
+        );
+    }
     let side_train = train_side(task.image_size);
     let side_val = task.image_size;
     let jobs = train_ids
@@ -125,8 +144,10 @@ pub async fn load(
         .map(|x| (x, side_train, false))
         .chain(val_ids.into_iter().map(|x| (x, side_val, true)))
         .map(|((id, class), side, is_val)| ((id, class, is_val), paths[&id].clone(), side));
-    let results = read_squares(&store, jobs).await;
+    let results = read_squares(&source, &store, jobs).await?;
+    log_spilled(&store, log);
     let mut data = Data {
+        store,
         labels: task.labels.clone(),
         train: Vec::new(),
         val: Vec::new(),
@@ -134,11 +155,11 @@ pub async fn load(
     };
     for ((image_id, class, is_val), path, decoded) in results {
         match decoded {
-            Ok(rgb) => {
+            Ok(image) => {
                 let s = Sample {
                     image_id,
                     class,
-                    rgb,
+                    image,
                 };
                 if is_val {
                     data.val.push(s);
@@ -165,34 +186,65 @@ pub async fn load(
     Ok(data)
 }
 
+/// The memory budget of one training task, spilling under `<data dir>/tmp`.
+pub fn task_store(s: &AppState) -> Arc<PixelStore> {
+    Arc::new(PixelStore::new(
+        s.config.train_memory_bytes,
+        &s.config.data_dir.join("tmp"),
+    ))
+}
+
+/// Says how many images went to disk, if any.
+pub fn log_spilled(store: &PixelStore, log: &(dyn Fn(String) + Sync)) {
+    if store.spilled() > 0 {
+        log(format!(
+            "{} decoded images did not fit in AUTOLEARN_TRAIN_MEMORY_MB and are read from a \
+             spill file on disk",
+            store.spilled()
+        ));
+    }
+}
+
 /// Reads and decodes images in parallel, each squeezed to a `side`×`side` square (as the
-/// predict path prepares them), in no particular order: `(key, path, side)` in,
-/// `(key, path, image or why not)` out.
+/// predict path prepares them) and kept by `pixels`, in no particular order:
+/// `(key, path, side)` in, `(key, path, image or why it could not be read)` out. Failing to
+/// write the spill file fails the whole load (a full disk must not quietly drop images).
 pub async fn read_squares<K: Send + 'static>(
-    store: &Store,
+    source: &Store,
+    pixels: &Arc<PixelStore>,
     jobs: impl Iterator<Item = (K, String, u32)>,
-) -> Vec<(K, String, Result<RgbImage, String>)> {
+) -> anyhow::Result<Vec<(K, String, Result<Pixels, String>)>> {
     let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    futures_util::stream::iter(jobs)
+    let results: Vec<_> = futures_util::stream::iter(jobs)
         .map(|(key, path, side)| {
-            let store = store.clone();
+            let (source, pixels) = (source.clone(), pixels.clone());
             async move {
-                let bytes = store.read(&path, crate::indexer::MAX_IMAGE_BYTES).await;
-                let decoded = match bytes {
+                let decoded = match source.read(&path, crate::indexer::MAX_IMAGE_BYTES).await {
                     Ok(b) => tokio::task::spawn_blocking(move || {
-                        preprocess::decode_near(&b, MAX_DECODE_BYTES, side)
-                            .map(|(img, _)| preprocess::resize_square(&img, side))
+                        match preprocess::decode_near(&b, MAX_DECODE_BYTES, side) {
+                            Ok((img, _)) => {
+                                pixels.keep(preprocess::resize_square(&img, side)).map(Ok)
+                            }
+                            Err(e) => Ok(Err(e)),
+                        }
                     })
                     .await
-                    .unwrap_or_else(|e| Err(e.to_string())),
-                    Err(e) => Err(e.to_string()),
+                    .unwrap_or_else(|e| Ok(Err(e.to_string()))),
+                    Err(e) => Ok(Err(e.to_string())),
                 };
                 (key, path, decoded)
             }
         })
         .buffer_unordered(threads * 2)
         .collect()
-        .await
+        .await;
+    results
+        .into_iter()
+        .map(|(key, path, decoded)| {
+            let decoded = decoded.context("writing a training image to the spill file")?;
+            Ok((key, path, decoded))
+        })
+        .collect()
 }
 
 /// Appends the normalised tensor data of an image already at the input size.

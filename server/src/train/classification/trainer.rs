@@ -63,10 +63,10 @@ pub fn predict(model: &EfficientNetLite, samples: &[Sample], device: &Device) ->
 /// Samples in evaluation batches: (images, side, their normalised floats end to end).
 fn eval_batches(samples: &[Sample]) -> impl Iterator<Item = (usize, usize, Vec<f32>)> + '_ {
     samples.chunks(EVAL_BATCH).map(|chunk| {
-        let side = chunk[0].rgb.width() as usize;
+        let side = chunk[0].image.width() as usize;
         let mut buf = Vec::with_capacity(chunk.len() * 3 * side * side);
         for s in chunk {
-            data::push_plain(&s.rgb, &mut buf);
+            data::push_plain(&s.image.rgb(), &mut buf);
         }
         (chunk.len(), side, buf)
     })
@@ -135,7 +135,7 @@ pub fn train(
         }
         let mut buf = Vec::new();
         for s in chunk {
-            let img = resize(&s.rgb, plan.image_size);
+            let img = resize(&s.image.rgb(), plan.image_size);
             data::push_plain(&img, &mut buf);
             data::push_flipped(&img, &mut buf);
             feat_classes.extend([s.class, s.class]);
@@ -217,7 +217,12 @@ pub fn train(
                 let mut buf = Vec::with_capacity(batch.len() * 3 * side * side);
                 let classes: Vec<usize> = batch.iter().map(|&i| data.train[i].class).collect();
                 for &i in batch {
-                    data::push_augmented(&data.train[i].rgb, plan.image_size, &mut rng, &mut buf);
+                    data::push_augmented(
+                        &data.train[i].image.rgb(),
+                        plan.image_size,
+                        &mut rng,
+                        &mut buf,
+                    );
                 }
                 let x = Tensor::<4>::from_data(
                     TensorData::new(buf, [batch.len(), 3, side, side]),
@@ -315,10 +320,10 @@ fn resize(rgb: &image::RgbImage, side: u32) -> image::RgbImage {
 fn val_features(eval: &FusedEfficientNetLite, data: &Data, device: &Device) -> Tensor<2> {
     let mut parts = Vec::new();
     for chunk in data.val.chunks(EVAL_BATCH) {
-        let side = chunk[0].rgb.width() as usize;
+        let side = chunk[0].image.width() as usize;
         let mut buf = Vec::new();
         for s in chunk {
-            data::push_plain(&s.rgb, &mut buf);
+            data::push_plain(&s.image.rgb(), &mut buf);
         }
         let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), 3, side, side]), device);
         parts.push(eval.features(x));

@@ -4,6 +4,7 @@
 //! boxes with the image.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use image::RgbImage;
@@ -15,7 +16,10 @@ use shared::detect::Rect;
 use shared::train::Task;
 
 use crate::AppState;
-use crate::train::classification::data::{VALIDATION_SHARE, push_plain, read_squares};
+use crate::train::classification::data::{
+    VALIDATION_SHARE, log_spilled, push_plain, read_squares, task_store,
+};
+use crate::train::pixels::{PixelStore, Pixels};
 
 /// Boxes smaller than this many input pixels on a side after resizing are left out: no
 /// grid point can see them.
@@ -29,14 +33,16 @@ struct Labelled {
     size: (u32, u32),
 }
 
-/// One image in memory, squeezed to a square, with its boxes in that square's pixels.
+/// One decoded image, squeezed to a square, with its boxes in that square's pixels.
 pub struct Sample {
     pub image_id: i64,
-    pub rgb: RgbImage,
+    pub image: Pixels,
     pub boxes: Vec<(Rect, usize)>,
 }
 
 pub struct Data {
+    /// The task's memory budget (what the images left of it is for the taps cache).
+    pub store: Arc<PixelStore>,
     pub labels: Vec<String>,
     /// At [`train_side`], for scale and crop jitter.
     pub train: Vec<Sample>,
@@ -71,7 +77,7 @@ pub async fn load(
         s.db.dataset_ref(task.dataset_id)
             .await?
             .context("the task's dataset no longer exists")?;
-    let store = s.storage.open_uri(&ds.location)?;
+    let source = s.storage.open_uri(&ds.location)?;
     let images = s.db.labelled_images(task.dataset_id).await?;
     let mut boxes_of: BTreeMap<i64, Labelled> = BTreeMap::new();
     let (mut n_boxes, mut ignored) = (0usize, 0usize);
@@ -124,8 +130,11 @@ pub async fn load(
         .map(|id| (id, train_side(task.image_size), false))
         .chain(val_ids.into_iter().map(|id| (id, task.image_size, true)))
         .map(|(id, side, is_val)| ((id, side, is_val), boxes_of[&id].path.clone(), side));
-    let results = read_squares(&store, jobs).await;
+    let store = task_store(s);
+    let results = read_squares(&source, &store, jobs).await?;
+    log_spilled(&store, log);
     let mut data = Data {
+        store,
         labels: task.labels.clone(),
         train: Vec::new(),
         val: Vec::new(),
@@ -137,8 +146,8 @@ pub async fn load(
             size: (w, h),
             ..
         } = boxes_of[&image_id].clone();
-        let rgb = match decoded {
-            Ok(rgb) => rgb,
+        let image = match decoded {
+            Ok(image) => image,
             Err(e) => {
                 skipped.push(format!("{path}: {e}"));
                 continue;
@@ -154,7 +163,7 @@ pub async fn load(
             .collect();
         let sample = Sample {
             image_id,
-            rgb,
+            image,
             boxes,
         };
         if is_val {
@@ -205,11 +214,12 @@ pub fn push_augmented(
     rng: &mut StdRng,
     out: &mut Vec<f32>,
 ) -> Vec<(Rect, usize)> {
-    let full = s.rgb.width();
+    let rgb = s.image.rgb();
+    let full = rgb.width();
     let crop = ((f64::from(full) * rng.gen_range(0.6..=1.0)) as u32).clamp(1, full);
     let x = rng.gen_range(0..=full - crop);
     let y = rng.gen_range(0..=full - crop);
-    let view = image::imageops::crop_imm(&s.rgb, x, y, crop, crop).to_image();
+    let view = image::imageops::crop_imm(&*rgb, x, y, crop, crop).to_image();
     let mut img = image::imageops::resize(&view, side, side, image::imageops::FilterType::Triangle);
     let k = side as f32 / crop as f32;
     let c = crop as f32;
@@ -273,7 +283,7 @@ mod tests {
         }
         let s = Sample {
             image_id: 1,
-            rgb,
+            image: Pixels::Resident(rgb),
             boxes: vec![(Rect::new(40.0, 40.0, 60.0, 60.0), 0)],
         };
         let mut rng = StdRng::seed_from_u64(7);
@@ -300,7 +310,7 @@ mod tests {
             }
         }
         assert!(seen > 10, "most crops keep the square");
-        let (img, boxes) = flipped(&s.rgb, &s.boxes);
+        let (img, boxes) = flipped(&s.image.rgb(), &s.boxes);
         assert_eq!(boxes[0].0, Rect::new(40.0, 40.0, 60.0, 60.0));
         assert_eq!(img.get_pixel(45, 45)[0], 255);
     }

@@ -142,11 +142,11 @@ pub fn evaluate(model: &Detector, data: &Data, device: &Device) -> DetectionMetr
     let mut evals = Vec::with_capacity(data.val.len());
     let mut images = Vec::with_capacity(data.val.len());
     for chunk in data.val.chunks(EVAL_BATCH) {
-        let side = chunk[0].rgb.width() as usize;
+        let side = chunk[0].image.width() as usize;
         let pts = detect::points(side);
         let mut buf = Vec::with_capacity(chunk.len() * 3 * side * side);
         for s in chunk {
-            push_plain(&s.rgb, &mut buf);
+            push_plain(&s.image.rgb(), &mut buf);
         }
         let outs = net.run(&buf, chunk.len(), side, &mut scratch);
         let out = Tensor::<3>::from_data(
@@ -262,6 +262,38 @@ impl Epoch {
     }
 }
 
+/// The frozen backbone's taps of training views `views` (view `v` is image `v / 2`,
+/// mirrored when `v` is odd) at the model input size, with each view's boxes.
+fn view_taps(
+    frozen: &DetectorNet,
+    data: &Data,
+    views: &[usize],
+    size: u32,
+    scratch: &mut Scratch,
+) -> (Vec<Tap>, Vec<Vec<(Rect, usize)>>) {
+    let side = size as usize;
+    let mut buf = Vec::with_capacity(views.len() * 3 * side * side);
+    let boxes = views
+        .iter()
+        .map(|&v| {
+            let s = &data.train[v / 2];
+            let rgb = s.image.rgb();
+            let img =
+                image::imageops::resize(&*rgb, size, size, image::imageops::FilterType::Triangle);
+            let boxes = data::rescaled(&s.boxes, rgb.width(), size);
+            if v % 2 == 1 {
+                let (mirror, mirror_boxes) = data::flipped(&img, &boxes);
+                push_plain(&mirror, &mut buf);
+                mirror_boxes
+            } else {
+                push_plain(&img, &mut buf);
+                boxes
+            }
+        })
+        .collect();
+    (frozen.taps(&buf, views.len(), side, scratch), boxes)
+}
+
 /// One view of a training image with its backbone taps (`[c, h, w]` each, flattened).
 struct Cached {
     taps: Vec<Vec<f32>>,
@@ -287,67 +319,67 @@ pub fn train(
     let classes = data.labels.len();
     let ad = device.clone().autodiff();
 
-    // Phase 1: taps of the frozen backbone, plain and mirrored, from the serving executor
-    // (BatchNorm folded; several times faster than burn's CPU backend, on any device).
+    // Phase 1: taps of the frozen backbone for a plain and a mirrored view of each training
+    // image (view `v` is image `v / 2`, mirrored when odd), from the serving executor
+    // (BatchNorm folded; several times faster than burn's CPU backend, on any device):
+    // cached when the task's memory budget has room for them, else recomputed per batch.
     let frozen = DetectorNet::new(model.valid(), device);
     let mut scratch = Scratch::default();
-    let t0 = Instant::now();
-    let mut cached: Vec<Cached> = Vec::with_capacity(data.train.len() * 2);
-    let mut tap_dims: Vec<[usize; 3]> = Vec::new();
-    for (i, chunk) in data.train.chunks(EVAL_BATCH / 2).enumerate() {
-        if run.should_end() {
-            return Ok(None);
+    let views = data.train.len() * 2;
+    let (first, _) = view_taps(&frozen, data, &[0], plan.image_size, &mut scratch);
+    let tap_dims: Vec<[usize; 3]> = first.iter().map(|t| t.dims).collect();
+    let cache_bytes = views * first.iter().map(|t| t.values.len()).sum::<usize>() * 4;
+    let mut cached: Option<Vec<Cached>> = None;
+    if data.store.reserve(cache_bytes as u64) {
+        let t0 = Instant::now();
+        let mut all = Vec::with_capacity(views);
+        let ids: Vec<usize> = (0..views).collect();
+        for (i, chunk) in ids.chunks(EVAL_BATCH).enumerate() {
+            if run.should_end() {
+                return Ok(None);
+            }
+            let (taps, boxes) = view_taps(&frozen, data, chunk, plan.image_size, &mut scratch);
+            let per_level: Vec<Vec<Vec<f32>>> = taps
+                .into_iter()
+                .map(|t| {
+                    let k = t.values.len() / chunk.len();
+                    t.values.chunks(k).map(<[f32]>::to_vec).collect()
+                })
+                .collect();
+            for (j, boxes) in boxes.into_iter().enumerate() {
+                all.push(Cached {
+                    taps: per_level.iter().map(|l| l[j].clone()).collect(),
+                    boxes,
+                });
+            }
+            if i % 8 == 7 {
+                let done = ((i + 1) * EVAL_BATCH / 2).min(data.train.len());
+                run.log(format!(
+                    "backbone features: {done}/{} training images",
+                    data.train.len()
+                ));
+            }
         }
-        let mut buf = Vec::new();
-        let mut views = Vec::new();
-        for s in chunk {
-            let img = image::imageops::resize(
-                &s.rgb,
-                plan.image_size,
-                plan.image_size,
-                image::imageops::FilterType::Triangle,
-            );
-            let boxes = data::rescaled(&s.boxes, s.rgb.width(), plan.image_size);
-            let (mirror, mirror_boxes) = data::flipped(&img, &boxes);
-            push_plain(&img, &mut buf);
-            push_plain(&mirror, &mut buf);
-            views.push(boxes);
-            views.push(mirror_boxes);
-        }
-        let taps = frozen.taps(&buf, views.len(), side, &mut scratch);
-        tap_dims = taps.iter().map(|t| t.dims).collect();
-        let per_level: Vec<Vec<Vec<f32>>> = taps
-            .into_iter()
-            .map(|t| {
-                let k = t.values.len() / views.len();
-                t.values.chunks(k).map(<[f32]>::to_vec).collect()
-            })
-            .collect();
-        for (j, boxes) in views.into_iter().enumerate() {
-            cached.push(Cached {
-                taps: per_level.iter().map(|l| l[j].clone()).collect(),
-                boxes,
-            });
-        }
-        if i % 8 == 7 {
-            let done = ((i + 1) * EVAL_BATCH / 2).min(data.train.len());
-            run.log(format!(
-                "backbone features: {done}/{} training images",
-                data.train.len()
-            ));
-        }
+        run.log(format!(
+            "backbone features of {} training images (and mirror images) in {:.1} s",
+            data.train.len(),
+            t0.elapsed().as_secs_f64()
+        ));
+        cached = Some(all);
+    } else {
+        run.log(format!(
+            "the backbone features of {} training images need {} MB, more than the memory \
+             budget leaves (AUTOLEARN_TRAIN_MEMORY_MB): computed for each batch instead",
+            data.train.len(),
+            cache_bytes >> 20
+        ));
     }
-    run.log(format!(
-        "backbone features of {} training images (and mirror images) in {:.1} s",
-        data.train.len(),
-        t0.elapsed().as_secs_f64()
-    ));
 
     let mut net = model.clone().train();
     let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
     let mut best: Option<(Detector, f64)> = None;
     let mut since_best = 0;
-    let mut order: Vec<usize> = (0..cached.len()).collect();
+    let mut order: Vec<usize> = (0..views).collect();
     let tuning = plan.tuned_stages > 0 && plan.max_epochs != Some(0);
     let head_until = if tuning {
         let left = plan.deadline.saturating_duration_since(Instant::now());
@@ -369,18 +401,33 @@ pub fn train(
                 last = true;
                 break;
             }
-            let taps: Vec<Tensor<4>> = (0..3)
-                .map(|l| {
-                    let [c, h, w] = tap_dims[l];
-                    let mut v = Vec::with_capacity(batch.len() * c * h * w);
-                    for &i in batch {
-                        v.extend_from_slice(&cached[i].taps[l]);
-                    }
-                    Tensor::<4>::from_data(TensorData::new(v, [batch.len(), c, h, w]), &ad)
-                })
-                .collect();
-            let boxes: Vec<Vec<(Rect, usize)>> =
-                batch.iter().map(|&i| cached[i].boxes.clone()).collect();
+            let tensor = |values: Vec<f32>, [c, h, w]: [usize; 3]| {
+                Tensor::<4>::from_data(TensorData::new(values, [batch.len(), c, h, w]), &ad)
+            };
+            let (taps, boxes): (Vec<Tensor<4>>, Vec<Vec<(Rect, usize)>>) = match &cached {
+                Some(cached) => (
+                    tap_dims
+                        .iter()
+                        .enumerate()
+                        .map(|(l, &[c, h, w])| {
+                            let mut v = Vec::with_capacity(batch.len() * c * h * w);
+                            for &i in batch {
+                                v.extend_from_slice(&cached[i].taps[l]);
+                            }
+                            tensor(v, [c, h, w])
+                        })
+                        .collect(),
+                    batch.iter().map(|&i| cached[i].boxes.clone()).collect(),
+                ),
+                None => {
+                    let (taps, boxes) =
+                        view_taps(&frozen, data, batch, plan.image_size, &mut scratch);
+                    (
+                        taps.into_iter().map(|t| tensor(t.values, t.dims)).collect(),
+                        boxes,
+                    )
+                }
+            };
             let targets = batch_targets(&boxes, classes, &pts, side, &ad);
             let out = net.detect(taps);
             net = stats.learn(&mut run, net, &mut optim, HEAD_LR, out, &targets);
