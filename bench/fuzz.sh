@@ -3,7 +3,10 @@
 # target for a bounded time (SECONDS_TO_FUZZ, default 120) from a seed corpus:
 #   predict_input  `shared::predict::input` (JSON → base64 → image header → decoder → resize)
 #   voc_xml        `server/src/voc.rs` (the VOC files indexed beside images)
-#   recall_table   `server/src/recall/import.rs` (uploaded recall tables, every table kind)
+#   recall_table   `server/src/recall/import.rs` and `cf.rs` (uploaded recall tables, every
+#                  table kind, and behaviour logs, through the csv crate)
+#   query          `server/src/routes/query.rs` (every route's query string, as axum parses it)
+# No route takes multipart/form bodies: uploads are raw CSV/TSV, JSON or base64 in JSON.
 # TARGETS="voc_xml recall_table" picks some. Prints per target the runs made and the crashes
 # found (files in fuzz/artifacts/<target>); docs/security.md records a run.
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain.
@@ -17,7 +20,7 @@ if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
   cargo install --locked cargo-fuzz --root "$TOOLS"
 fi
 export PATH="$TOOLS/bin:$PATH" RUSTC_BOOTSTRAP=1
-for t in predict_input voc_xml recall_table; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
+for t in predict_input voc_xml recall_table query; do mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"; done
 CORPUS=fuzz/corpus/predict_input
 python3 - "$CORPUS" <<'PY'
 import base64, json, os, struct, sys, zlib
@@ -51,11 +54,18 @@ seeds = {
     "recall_table/user_item.csv": "user_id,item_ids\nu1,i1:0.5,i2\nu2\ti3 i4:2\n",
     "recall_table/quoted.csv": '"user_id","item_ids"\r\n"u1","i1:1,i2:0.5"\r\n',
     "recall_table/keys.tsv": "item_id\ti1\ni2\n",
+    "recall_table/bom.csv": "\ufeffuser_id,item_ids\nu1,\"a:1,b:\"\"2\"\"\"\n",
+    "recall_table/log.csv": "user_id,item_id,active_type,active_date\nu1,i1,0,2024-01-02\nu2,i1,1,1700000000\n",
+    "recall_table/movielens.csv": "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n",
+    "query/images": "label=cat&status=unlabelled&page=2&per_page=100",
+    "query/recall": "user_id=u1&size=10&include_history=true&fallback=none",
+    "query/log": "top_n=50&w_click=1&w_buy=3.5&w_favorite=2",
+    "query/misc": "size=256&mode=append&format=web&preview=abc&after=7",
 }
 for k, v in seeds.items():
     open(os.path.join(out, k), "w", encoding="utf-8").write(v)
 PY
-for t in ${TARGETS:-predict_input voc_xml recall_table}; do
+for t in ${TARGETS:-predict_input voc_xml recall_table query}; do
   log "fuzzing $t for ${SECS}s"
   (cd fuzz && cargo fuzz run "$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 2>&1 | grep -E "^(#[0-9]+|Done)|ERROR|panicked" | tail -4)
   echo "$t crashes: $(find "fuzz/artifacts/$t" -type f | wc -l)"

@@ -246,6 +246,29 @@ impl TestApp {
         r.body
     }
 
+    /// Sends `request` (a whole HTTP/1.1 request, `Connection: close`) as raw bytes and
+    /// returns the raw answer, for what a client library would not send (chunked bodies cut
+    /// where the test wants, lying `Content-Length`s).
+    pub async fn raw_http_bytes(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        // The server may answer before the whole request is sent and then close.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tcp.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server answers and closes the connection");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    pub async fn raw_http(&self, request: &str) -> String {
+        self.raw_http_bytes(request.as_bytes()).await
+    }
+
     /// Asserts that creating a dataset from `path` in `instance` is refused: 400 naming the
     /// `path` field. Returns the answer.
     pub async fn dataset_path_refused(&self, instance: i64, path: &str) -> Res {

@@ -440,11 +440,11 @@ async fn recall_command(c: &Client, cmd: RecallCmd, json: bool) -> anyhow::Resul
             if !(0.0..1.0).contains(&holdout) || holdout == 0.0 {
                 bail!("--holdout is a fraction between 0 and 1");
             }
-            let text = std::fs::read_to_string(&log)
-                .with_context(|| format!("reading {}", log.display()))?;
+            let file =
+                std::fs::File::open(&log).with_context(|| format!("reading {}", log.display()))?;
             let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let parsed = crate::recall::cf::parse_log(
-                    &text,
+                    file,
                     crate::recall::cf::ActionWeights::default(),
                 )?;
                 Ok(crate::recall::eval::evaluate(&parsed, k, holdout, top_n))

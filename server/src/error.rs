@@ -114,6 +114,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::routes::query::Invalid> for ApiError {
+    fn from(e: crate::routes::query::Invalid) -> Self {
+        ApiError::invalid(e.field, e.code, e.message)
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::internal(format!("database: {e}"))

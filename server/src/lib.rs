@@ -20,6 +20,7 @@ pub mod serve;
 pub mod storage;
 pub mod thumbnail;
 pub mod train;
+pub mod upload;
 pub mod voc;
 
 use std::net::SocketAddr;

@@ -8,6 +8,7 @@ mod labels;
 mod models;
 mod predict;
 mod previews;
+pub mod query;
 mod recall;
 mod system;
 mod tasks;

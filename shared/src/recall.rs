@@ -92,6 +92,16 @@ pub fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How one recall request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecallOptions {
+    pub size: usize,
+    /// Return items already in the user's history (off by default, SPEC §8).
+    pub include_history: bool,
+    /// Fill with popular items when strategies find too few (and for unknown users).
+    pub fallback_popular: bool,
+}
+
 /// Parses `a:0.7,b:0.3`, `a,b` or the space-separated `a:0.7 b:0.3`; a missing weight is 1.
 pub fn parse_weighted_list(s: &str) -> Result<Vec<(String, f64)>, String> {
     let mut out = Vec::new();

@@ -184,6 +184,37 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
         2
     );
 
+    // A full service refuses before reading the body: with every place taken, a request
+    // whose body never finishes arriving is answered 503 (2002) at once.
+    let loaded = app
+        .state
+        .predict
+        .get(
+            &app.state,
+            "shapes",
+            autolearn_server::serve::Caller::Server,
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the service loads"));
+    let mut places = Vec::new();
+    while let Ok(t) = loaded.engine.admit() {
+        places.push(t);
+    }
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.raw_http(&format!(
+            "POST /api/predict/shapes HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\
+             Content-Length: 1000000\r\nConnection: close\r\n\r\n{{\"dataArray\": ["
+        )),
+    )
+    .await
+    .expect("answered without waiting for the rest of the body");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"errorCode\":\"2002\""), "{answer}");
+    drop(places);
+    let (status, text) = predict_raw(&app, "shapes", Some(&token), image_body(&circle)).await;
+    assert_eq!(status, StatusCode::OK, "places freed: {text}");
+
     // The token: missing or wrong is 401, and a service that does not exist answers the
     // same bytes (service names cannot be probed).
     let (_, refused) = predict_raw(&app, "shapes", Some("wrong-token"), image_body(&circle)).await;

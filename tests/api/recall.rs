@@ -26,6 +26,23 @@ async fn upload(
     (status, res.json().await.unwrap_or_default())
 }
 
+/// A PUT whose body goes out in `chunks` (chunked transfer encoding); the raw answer.
+async fn put_chunked(app: &TestApp, path: &str, chunks: &[&[u8]]) -> String {
+    let mut req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.admin_token
+    )
+    .into_bytes();
+    for c in chunks {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    app.raw_http_bytes(&req).await
+}
+
 async fn rec_instance(app: &TestApp) -> i64 {
     let inst = app.create_instance("recommendation_recall", "shop").await;
     for (table, body) in [
@@ -141,6 +158,51 @@ async fn tables_import_all_or_nothing_with_line_errors(b: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // Streamed in chunks (no Content-Length), as a spreadsheet writes it: a byte-order
+    // mark, quoted lists with `""` escapes, CRLF line ends, a record split between chunks.
+    let chunks: [&[u8]; 3] = [
+        b"\xEF\xBB\xBFuser_id,item_ids\r\nu1,\"a:1,",
+        b"b:0.5\"\r\n\"u2\",c\r\n",
+        b"u3 d:2 e:1\r\n",
+    ];
+    let answer = put_chunked(
+        &app,
+        &format!("/api/instances/{inst}/tables/custom"),
+        &chunks,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"imported\":3"), "{answer}");
+    let tables = app
+        .admin(Method::GET, &format!("/api/instances/{inst}/tables"), None)
+        .await
+        .body;
+    let custom = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "custom")
+        .unwrap();
+    assert_eq!(
+        custom["preview"][0],
+        json!({"key": "u1", "value": "a:1,b:0.5"})
+    );
+    assert_eq!(
+        custom["preview"][2],
+        json!({"key": "u3", "value": "d:2,e:1"})
+    );
+    // A body announced past the limit is refused before any of it is read.
+    let answer = app
+        .raw_http(&format!(
+            "PUT /api/instances/{inst}/tables/custom HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {}\r\nContent-Length: 999999999999\r\n\
+             Connection: close\r\n\r\nu1,a\n",
+            app.admin_token
+        ))
+        .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"payload_too_large\""), "{answer}");
 
     let img = app.create_instance("image_classification", "pics").await;
     let (s, _) = upload(&app, img, "user_item", "u1,a\n", "replace").await;

@@ -18,7 +18,7 @@ fn main() {
     let top_n: usize = top_n.parse().expect("TOP_N is a number");
     let t0 = Instant::now();
     let text = std::fs::read_to_string(log).expect("read log");
-    let parsed = cf::parse_log(&text, cf::ActionWeights::default()).expect("valid log");
+    let parsed = cf::parse_log(text.as_bytes(), cf::ActionWeights::default()).expect("valid log");
     let parse_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let built = cf::build(&parsed, top_n, &Arc::default());

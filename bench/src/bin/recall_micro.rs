@@ -12,7 +12,7 @@ use shared::recall::{RecallTable, Strategy, StrategyKind};
 fn main() {
     let path = std::env::args().nth(1).expect("usage: recall_micro LOG");
     let log = cf::parse_log(
-        &std::fs::read_to_string(path).expect("read"),
+        std::fs::File::open(path).expect("open"),
         cf::ActionWeights::default(),
     )
     .expect("log");

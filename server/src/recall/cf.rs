@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::import::{self, ImportError, ParseFailure};
+
 /// Stored histories keep at most this many items per user (most recent first).
 pub const MAX_STORED_HISTORY: usize = 200;
 /// Similarities are computed over each user's most recent items, bounding the quadratic
@@ -113,65 +115,53 @@ fn sortable_time(s: &str) -> Option<i64> {
     }
 }
 
-/// Parses a log: `user_id,item_id,active_type,active_date` (0 click, 1 buy, 2 favourite)
-/// or MovieLens `userId,movieId,rating,timestamp` (weight = rating / 5). Comma or tab
-/// separated; a header line is recognised and skipped. Errors name the line and field.
-pub fn parse_log(text: &str, w: ActionWeights) -> Result<Log, super::import::ImportError> {
+/// Parses a log as it streams in: `user_id,item_id,active_type,active_date` (0 click, 1 buy,
+/// 2 favourite) or MovieLens `userId,movieId,rating,timestamp` (weight = rating / 5). CSV or
+/// TSV as [`import::for_each_record`] reads them; a header line is recognised and skipped.
+/// Errors name the line and field.
+pub fn parse_log<R: std::io::Read>(reader: R, w: ActionWeights) -> Result<Log, ParseFailure> {
     let mut log = Log::default();
     let mut movielens = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let raw = raw.trim_end_matches('\r');
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let err = |field: &str, message: String| super::import::ImportError {
+    let mut first = true;
+    let mut records = 0usize;
+    import::for_each_record(reader, |line, f| {
+        let err = |field: &str, message: String| ImportError {
             line,
             field: field.to_owned(),
             message,
         };
-        if line > MAX_LOG_LINES {
+        records += 1;
+        if records > MAX_LOG_LINES {
             return Err(err("log", format!("more than {MAX_LOG_LINES} lines")));
         }
-        let sep = if raw.contains('\t') { '\t' } else { ',' };
-        // Four fields without allocating per line (a log can have millions).
-        let mut fields = [""; 4];
-        let mut n_fields = 0;
-        for (k, part) in raw.split(sep).enumerate() {
-            if k < 4 {
-                fields[k] = part.trim();
-            }
-            n_fields = k + 1;
-        }
-        let f = &fields[..n_fields.min(4)];
-        if line == 1
-            && f.first()
-                .is_some_and(|h| h.eq_ignore_ascii_case("user_id") || *h == "userId")
+        let field = |k: usize| f.get(k).unwrap_or_default();
+        if std::mem::take(&mut first)
+            && (field(0).eq_ignore_ascii_case("user_id") || field(0) == "userId")
         {
-            movielens = f.get(2).is_some_and(|c| *c == "rating");
-            continue;
+            movielens = field(2) == "rating";
+            return Ok(());
         }
-        if n_fields < 4 {
+        if f.len() < 4 {
             return Err(err(
                 "log",
                 format!(
                     "expected 4 fields (user_id, item_id, active_type, active_date), got {}",
-                    n_fields
+                    f.len()
                 ),
             ));
         }
-        shared::recall::check_id(f[0]).map_err(|m| err("user_id", m))?;
-        shared::recall::check_id(f[1]).map_err(|m| err("item_id", m))?;
+        shared::recall::check_id(field(0)).map_err(|m| err("user_id", m))?;
+        shared::recall::check_id(field(1)).map_err(|m| err("item_id", m))?;
         let weight = if movielens {
-            let r: f32 = f[2]
+            let r: f32 = field(2)
                 .parse()
-                .map_err(|_| err("rating", format!("{:?} is not a number", f[2])))?;
+                .map_err(|_| err("rating", format!("{:?} is not a number", field(2))))?;
             if !(0.0..=10.0).contains(&r) {
                 return Err(err("rating", format!("{r} is outside 0-10")));
             }
             r / 5.0
         } else {
-            match f[2] {
+            match field(2) {
                 "0" => w.click,
                 "1" => w.buy,
                 "2" => w.favorite,
@@ -183,21 +173,22 @@ pub fn parse_log(text: &str, w: ActionWeights) -> Result<Log, super::import::Imp
                 }
             }
         };
-        let time = sortable_time(f[3]).ok_or_else(|| {
+        let time = sortable_time(field(3)).ok_or_else(|| {
             err(
                 "active_date",
-                format!("{:?} is not a date or timestamp", f[3]),
+                format!("{:?} is not a date or timestamp", field(3)),
             )
         })?;
-        let user = log.users.id(f[0]);
-        let item = log.items.id(f[1]);
+        let user = log.users.id(field(0));
+        let item = log.items.id(field(1));
         log.interactions.push(Interaction {
             user,
             item,
             weight,
             time,
         });
-    }
+        Ok(())
+    })?;
     Ok(log)
 }
 
@@ -392,9 +383,16 @@ pub fn build(log: &Log, top_n: usize, progress: &Arc<AtomicUsize>) -> CfOutput {
 mod tests {
     use super::*;
 
+    fn parse_text(text: &str, w: ActionWeights) -> Result<Log, ImportError> {
+        parse_log(text.as_bytes(), w).map_err(|e| match e {
+            ParseFailure::Invalid(e) => e,
+            ParseFailure::Read(e) => panic!("reading a slice failed: {e}"),
+        })
+    }
+
     #[test]
     fn logs_parse_both_formats_and_name_bad_fields() {
-        let log = parse_log(
+        let log = parse_text(
             "user_id,item_id,active_type,active_date\nu1,i1,0,2024-01-02\nu1,i2,1,2024-01-03\n",
             ActionWeights::default(),
         )
@@ -402,15 +400,15 @@ mod tests {
         assert_eq!(log.interactions.len(), 2);
         assert_eq!(log.interactions[1].weight, 3.0);
         assert_eq!(log.interactions[0].time, 20_240_102);
-        let ml = parse_log(
+        let ml = parse_text(
             "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n",
             ActionWeights::default(),
         )
         .unwrap();
         assert_eq!(ml.interactions[0].weight, 0.5);
-        let e = parse_log("u1,i1,7,2024-01-01\n", ActionWeights::default()).unwrap_err();
+        let e = parse_text("u1,i1,7,2024-01-01\n", ActionWeights::default()).unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (1, "active_type"));
-        let e = parse_log("u1,i1,0\n", ActionWeights::default()).unwrap_err();
+        let e = parse_text("u1,i1,0\n", ActionWeights::default()).unwrap_err();
         assert!(e.message.contains("expected 4 fields"));
     }
 
@@ -418,7 +416,7 @@ mod tests {
     fn co_occurring_items_are_most_similar() {
         // Users 0-2 take a and b together; user 3 takes a and c.
         let text = "0,a,0,1\n0,b,0,2\n1,a,0,1\n1,b,0,2\n2,a,0,1\n2,b,0,2\n3,a,0,1\n3,c,0,2\n";
-        let log = parse_log(text, ActionWeights::default()).unwrap();
+        let log = parse_text(text, ActionWeights::default()).unwrap();
         let h = histories(&log);
         assert_eq!(h[0][0].0, log.items.get("b").unwrap(), "most recent first");
         let sims = item_similarities(&h, log.items.len(), 10, &Arc::default());

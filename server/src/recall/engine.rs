@@ -122,14 +122,7 @@ pub struct RecallModel {
     pub filters: Vec<Filter>,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct RecallOptions {
-    pub size: usize,
-    /// Return items already in the user's history (off by default, SPEC §8).
-    pub include_history: bool,
-    /// Fill with popular items when strategies find too few (and for unknown users).
-    pub fallback_popular: bool,
-}
+pub use shared::recall::RecallOptions;
 
 impl RecallModel {
     /// Builds a model from stored rows `(table, key, normalised value)`.

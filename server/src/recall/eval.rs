@@ -153,7 +153,7 @@ mod tests {
         let text = (1..=10)
             .map(|t| format!("u,i{t},0,{t}\n"))
             .collect::<String>();
-        let log = cf::parse_log(&text, cf::ActionWeights::default()).unwrap();
+        let log = cf::parse_log(text.as_bytes(), cf::ActionWeights::default()).unwrap();
         let (train, test) = split(&log, 0.2);
         assert_eq!(train.interactions.len(), 8);
         let names: HashSet<&str> = test[0]
@@ -189,7 +189,7 @@ mod tests {
         for u in 0..40 {
             text += &format!("u{u},pop,0,0\n");
         }
-        let log = cf::parse_log(&text, cf::ActionWeights::default()).unwrap();
+        let log = cf::parse_log(text.as_bytes(), cf::ActionWeights::default()).unwrap();
         let r = evaluate(&log, 5, 0.25, 20);
         assert!(r.users_evaluated > 30);
         let (cf, pop) = (&r.rows[0], &r.rows[1]);

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use shared::api::{CreateDataset, Dataset, ImagePage, ImageStatus};
 use shared::names::DatasetName;
 use shared::{InstanceType, Permission};
 
 use super::instances::{authorised_instance, check_description};
+use super::query::{ExportQuery, ImagesQuery};
 use crate::auth::Principal;
 use crate::db::datasets::DatasetRef;
 use crate::db::images::ImageFilter;
@@ -19,8 +19,6 @@ use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json, Query};
 use crate::storage::Location;
 use crate::{AppState, export, indexer, thumbnail};
-
-pub const MAX_PER_PAGE: i64 = 500;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -153,14 +151,6 @@ async fn reindex(
         .ok_or_else(|| ApiError::not_found("dataset"))
 }
 
-#[derive(Deserialize)]
-struct ImagesQuery {
-    label: Option<String>,
-    status: Option<ImageStatus>,
-    page: Option<i64>,
-    per_page: Option<i64>,
-}
-
 async fn images(
     State(s): State<AppState>,
     p: Principal,
@@ -168,24 +158,9 @@ async fn images(
     Query(q): Query<ImagesQuery>,
 ) -> ApiResult<axum::Json<ImagePage>> {
     authorised_dataset(&s, &p, Permission::ListInstance, id).await?;
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(50);
-    if page < 1 {
-        return Err(ApiError::invalid(
-            "page",
-            "invalid_page",
-            "page starts at 1",
-        ));
-    }
-    if !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(ApiError::invalid(
-            "per_page",
-            "invalid_page",
-            format!("per_page must be 1 to {MAX_PER_PAGE}"),
-        ));
-    }
+    let (page, per_page) = q.page()?;
     let filter = ImageFilter {
-        label: q.label.as_deref().filter(|l| !l.is_empty()),
+        label: q.label(),
         status: q.status.unwrap_or(ImageStatus::All),
         page,
         per_page,
@@ -197,11 +172,6 @@ async fn images(
         per_page,
         total,
     }))
-}
-
-#[derive(Deserialize)]
-struct ExportQuery {
-    format: Option<String>,
 }
 
 async fn export_archive(

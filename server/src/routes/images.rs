@@ -11,6 +11,7 @@ use shared::names::LabelName;
 use shared::{InstanceType, Permission};
 
 use super::datasets::authorised_dataset;
+use super::query::ThumbQuery;
 use crate::auth::Principal;
 use crate::db::datasets::DatasetRef;
 use crate::error::{ApiError, ApiResult, Id, Json, Query, as_missing};
@@ -74,11 +75,6 @@ async fn content(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResu
         .into_response())
 }
 
-#[derive(serde::Deserialize)]
-struct ThumbQuery {
-    size: Option<u32>,
-}
-
 /// A JPEG whose longest side is `size` (default 256), from the cache or made now.
 async fn thumbnail(
     State(s): State<AppState>,
@@ -86,18 +82,7 @@ async fn thumbnail(
     Id(id): Id,
     Query(q): Query<ThumbQuery>,
 ) -> ApiResult<Response> {
-    let size = q.size.unwrap_or(256);
-    if !(thumbnail::MIN_SIZE..=thumbnail::MAX_SIZE).contains(&size) {
-        return Err(ApiError::invalid(
-            "size",
-            "invalid_size",
-            format!(
-                "size must be {} to {}",
-                thumbnail::MIN_SIZE,
-                thumbnail::MAX_SIZE
-            ),
-        ));
-    }
+    let size = q.size(thumbnail::MIN_SIZE..=thumbnail::MAX_SIZE)?;
     let (img, d) = authorised_image(&s, &p, Permission::ListInstance, id).await?;
     let store = s.storage.open_uri(&d.location)?;
     let jpeg = thumbnail::get_or_make(&s, &img, &store, size)

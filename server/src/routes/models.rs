@@ -11,6 +11,7 @@ use shared::Permission;
 use shared::train::ModelVersion;
 
 use super::instances::authorised_instance;
+use super::query::ArtifactQuery;
 use crate::AppState;
 use crate::artifact::MAX_ARTIFACT_BYTES;
 use crate::auth::Principal;
@@ -75,14 +76,6 @@ async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResul
         }
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(serde::Deserialize)]
-struct ArtifactQuery {
-    /// `tar` (default: as stored) or `web` (what the browser loads).
-    format: Option<String>,
-    /// A preview link's token, instead of a login.
-    preview: Option<String>,
 }
 
 /// The model's artifact: `format=tar` as stored (a tar of `meta.json` and `model.bpk`),

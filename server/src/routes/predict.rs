@@ -17,6 +17,7 @@ use super::recall::{check_replicas, register_service};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Id, Json};
+use crate::serve::engine::Ticket;
 use crate::serve::{Caller, Unavailable};
 
 /// Largest predict body (base64 of up to [`input::MAX_ITEMS`] images).
@@ -182,16 +183,28 @@ async fn predict(
     if announced.is_some_and(|n| n > MAX_PREDICT_BODY as u64) {
         return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat);
     }
-    let body = match axum::body::to_bytes(body, MAX_PREDICT_BODY).await {
-        Ok(b) => b,
-        Err(_) => return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat),
+    // A place in the engine before the body is read: a full service refuses at once, and
+    // the bodies being read at any time are bounded by the engine's places.
+    let Ok(first) = loaded.engine.admit() else {
+        return failure(StatusCode::SERVICE_UNAVAILABLE, PredictError::GetInstance);
+    };
+    // The place is held while the body arrives, so a body must arrive in time.
+    let body = match tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        axum::body::to_bytes(body, MAX_PREDICT_BODY),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return failure(StatusCode::PAYLOAD_TOO_LARGE, PredictError::InputFormat),
+        Err(_) => return failure(StatusCode::REQUEST_TIMEOUT, PredictError::InputFormat),
     };
     let images = match input::parse(&body) {
         Ok(i) => i,
         Err(e) => return failure(error_status(e), e),
     };
     drop(body);
-    match run(&s, &loaded, images).await {
+    match run(&s, &loaded, images, first).await {
         Ok(result) => axum::Json(PredictSuccess {
             success: true,
             result,
@@ -205,16 +218,22 @@ async fn run(
     s: &AppState,
     loaded: &crate::serve::Loaded,
     images: Vec<Vec<u8>>,
+    first: Ticket,
 ) -> Result<PredictResult, PredictError> {
     let side = u32::try_from(loaded.engine.side).unwrap_or(224);
     let mut pending = Vec::with_capacity(images.len());
     let mut meta: Option<ImageMeta> = None;
+    let mut first = Some(first);
     for bytes in images {
-        // A place in the engine first: when it is full, refuse before decoding anything.
-        let ticket = loaded
-            .engine
-            .admit()
-            .map_err(|_| PredictError::GetInstance)?;
+        // A place in the engine first (the first image's was taken before the body was
+        // read): when it is full, refuse before decoding anything.
+        let ticket = match first.take() {
+            Some(t) => t,
+            None => loaded
+                .engine
+                .admit()
+                .map_err(|_| PredictError::GetInstance)?,
+        };
         // Decoding is CPU-heavy: bounded by the decode permits, and refused (2002) when
         // they stay taken, rather than queueing without end.
         let permit = tokio::time::timeout(

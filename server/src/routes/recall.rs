@@ -4,14 +4,12 @@
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::AUTHORIZATION;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use serde::Deserialize;
 use shared::api::Instance;
 use shared::names::{InstanceName, StrategyName};
 use shared::recall::{
@@ -21,6 +19,7 @@ use shared::recall::{
 use shared::{InstanceType, Permission};
 
 use super::instances::authorised_instance;
+use super::query::{BehaviorLogQuery, ImportQuery, RecallQuery, recall_options};
 use crate::AppState;
 use crate::auth::{self, Principal};
 use crate::db::is_unique_violation;
@@ -28,24 +27,22 @@ use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::recall::cache::Access;
 use crate::recall::cf::{self, ActionWeights};
 use crate::recall::engine::{RecallModel, RecallOptions};
-use crate::recall::import;
+use crate::recall::import::{self, ParseFailure};
 use crate::recall::jobs;
+use crate::upload::{self, BodyReader};
 
 /// Largest table or log upload.
 pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
-pub const MAX_RECALL_SIZE: i64 = 1000;
 pub const MAX_STRATEGY_COUNT: i64 = 1000;
 
 pub fn router() -> Router<AppState> {
-    let uploads = Router::new()
+    // The uploads read their bodies as streams, up to MAX_UPLOAD_BYTES (see parse_upload).
+    Router::new()
         .route("/api/instances/{id}/tables/{table}", put(import_table))
         .route(
             "/api/instances/{id}/behavior-logs",
             axum::routing::post(behavior_log),
         )
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES));
-    Router::new()
-        .merge(uploads)
         .route("/api/instances/{id}/tables", get(tables))
         .route("/api/instances/{id}/behavior-logs/jobs/{job}", get(cf_job))
         .route(
@@ -103,28 +100,39 @@ async fn recall_instance(
     Ok(inst)
 }
 
-/// An upload body as UTF-8 text, with our error format for size and encoding problems.
-fn upload_text(body: Result<Bytes, BytesRejection>) -> ApiResult<String> {
-    let bytes = body.map_err(|rej| {
-        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!(
-                "uploads are limited to {MAX_UPLOAD_BYTES} bytes; split the file and append"
-            ))
-        } else {
-            ApiError::bad_request("invalid_body", rej.body_text())
-        }
-    })?;
-    String::from_utf8(bytes.to_vec()).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_encoding",
-            format!("the upload is not UTF-8 text: {e}"),
-        )
-    })
-}
-
-#[derive(Deserialize)]
-struct ImportQuery {
-    mode: Option<String>,
+/// Parses an upload on a blocking thread as it arrives (never held whole), with our error
+/// format for its size, its reading and its content (`code` names what was invalid).
+async fn parse_upload<T: Send + 'static>(
+    headers: &HeaderMap,
+    body: Body,
+    code: &'static str,
+    parse: impl FnOnce(BodyReader) -> Result<T, ParseFailure> + Send + 'static,
+) -> ApiResult<T> {
+    let too_large = || {
+        ApiError::too_large(format!(
+            "uploads are limited to {MAX_UPLOAD_BYTES} bytes; split the file and append"
+        ))
+    };
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_UPLOAD_BYTES as u64) {
+        return Err(too_large());
+    }
+    let reader = BodyReader::new(body, MAX_UPLOAD_BYTES);
+    match tokio::task::spawn_blocking(move || parse(reader))
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(v) => Ok(v),
+        Err(ParseFailure::Invalid(e)) => Err(ApiError::invalid(&e.field, code, e.to_string())),
+        Err(ParseFailure::Read(e)) if upload::too_large(&e) => Err(too_large()),
+        Err(ParseFailure::Read(e)) => Err(ApiError::bad_request(
+            "invalid_body",
+            format!("the upload could not be read: {e}"),
+        )),
+    }
 }
 
 async fn import_table(
@@ -132,33 +140,24 @@ async fn import_table(
     p: Principal,
     Path((id, table)): Path<(String, String)>,
     Query(q): Query<ImportQuery>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<axum::Json<TableImport>> {
     let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
     let table = RecallTable::parse(&table).ok_or_else(|| {
         let names: Vec<&str> = RecallTable::ALL.iter().map(|t| t.as_str()).collect();
         ApiError::not_found(&format!("table {table:?} (tables: {})", names.join(", ")))
     })?;
-    let mode = q.mode.unwrap_or_else(|| "replace".into());
-    if mode != "replace" && mode != "append" {
-        return Err(ApiError::invalid(
-            "mode",
-            "invalid_mode",
-            "mode is replace or append",
-        ));
-    }
-    let text = upload_text(body)?;
-    let rows = tokio::task::spawn_blocking(move || import::parse_table(table, &text))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::invalid(&e.field, "invalid_table", e.to_string()))?;
-    let total =
-        s.db.import_table(inst.id, table, &rows, mode == "append")
-            .await?;
+    let append = q.append()?;
+    let rows = parse_upload(&headers, body, "invalid_table", move |r| {
+        import::parse_table(table, r)
+    })
+    .await?;
+    let total = s.db.import_table(inst.id, table, &rows, append).await?;
     s.recall.invalidate_instance(inst.id);
     Ok(axum::Json(TableImport {
         table,
-        mode,
+        mode: if append { "append" } else { "replace" }.to_owned(),
         imported: rows.len() as i64,
         rows: total,
     }))
@@ -173,49 +172,24 @@ async fn tables(
     Ok(axum::Json(s.db.table_infos(inst.id, 5).await?))
 }
 
-#[derive(Deserialize)]
-struct LogQuery {
-    top_n: Option<usize>,
-    w_click: Option<f32>,
-    w_buy: Option<f32>,
-    w_favorite: Option<f32>,
-}
-
 /// Starts a CF build from a behaviour log; answers 202 with the job to poll.
 async fn behavior_log(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
-    body: Result<Bytes, BytesRejection>,
+    Query(q): Query<BehaviorLogQuery>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<(StatusCode, axum::Json<CfJob>)> {
     let inst = recall_instance(&s, &p, Permission::EditInstance, &id).await?;
-    let top_n = q.top_n.unwrap_or(50);
-    if !(1..=500).contains(&top_n) {
-        return Err(ApiError::invalid(
-            "top_n",
-            "invalid_top_n",
-            "top_n is 1 to 500 similar items per item",
-        ));
-    }
     let d = ActionWeights::default();
+    let (top_n, [click, buy, favorite]) = q.check([d.click, d.buy, d.favorite])?;
     let weights = ActionWeights {
-        click: q.w_click.unwrap_or(d.click),
-        buy: q.w_buy.unwrap_or(d.buy),
-        favorite: q.w_favorite.unwrap_or(d.favorite),
+        click,
+        buy,
+        favorite,
     };
-    if ![weights.click, weights.buy, weights.favorite]
-        .iter()
-        .all(|w| w.is_finite() && *w >= 0.0)
-    {
-        return Err(ApiError::invalid(
-            "w_click",
-            "invalid_weight",
-            "action weights must be finite and non-negative",
-        ));
-    }
-    let text = upload_text(body)?;
-    // A place first: parsing a log is the expensive part.
+    // A place first, before the body is read: parsing a log is the expensive part.
     let job = s.cf_jobs.start(inst.id).map_err(|why| match why {
         jobs::Refused::InstanceBusy => ApiError::conflict(
             "this instance is already building from a behaviour log; wait for that job",
@@ -232,10 +206,10 @@ async fn behavior_log(
     let pending = s.cf_jobs.pending(&job.id);
     // Parse before answering, so a bad log is a 400 naming its line, not a failed job.
     let started = Instant::now();
-    let log = tokio::task::spawn_blocking(move || cf::parse_log(&text, weights))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::invalid(&e.field, "invalid_log", e.to_string()))?;
+    let log = parse_upload(&headers, body, "invalid_log", move |r| {
+        cf::parse_log(r, weights)
+    })
+    .await?;
     if log.interactions.is_empty() {
         return Err(ApiError::invalid(
             "log",
@@ -554,36 +528,6 @@ fn recall_error(status: StatusCode, msg: &str, detail: String) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-#[derive(Deserialize)]
-struct RecallQuery {
-    user_id: Option<String>,
-    size: Option<i64>,
-    include_history: Option<bool>,
-    /// `popular` (default) or `none`.
-    fallback: Option<String>,
-}
-
-fn options(
-    size: Option<i64>,
-    include_history: Option<bool>,
-    fallback: Option<&str>,
-) -> Result<RecallOptions, String> {
-    let size = size.unwrap_or(10);
-    if !(1..=MAX_RECALL_SIZE).contains(&size) {
-        return Err(format!("size must be 1 to {MAX_RECALL_SIZE}"));
-    }
-    let fallback_popular = match fallback.unwrap_or("popular") {
-        "popular" => true,
-        "none" => false,
-        other => return Err(format!("fallback {other:?} is popular or none")),
-    };
-    Ok(RecallOptions {
-        size: size as usize,
-        include_history: include_history.unwrap_or(false),
-        fallback_popular,
-    })
-}
-
 fn run(model: &RecallModel, user: &str, opts: RecallOptions) -> Vec<RecallItem> {
     model
         .recall(user, opts)
@@ -687,7 +631,7 @@ async fn recall_get(
             "invalid query string: user_id is text, size a number".into(),
         );
     };
-    let opts = options(q.size, q.include_history, q.fallback.as_deref());
+    let opts = q.options();
     serve_recall(&s, &service, &headers, q.user_id, opts).await
 }
 
@@ -704,7 +648,7 @@ async fn recall_post(
             "send JSON {\"user_id\": \"...\", \"size\": 10}".into(),
         );
     };
-    let opts = options(req.size, None, None);
+    let opts = recall_options(req.size, None, None);
     serve_recall(&s, &service, &headers, Some(req.user_id), opts).await
 }
 
@@ -716,8 +660,8 @@ async fn recall_test(
     Json(req): Json<RecallRequest>,
 ) -> ApiResult<axum::Json<RecallResponse>> {
     let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
-    let opts =
-        options(req.size, None, None).map_err(|e| ApiError::invalid("size", "invalid_size", e))?;
+    let opts = recall_options(req.size, None, None)
+        .map_err(|e| ApiError::invalid("size", "invalid_size", e))?;
     if req.user_id.is_empty() {
         return Err(ApiError::invalid(
             "user_id",

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
-use serde::Deserialize;
 use shared::names::TaskName;
 use shared::train::{
     CreateTask, MAX_EPOCHS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Preset, Task, TaskEvent, TaskEventBody,
@@ -20,6 +19,7 @@ use shared::train::{
 use shared::{InstanceType, Permission};
 
 use super::instances::{authorised_instance, check_description};
+use super::query::TaskLogQuery;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::db::is_unique_violation;
@@ -247,18 +247,12 @@ async fn stop(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<
         .ok_or_else(|| ApiError::not_found("task"))
 }
 
-#[derive(Deserialize)]
-struct LogQuery {
-    #[serde(default)]
-    after: i64,
-}
-
 /// The task's log lines as plain text, one per line, each prefixed with its time.
 async fn logs(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
-    Query(q): Query<LogQuery>,
+    Query(q): Query<TaskLogQuery>,
 ) -> ApiResult<String> {
     authorised_task(&s, &p, Permission::ListInstance, id).await?;
     let mut out = String::new();
