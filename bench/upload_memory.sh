@@ -5,6 +5,7 @@
 # size, the answer, and the server's RSS before and its peak (VmHWM) after. An upload read
 # whole would raise the peak by at least its own size (twice, with the UTF-8 copy); parsed
 # as it streams, the peak grows with what is kept (interned ids, the table's rows).
+# SERVER_BIN=path measures another build of the server (e.g. an older commit's) instead.
 # docs/security.md records a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,12 @@ WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
-build_server_for_bench
-BIN="$BIN_DIR/autolearn"
+if [ -n "${SERVER_BIN:-}" ]; then
+  BIN="$SERVER_BIN"
+else
+  build_server_for_bench
+  BIN="$BIN_DIR/autolearn"
+fi
 log "generating a ${LOG_MB} MB behaviour log and a ${TABLE_MB} MB user_item table"
 python3 - "$WORK" "$LOG_MB" "$TABLE_MB" <<'PY'
 import random, sys
@@ -55,10 +60,10 @@ upload() { # name, method, path, file
   before=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$server/status")
   answer=$(curl -sS -X "$2" -H "Authorization: Bearer $token" -H 'content-type: text/csv' \
     --data-binary "@$4" "http://127.0.0.1:$port/api/instances/$inst/$3")
-  if [ "$1" = log ]; then # wait for the CF build the log started
+  if [ "$1" = log ] && [[ "$answer" == *'"id"'* ]]; then # wait for the CF build the log started
     local job; job=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$answer")
     until curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/instances/$inst/behavior-logs/jobs/$job" |
-      python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["status"] == "running")'; do sleep 1; done
+      python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["state"] == "running")'; do sleep 1; done
     answer=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/instances/$inst/behavior-logs/jobs/$job")
   fi
   peak=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$server/status")
@@ -67,4 +72,8 @@ upload() { # name, method, path, file
   kill "$server"
 }
 upload log POST behavior-logs "$WORK/log.csv"
+# The same log with a bad last line: parsed to the end, then refused (400) before any CF
+# work, so its peak is the parsing alone.
+cp "$WORK/log.csv" "$WORK/bad-log.csv" && echo "u1,i1,9,2024-01-01" >>"$WORK/bad-log.csv"
+upload bad-log POST behavior-logs "$WORK/bad-log.csv"
 upload table PUT tables/user_item "$WORK/table.csv"
