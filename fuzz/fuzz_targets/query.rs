@@ -48,4 +48,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse::<ExportQuery>(q);
     let _ = parse::<ArtifactQuery>(q);
     let _ = parse::<TaskLogQuery>(q);
+    let _ = parse::<SuggestionsQuery>(q);
 });

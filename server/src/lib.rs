@@ -2,6 +2,7 @@
 //! `main.rs` wraps it as the `autolearn` binary (server and CLI client).
 
 pub mod artifact;
+pub mod assist;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub login_limits: Arc<login_limits::LoginLimits>,
     /// Places for dataset exports running at once.
     pub export_permits: Arc<tokio::sync::Semaphore>,
+    /// Image embeddings and label suggestions.
+    pub assist: Arc<assist::Assist>,
 }
 
 /// A server bound to its port, ready to run.
@@ -91,6 +94,7 @@ impl Application {
             predict: Arc::default(),
             login_limits: Arc::default(),
             export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
+            assist: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -181,6 +185,7 @@ pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
         predict: Arc::default(),
         login_limits: Arc::default(),
         export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
+        assist: Arc::default(),
     };
     let workers = Workers::start(&state, n);
     tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");

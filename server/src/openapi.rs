@@ -189,6 +189,14 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r(
         "get",
+        "/api/datasets/{id}/suggestions",
+        "Label suggestions for unlabelled images (least certain first) and doubtful labels, fitted on the dataset's labels; query: doubtful=true also lists labelled images a cross-validated fit doubts; state computing (with progress) while embeddings are computed",
+        "LabelInstance",
+        None,
+        "Suggestions",
+    ),
+    r(
+        "get",
         "/api/datasets/{id}/export",
         "Labelled data as a tar archive; query: format (folder|voc)",
         "ListInstance",
@@ -645,6 +653,9 @@ fn schemas() -> Value {
         "LabelCount": s(json!({"name": string, "count": int}), &["name", "count"]),
         "LabelBody": s(json!({"name": string}), &["name"]),
         "ImagePage": s(json!({"items": {"type": "array", "items": schema_ref("Image")}, "page": int, "per_page": int, "total": int}), &["items", "page", "per_page", "total"]),
+        "Suggestion": s(json!({"image_id": int, "label": string, "confidence": {"type": "number"}}), &["image_id", "label", "confidence"]),
+        "Doubtful": s(json!({"image_id": int, "label": string, "suggested": string, "confidence": {"type": "number"}}), &["image_id", "label", "suggested", "confidence"]),
+        "Suggestions": s(json!({"state": {"type": "string", "enum": ["computing", "ready"]}, "progress": {"type": "number"}, "min_per_label": int, "labels": {"type": "array", "items": schema_ref("LabelCount")}, "suggestions": {"type": "array", "items": schema_ref("Suggestion")}, "doubtful": {"type": "array", "items": schema_ref("Doubtful")}, "fit_ms": {"type": "number"}}), &["state", "progress", "min_per_label", "labels", "suggestions", "doubtful"]),
     })
 }
 

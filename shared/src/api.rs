@@ -212,6 +212,45 @@ pub enum ImageStatus {
     Deleted,
 }
 
+/// Label suggestions for a classification dataset (`GET /api/datasets/{id}/suggestions`),
+/// fitted on the dataset's current labels; never stored as labels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Suggestions {
+    /// `computing` (the images' embeddings are being computed, see `progress`) or `ready`.
+    pub state: String,
+    /// 0 to 1.
+    pub progress: f64,
+    /// Labelled images each label needs before suggestions are given.
+    pub min_per_label: usize,
+    /// Images with exactly one label, per label.
+    pub labels: Vec<LabelCount>,
+    /// Unlabelled images with their most likely label, least certain first.
+    pub suggestions: Vec<Suggestion>,
+    /// Labelled images whose label a cross-validated fit doubts, most doubtful first.
+    pub doubtful: Vec<Doubtful>,
+    /// Time the fit and the suggestions took, in milliseconds.
+    pub fit_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    pub image_id: i64,
+    pub label: String,
+    /// Probability of `label`, 0 to 1.
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Doubtful {
+    pub image_id: i64,
+    /// The label it carries.
+    pub label: String,
+    /// The label the cross-validated fit prefers.
+    pub suggested: String,
+    /// Probability the fit gives the carried label.
+    pub confidence: f64,
+}
+
 /// A tag of a dataset and the number of images carrying it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelCount {

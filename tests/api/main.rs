@@ -1,5 +1,6 @@
 //! One integration-test binary; every test runs on SQLite and on PostgreSQL.
 
+mod assist;
 mod auth;
 mod datasets;
 mod detection;

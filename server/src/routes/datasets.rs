@@ -11,7 +11,7 @@ use shared::names::DatasetName;
 use shared::{InstanceType, Permission};
 
 use super::instances::{authorised_instance, check_description};
-use super::query::{ExportQuery, ImagesQuery};
+use super::query::{ExportQuery, ImagesQuery, SuggestionsQuery};
 use crate::auth::Principal;
 use crate::db::datasets::DatasetRef;
 use crate::db::images::ImageFilter;
@@ -27,6 +27,48 @@ pub fn router() -> Router<AppState> {
         .route("/api/datasets/{id}/reindex", post(reindex))
         .route("/api/datasets/{id}/images", get(images))
         .route("/api/datasets/{id}/export", get(export_archive))
+        .route("/api/datasets/{id}/suggestions", get(suggestions))
+}
+
+/// Label suggestions from the dataset's own labels (classification datasets): answers
+/// `computing` with progress while the images' embeddings are computed; the app polls.
+async fn suggestions(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    Query(q): Query<SuggestionsQuery>,
+) -> ApiResult<axum::Json<shared::api::Suggestions>> {
+    let d = authorised_dataset(&s, &p, Permission::LabelInstance, id).await?;
+    if d.kind != InstanceType::ImageClassification {
+        return Err(ApiError::unprocessable(
+            "wrong_instance_type",
+            format!(
+                "suggestions are for image_classification datasets; {} is {}",
+                d.name,
+                d.kind.as_str()
+            ),
+        ));
+    }
+    let mut images = Vec::new();
+    for page in 1.. {
+        let filter = ImageFilter {
+            label: None,
+            status: ImageStatus::All,
+            page,
+            per_page: super::query::MAX_PER_PAGE,
+        };
+        let (items, total) = s.db.images(id, &filter).await?;
+        images.extend(items);
+        if images.len() as i64 >= total || page * super::query::MAX_PER_PAGE >= total {
+            break;
+        }
+    }
+    let out = s
+        .assist
+        .suggestions(&s, id, &d.location, images, q.doubtful)
+        .await
+        .map_err(|e| ApiError::unprocessable("suggestions_unavailable", format!("{e:#}")))?;
+    Ok(axum::Json(out))
 }
 
 /// Loads a dataset after checking `perm` on its instance.

@@ -87,6 +87,14 @@ pub struct ArtifactQuery {
     pub preview: Option<String>,
 }
 
+/// `GET /api/datasets/{id}/suggestions`.
+#[derive(Debug, Deserialize)]
+pub struct SuggestionsQuery {
+    /// Also list the labelled images a cross-validated fit doubts (several fits more).
+    #[serde(default)]
+    pub doubtful: bool,
+}
+
 /// `GET /api/images/{id}/thumbnail`.
 #[derive(Debug, Deserialize)]
 pub struct ThumbQuery {

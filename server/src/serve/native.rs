@@ -1053,6 +1053,15 @@ impl NativeNet {
     /// Logits (`n × classes`) of `n` normalised `3×side×side` images laid end to end (the
     /// layout of `shared::predict::input::prepare`).
     pub fn forward(&self, input: &[f32], n: usize, side: usize, s: &mut Scratch) -> Vec<f32> {
+        let pooled = self.features(input, n, side, s);
+        let mut logits = Vec::new();
+        self.fc.run(&pooled, n, false, None, &mut logits);
+        logits
+    }
+
+    /// The backbone's pooled features (`n × 1280`), what the classifier reads: the
+    /// embeddings assisted labelling fits its suggestions on.
+    pub fn features(&self, input: &[f32], n: usize, side: usize, s: &mut Scratch) -> Vec<f32> {
         let end = self.trunk.blocks();
         let (h, w) = self.trunk.run(input, n, side, s, end, |_, _, _| {});
         let hw = h * w;
@@ -1069,9 +1078,7 @@ impl NativeNet {
             let inv = 1.0 / hw as f32;
             p.iter_mut().for_each(|a| *a *= inv);
         }
-        let mut logits = Vec::new();
-        self.fc.run(&pooled, n, false, None, &mut logits);
-        logits
+        pooled
     }
 }
 
