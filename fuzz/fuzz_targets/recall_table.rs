@@ -4,13 +4,12 @@
 //! import or give a line-numbered error, never a panic; imported rows hold only checked ids.
 #![no_main]
 
+#[path = "../../server/src/recall"]
 mod recall {
-    #[path = "../../../server/src/recall/import.rs"]
-    #[allow(dead_code)]
-    pub mod import;
-    #[path = "../../../server/src/recall/cf.rs"]
     #[allow(dead_code)]
     pub mod cf;
+    #[allow(dead_code)]
+    pub mod import;
 }
 
 use libfuzzer_sys::fuzz_target;
