@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::api::{
     Annotation, CreateDataset, CreateInstance, Dataset, ErrorBody, Image, ImagePage, ImageStatus,
-    Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, User,
+    Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, Suggestions, User,
 };
 use shared::predict::{DataItem, PredictFailure, PredictRequest, PredictResult, PredictSuccess};
 use shared::preview::{CreatePreviewLink, PreviewInfo, PreviewLink};
@@ -336,6 +336,13 @@ pub fn export_url(dataset: i64, format: &str) -> String {
 /// `GET /api/datasets/{id}/labels`: every tag, also those no image carries yet.
 pub async fn list_labels(dataset: i64) -> ApiResult<Vec<LabelCount>> {
     json(send(get(&format!("/api/datasets/{dataset}/labels"))).await?).await
+}
+
+/// `GET /api/datasets/{id}/suggestions`: label suggestions fitted on the dataset's labels;
+/// `doubtful` also lists labelled images a cross-validated fit doubts.
+pub async fn get_suggestions(dataset: i64, doubtful: bool) -> ApiResult<Suggestions> {
+    let url = format!("/api/datasets/{dataset}/suggestions?doubtful={doubtful}");
+    json(send(get(&url)).await?).await
 }
 
 /// `POST /api/datasets/{id}/labels`.

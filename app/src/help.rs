@@ -95,6 +95,10 @@ const CLASSIFICATION: Section = (
         ("1 – 9", "Give the selected images tag 1–9"),
         ("0", "Remove the tag of the selected images"),
         (
+            "Enter",
+            "Accept the suggested tag of the selected images (suggestions on)",
+        ),
+        (
             "S",
             "Skip the selected images (they leave the dataset; restorable)",
         ),

@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use shared::api::{Annotation, Dataset, Image, ImageStatus, Instance};
+use shared::api::{Annotation, Dataset, Image, ImageStatus, Instance, Suggestions};
 
 use crate::api::{self, ImageFilter};
 use crate::help::{HelpTopic, help_topic, modified, release_focus, typing, use_help};
@@ -23,6 +23,8 @@ use crate::tags::{self, TagList};
 use crate::{format, use_session};
 
 const PAGE_SIZES: [usize; 6] = [3, 6, 9, 24, 48, 100];
+/// "Accept confident" takes the suggestions at least this sure.
+const ACCEPT_ALL_ABOVE: f64 = 0.9;
 const DEFAULT_PER_PAGE: usize = 9;
 
 #[component]
@@ -105,6 +107,58 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
     });
 
     let labels: tags::Labels = LocalResource::new(move || session.checked(api::list_labels(id)));
+    let action_error = RwSignal::new(None::<String>);
+
+    // Suggestions (assisted labelling): off until asked for; fitted again on the server
+    // after each batch of saves; "Check labels" adds the doubtful list.
+    let suggest_on = RwSignal::new(false);
+    let check_labels = RwSignal::new(false);
+    let suggestions = RwSignal::new(None::<Suggestions>);
+    let suggest_refresh = RwSignal::new(0u64);
+    let suggested = Memo::new(move |_| {
+        suggestions.with(|s| {
+            s.iter()
+                .flat_map(|s| &s.suggestions)
+                .map(|x| (x.image_id, (x.label.clone(), x.confidence)))
+                .collect::<HashMap<i64, (String, f64)>>()
+        })
+    });
+    let doubted = Memo::new(move |_| {
+        suggestions.with(|s| {
+            s.iter()
+                .flat_map(|s| &s.doubtful)
+                .map(|x| (x.image_id, (x.suggested.clone(), x.confidence)))
+                .collect::<HashMap<i64, (String, f64)>>()
+        })
+    });
+    Effect::new(move |_| {
+        let generation = suggest_refresh.get();
+        let doubtful = check_labels.get();
+        if !suggest_on.get() {
+            suggestions.set(None);
+            return;
+        }
+        spawn_local(async move {
+            // Poll while the embeddings are computed; a newer request ends this one.
+            while suggest_refresh.get_untracked() == generation && suggest_on.get_untracked() {
+                match session.checked(api::get_suggestions(id, doubtful)).await {
+                    Ok(s) => {
+                        let computing = s.state == "computing";
+                        suggestions.set(Some(s));
+                        if !computing {
+                            break;
+                        }
+                        crate::timers::sleep(1000).await;
+                    }
+                    Err(e) => {
+                        suggest_on.set(false);
+                        action_error.set(Some(e.to_string()));
+                        break;
+                    }
+                }
+            }
+        });
+    });
 
     let saver = use_saver();
     saver.on_refused(Callback::new(
@@ -124,6 +178,9 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         let idle = saver.pending.get() == 0;
         if idle && prev.is_some_and(|p| p != saved) {
             labels.refetch();
+            if suggest_on.get_untracked() {
+                suggest_refresh.update(|n| *n += 1);
+            }
         }
         if idle { saved } else { prev.unwrap_or(saved) }
     });
@@ -132,7 +189,6 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
     let anchor = RwSignal::new(None::<i64>);
     let preview = RwSignal::new(false);
     let notice = RwSignal::new(None::<String>);
-    let action_error = RwSignal::new(None::<String>);
     // Skipped images with their places in the snapshot, for "Undo".
     let last_skipped = RwSignal::new(Vec::<(usize, Image)>::new());
 
@@ -143,6 +199,18 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         anchor.set(None);
     });
 
+    // One image at a time: move on to the next, as a labeller expects.
+    let advance = move |ids: &[i64]| {
+        if let [one] = ids[..] {
+            let page = page_ids.get_untracked();
+            if let Some(pos) = page.iter().position(|&i| i == one)
+                && let Some(&next) = page.get(pos + 1)
+            {
+                selected.set(vec![next]);
+                anchor.set(Some(next));
+            }
+        }
+    };
     let assign = move |tag: Option<String>| {
         let ids = selected.get_untracked();
         if ids.is_empty() {
@@ -169,16 +237,60 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         for (image, before) in changes {
             saver.save(image, new.clone(), &before);
         }
-        // One image at a time: move on to the next, as a labeller expects.
-        if let [one] = ids[..] {
-            let page = page_ids.get_untracked();
-            if let Some(pos) = page.iter().position(|&i| i == one)
-                && let Some(&next) = page.get(pos + 1)
-            {
-                selected.set(vec![next]);
-                anchor.set(Some(next));
+        advance(&ids);
+    };
+    // Accepting saves the suggested tag through the ordinary save path, as if typed.
+    let accept = move |ids: Vec<i64>| -> usize {
+        let hints = suggested.get_untracked();
+        let mut changes = Vec::new();
+        items.update(|v| {
+            for img in v.iter_mut().filter(|i| !i.labelled && ids.contains(&i.id)) {
+                if let Some((label, _)) = hints.get(&img.id) {
+                    let new = Annotation {
+                        labels: vec![label.clone()],
+                        boxes: Vec::new(),
+                    };
+                    changes.push((img.id, img.annotation.clone(), new.clone()));
+                    img.annotation = new;
+                    img.labelled = true;
+                }
             }
+        });
+        let n = changes.len();
+        for (image, before, new) in changes {
+            saver.save(image, new, &before);
         }
+        n
+    };
+    let accept_selected = move || {
+        let ids = selected.get_untracked();
+        if ids.is_empty() {
+            notice.set(Some(
+                "Select images first, then press Enter to accept their suggestions.".into(),
+            ));
+            return;
+        }
+        if accept(ids.clone()) == 0 {
+            notice.set(Some(
+                "No suggestion to accept: turn suggestions on, or pick unlabelled images.".into(),
+            ));
+            return;
+        }
+        notice.set(None);
+        advance(&ids);
+    };
+    let accept_confident = move |_| {
+        let ids: Vec<i64> = suggested
+            .get_untracked()
+            .into_iter()
+            .filter(|(_, (_, c))| *c >= ACCEPT_ALL_ABOVE)
+            .map(|(id, _)| id)
+            .collect();
+        let n = accept(ids);
+        notice.set(Some(format!(
+            "Accepted {n} suggestion(s) of {:.0}% or more.",
+            ACCEPT_ALL_ABOVE * 100.0
+        )));
     };
     let assign_index = move |n: usize| {
         let names = tags::names_untracked(&labels);
@@ -269,6 +381,23 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
             );
         }
     };
+    // Least certain first: each label then teaches the most. Sorted once, on request, so
+    // the grid does not move under the pointer on every refresh.
+    let first_page = go_page.clone();
+    let least_certain_first = move |_| {
+        let hints = suggested.get_untracked();
+        items.update(|v| {
+            v.sort_by(|a, b| {
+                let key = |i: &Image| match (i.labelled, hints.get(&i.id)) {
+                    (false, Some((_, c))) => *c,
+                    (false, None) => 2.0,
+                    (true, _) => 3.0,
+                };
+                key(a).total_cmp(&key(b))
+            });
+        });
+        first_page(1);
+    };
 
     let select_page = move || {
         let ids = page_ids.get_untracked();
@@ -307,6 +436,7 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                     assign_index(key.parse::<usize>().unwrap_or(1) - 1);
                 }
                 "0" => assign(None),
+                "Enter" => accept_selected(),
                 "s" | "S" => skip(),
                 "p" | "P" => preview.update(|p| *p = !*p),
                 "ArrowRight" | "d" | "D" | "PageDown" => go_page(page + 1),
@@ -401,6 +531,42 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         None => api::status_str(status.get()).to_owned(),
     };
 
+    let suggest_status = move || {
+        suggestions.with(|s| match s {
+            None => "Asking the server…".to_owned(),
+            Some(s) if s.state == "computing" => {
+                format!("Reading the images: {:.0}%", s.progress * 100.0)
+            }
+            Some(s) if s.suggestions.is_empty() => {
+                let short: Vec<String> = s
+                    .labels
+                    .iter()
+                    .filter(|l| (l.count as usize) < s.min_per_label)
+                    .map(|l| format!("{} has {}", l.name, l.count))
+                    .collect();
+                if s.labels.len() < 2 || !short.is_empty() {
+                    format!(
+                        "Tag at least {} images with each of two or more tags to get suggestions{}.",
+                        s.min_per_label,
+                        if short.is_empty() { String::new() } else { format!(" ({})", short.join(", ")) }
+                    )
+                } else {
+                    "Every image has a tag.".to_owned()
+                }
+            }
+            Some(s) => {
+                let labelled: i64 = s.labels.iter().map(|l| l.count).sum();
+                let mut text = format!(
+                    "{} suggestions learnt from {labelled} tagged images. Enter accepts a selected image's.",
+                    s.suggestions.len()
+                );
+                if check_labels.get() {
+                    text.push_str(&format!(" {} tags look doubtful (marked “or …?”).", s.doubtful.len()));
+                }
+                text
+            }
+        })
+    };
     let (prev_page, next_page) = (go_page.clone(), go_page.clone());
     view! {
         <Breadcrumb
@@ -452,6 +618,19 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                     <button class="button subtle small" data-testid="skip" on:click=move |_| skip() title="S">
                         "Skip"
                     </button>
+                </div>
+                <div class="suggest-panel" data-testid="suggest-panel">
+                    <Toggle value=suggest_on testid="suggest-toggle" text="Suggest tags"/>
+                    <Show when=move || suggest_on.get()>
+                        <p class="muted small" data-testid="suggest-status">{suggest_status}</p>
+                        <button class="button subtle small" data-testid="accept-confident" on:click=accept_confident>
+                            {format!("Accept all ≥ {:.0}%", ACCEPT_ALL_ABOVE * 100.0)}
+                        </button>
+                        <button class="button subtle small" data-testid="least-certain" on:click=least_certain_first.clone()>
+                            "Least certain first"
+                        </button>
+                        <Toggle value=check_labels testid="check-labels" text="Check my labels"/>
+                    </Show>
                 </div>
             </aside>
             <div class="work">
@@ -535,6 +714,8 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                                 positions=positions
                                 selected=selected
                                 thumb_size=Signal::derive(thumb_size)
+                                suggested=suggested
+                                doubted=doubted
                                 on_click=Callback::new(move |ev: web_sys::MouseEvent| click(image, ev))
                             />
                         </For>
@@ -545,6 +726,23 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
     }
 }
 
+/// A labelled checkbox bound to `value`.
+#[component]
+fn Toggle(value: RwSignal<bool>, testid: &'static str, text: &'static str) -> impl IntoView {
+    view! {
+        <label class="check">
+            <input
+                type="checkbox"
+                data-testid=testid
+                prop:checked=move || value.get()
+                on:change=move |ev| value.set(event_target_checked(&ev))
+            />
+            " "
+            {text}
+        </label>
+    }
+}
+
 #[component]
 fn GridItem(
     image: i64,
@@ -552,6 +750,8 @@ fn GridItem(
     positions: Memo<HashMap<i64, usize>>,
     selected: RwSignal<Vec<i64>>,
     thumb_size: Signal<u32>,
+    suggested: Memo<HashMap<i64, (String, f64)>>,
+    doubted: Memo<HashMap<i64, (String, f64)>>,
     on_click: Callback<web_sys::MouseEvent>,
 ) -> impl IntoView {
     let info = Memo::new(move |_| {
@@ -564,6 +764,17 @@ fn GridItem(
     });
     let is_selected = move || selected.with(|s| s.contains(&image));
     let label = move || info.with(|(_, l)| l.clone());
+    // A suggestion on an untagged image, a doubt on a tagged one.
+    let hint = move || match label() {
+        None => suggested.with(|m| {
+            m.get(&image)
+                .map(|(l, c)| (format!("{l}? {:.0}%", c * 100.0), l.clone(), false))
+        }),
+        Some(_) => doubted.with(|m| {
+            m.get(&image)
+                .map(|(l, _)| (format!("or {l}?"), l.clone(), true))
+        }),
+    };
     view! {
         <li
             class="grid-item"
@@ -586,6 +797,21 @@ fn GridItem(
             <span class="grid-label" data-testid="grid-label">
                 {move || label().unwrap_or_else(|| "—".to_owned())}
             </span>
+            {move || {
+                hint()
+                    .map(|(text, suggested, doubt)| {
+                        view! {
+                            <span
+                                class="grid-hint"
+                                class:doubt=doubt
+                                data-testid=if doubt { "grid-doubt" } else { "grid-suggestion" }
+                                data-suggested=suggested
+                            >
+                                {text}
+                            </span>
+                        }
+                    })
+            }}
             <span class="grid-check" aria-hidden="true">"✓"</span>
         </li>
     }
