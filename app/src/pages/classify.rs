@@ -115,6 +115,7 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
     let check_labels = RwSignal::new(false);
     let suggestions = RwSignal::new(None::<Suggestions>);
     let suggest_refresh = RwSignal::new(0u64);
+    let suggest_busy = RwSignal::new(false);
     let suggested = Memo::new(move |_| {
         suggestions.with(|s| {
             s.iter()
@@ -136,8 +137,10 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         let doubtful = check_labels.get();
         if !suggest_on.get() {
             suggestions.set(None);
+            suggest_busy.set(false);
             return;
         }
+        suggest_busy.set(true);
         spawn_local(async move {
             // Poll while the embeddings are computed; a newer request ends this one.
             while suggest_refresh.get_untracked() == generation && suggest_on.get_untracked() {
@@ -146,11 +149,15 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                         let computing = s.state == "computing";
                         suggestions.set(Some(s));
                         if !computing {
+                            if suggest_refresh.get_untracked() == generation {
+                                suggest_busy.set(false);
+                            }
                             break;
                         }
                         crate::timers::sleep(1000).await;
                     }
                     Err(e) => {
+                        suggest_busy.set(false);
                         suggest_on.set(false);
                         action_error.set(Some(e.to_string()));
                         break;
@@ -278,6 +285,11 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         }
         notice.set(None);
         advance(&ids);
+    };
+    // Review the page, retag the wrong suggestions, then take the rest in one go.
+    let accept_page = move |_| {
+        let n = accept(page_ids.get_untracked());
+        notice.set(Some(format!("Accepted {n} suggestion(s) on this page.")));
     };
     let accept_confident = move |_| {
         let ids: Vec<i64> = suggested
@@ -622,7 +634,16 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                 <div class="suggest-panel" data-testid="suggest-panel">
                     <Toggle value=suggest_on testid="suggest-toggle" text="Suggest tags"/>
                     <Show when=move || suggest_on.get()>
-                        <p class="muted small" data-testid="suggest-status">{suggest_status}</p>
+                        <p
+                            class="muted small"
+                            data-testid="suggest-status"
+                            data-busy=move || if suggest_busy.get() { "true" } else { "false" }
+                        >
+                            {suggest_status}
+                        </p>
+                        <button class="button subtle small" data-testid="accept-page" on:click=accept_page>
+                            "Accept this page"
+                        </button>
                         <button class="button subtle small" data-testid="accept-confident" on:click=accept_confident>
                             {format!("Accept all ≥ {:.0}%", ACCEPT_ALL_ABOVE * 100.0)}
                         </button>
