@@ -37,6 +37,17 @@ fn pg_base() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
+/// Called by a test that cannot run here (a missing server, binary or dataset): fails it,
+/// unless `AUTOLEARN_ALLOW_SKIP=1` allows skipping, since a skip that passes hides a missing
+/// install step. Returns when the skip is allowed; the caller then returns.
+pub fn cannot_run(reason: &str) {
+    if std::env::var("AUTOLEARN_ALLOW_SKIP").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED (AUTOLEARN_ALLOW_SKIP=1): {reason}");
+    } else {
+        panic!("{reason}; set AUTOLEARN_ALLOW_SKIP=1 to skip such tests instead");
+    }
+}
+
 /// S3 server started by the test script (`scripts/test.sh`), if any.
 pub struct S3Env {
     pub endpoint: String,

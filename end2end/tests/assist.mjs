@@ -5,7 +5,7 @@
 //   assisted: tag 3 images of each tag by hand, turn "Suggest tags" on, retag the images whose
 //             suggestion is wrong (click + number key; the suggestions refit after each),
 //             "Accept this page", then click + number key for anything left wrong or untagged.
-// Needs ../shared/datasets/alpaca-vs-not-alpaca (E2E_ALLOW_MISSING_DATASETS=1 skips it when
+// Needs ../shared/datasets/alpaca-vs-not-alpaca (AUTOLEARN_ALLOW_SKIP=1 skips it when
 // absent). Prints the counts and writes them to end2end/test-results/assist.json.
 //
 //   BASE_URL=... ADMIN_PASSWORD=... DATA_DIR=<the server's data directory> npm test
@@ -34,8 +34,8 @@ const missing = !existsSync(ALPACA);
 before(async () => {
   if (missing) {
     assert.ok(
-      process.env.E2E_ALLOW_MISSING_DATASETS === "1",
-      `the alpaca set is missing at ${ALPACA}; set E2E_ALLOW_MISSING_DATASETS=1 to skip this test`,
+      process.env.AUTOLEARN_ALLOW_SKIP === "1",
+      `the alpaca set is missing at ${ALPACA}; set AUTOLEARN_ALLOW_SKIP=1 to skip this test`,
     );
     return;
   }

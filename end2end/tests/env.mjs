@@ -5,8 +5,11 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, "..", "..");
-export const SCREENSHOTS = join(ROOT, "docs", "screenshots");
 export const RESULTS = join(here, "..", "test-results");
+// Screenshots and browser figures are documentation: a test run leaves the tracked files
+// alone and writes them under test-results/ unless E2E_WRITE_DOCS=1 asks for docs/.
+export const DOCS = process.env.E2E_WRITE_DOCS === "1" ? join(ROOT, "docs") : join(RESULTS, "docs");
+export const SCREENSHOTS = join(DOCS, "screenshots");
 
 export const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
 export const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;

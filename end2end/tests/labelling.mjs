@@ -17,10 +17,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { ROOT, SCREENSHOTS, RESULTS, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
+import { DOCS, SCREENSHOTS, RESULTS, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
 import { boxSet, classificationSet, manyImages } from "./fixtures.mjs";
 
-const BENCHMARKS = join(ROOT, "docs", "benchmarks-browser.json");
+const BENCHMARKS = join(DOCS, "benchmarks-browser.json");
 
 const DATA_DIR = process.env.DATA_DIR;
 

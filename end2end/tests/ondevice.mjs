@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { SCREENSHOTS, RESULTS, ROOT, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
+import { SCREENSHOTS, RESULTS, DOCS, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
 
 const RUN = Date.now().toString(36);
 const LABELS = ["circle", "square", "triangle"];
@@ -263,6 +263,7 @@ test("on-device figures are recorded", async () => {
     note: "headless Chromium on this machine: WebGPU is SwiftShader (a CPU emulation of a GPU)",
     ...figures,
   };
-  await writeFile(join(ROOT, "docs", "benchmarks-ondevice.json"), JSON.stringify(out, null, 2) + "\n");
+  await mkdir(DOCS, { recursive: true });
+  await writeFile(join(DOCS, "benchmarks-ondevice.json"), JSON.stringify(out, null, 2) + "\n");
   console.log(JSON.stringify(out));
 });

@@ -15,8 +15,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SCREENSHOTS = join(here, "..", "..", "docs", "screenshots");
-const RESULTS = join(here, "..", "test-results");
+import { SCREENSHOTS, RESULTS } from "./env.mjs";
 
 const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
 const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;

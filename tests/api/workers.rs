@@ -63,7 +63,9 @@ async fn status_events(app: &TestApp, id: i64, status: &str) -> usize {
 
 async fn two_workers_run_each_of_ten_tasks_once(backend: Backend) {
     let Some(bin) = autolearn_bin() else {
-        eprintln!("SKIPPED: no autolearn binary next to the tests; run `cargo build` first");
+        integration_tests::cannot_run(
+            "no autolearn binary next to the tests; run `cargo build` first",
+        );
         return;
     };
     let _one = TRAINING.lock().await;
@@ -113,7 +115,9 @@ async fn two_workers_run_each_of_ten_tasks_once(backend: Backend) {
 
 async fn a_task_whose_worker_dies_is_requeued(backend: Backend) {
     let Some(bin) = autolearn_bin() else {
-        eprintln!("SKIPPED: no autolearn binary next to the tests; run `cargo build` first");
+        integration_tests::cannot_run(
+            "no autolearn binary next to the tests; run `cargo build` first",
+        );
         return;
     };
     let _one = TRAINING.lock().await;

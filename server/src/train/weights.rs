@@ -171,6 +171,16 @@ mod tests {
     /// ImageNet class 355 is "llama", the class alpacas fall into.
     const LLAMA: usize = 355;
 
+    /// A test that cannot run here fails unless `AUTOLEARN_ALLOW_SKIP=1` (as the
+    /// integration tests' `cannot_run`).
+    fn cannot_run(reason: &str) {
+        if std::env::var("AUTOLEARN_ALLOW_SKIP").is_ok_and(|v| v == "1") {
+            eprintln!("SKIPPED (AUTOLEARN_ALLOW_SKIP=1): {reason}");
+        } else {
+            panic!("{reason}; set AUTOLEARN_ALLOW_SKIP=1 to skip such tests instead");
+        }
+    }
+
     /// Known answer: the converted network calls most alpaca photos "llama". Also settles
     /// which input normalisation the weights expect (ImageNet statistics vs (x-127)/128).
     #[test]
@@ -178,8 +188,7 @@ mod tests {
         let photos = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/datasets/alpaca-vs-not-alpaca/alpaca");
         let Ok(entries) = std::fs::read_dir(&photos) else {
-            eprintln!("SKIPPED: {} is absent", photos.display());
-            return;
+            return cannot_run(&format!("{} is absent", photos.display()));
         };
         let dir = std::env::var_os("AUTOLEARN_TEST_WEIGHTS_DIR").map_or_else(
             || {
@@ -191,8 +200,7 @@ mod tests {
         let path = match ensure(&dir) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("SKIPPED: pretrained weights unavailable: {e:#}");
-                return;
+                return cannot_run(&format!("pretrained weights unavailable: {e:#}"));
             }
         };
         let device = Device::flex();
