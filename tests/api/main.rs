@@ -13,6 +13,7 @@ mod previews;
 mod recall;
 mod s3;
 mod security;
+mod shared_datasets;
 mod system;
 mod training;
 mod workers;
