@@ -50,6 +50,23 @@ pub struct Assist {
     datasets: Mutex<HashMap<i64, DatasetVectors>>,
 }
 
+/// Clears a dataset's running job when dropped.
+struct Running {
+    assist: Arc<Assist>,
+    dataset: i64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut all = self
+            .assist
+            .datasets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        all.entry(self.dataset).or_default().running = None;
+    }
+}
+
 /// What [`Assist::embeddings`] found.
 enum Vectors {
     Ready(HashMap<i64, Arc<[f32]>>),
@@ -91,6 +108,7 @@ impl Assist {
         images: &[Image],
     ) -> anyhow::Result<Vectors> {
         let net = self.net(s).await?;
+        let store = s.storage.open_uri(location)?;
         let mut all = self.datasets.lock().unwrap_or_else(|e| e.into_inner());
         let ds = all.entry(dataset).or_default();
         if let Some(job) = &ds.running {
@@ -120,9 +138,15 @@ impl Assist {
         let job = Arc::new((AtomicUsize::new(0), total));
         ds.running = Some(job.clone());
         drop(all);
-        let store = s.storage.open_uri(location)?;
         let (me, s) = (self.clone(), s.clone());
         tokio::spawn(async move {
+            // However the job ends (done, or its task dropped), the next request may start
+            // another for what is still missing.
+            let _running = Running {
+                assist: me.clone(),
+                dataset,
+            };
+            let mut scratch = Scratch::default();
             for chunk in missing.chunks(BATCH) {
                 let mut inputs = Vec::new();
                 let mut entries: Vec<(i64, i64, bool)> = Vec::new();
@@ -153,11 +177,24 @@ impl Assist {
                 let features = if n == 0 {
                     Vec::new()
                 } else {
-                    tokio::task::spawn_blocking(move || {
-                        net.features(&inputs, n, SIDE as usize, &mut Scratch::default())
+                    // The executor's buffers go to the blocking thread and come back for
+                    // the next batch.
+                    match tokio::task::spawn_blocking(move || {
+                        let f = net.features(&inputs, n, SIDE as usize, &mut scratch);
+                        (f, scratch)
                     })
                     .await
-                    .unwrap_or_default()
+                    {
+                        Ok((f, back)) => {
+                            scratch = back;
+                            f
+                        }
+                        // A panicked pass: these images get no embedding, so no suggestion.
+                        Err(_) => {
+                            scratch = Scratch::default();
+                            Vec::new()
+                        }
+                    }
                 };
                 let dim = features.len() / n.max(1);
                 let mut rows = features.chunks(dim.max(1));
@@ -169,8 +206,6 @@ impl Assist {
                 }
                 job.0.fetch_add(chunk.len(), Ordering::Relaxed);
             }
-            let mut all = me.datasets.lock().unwrap_or_else(|e| e.into_inner());
-            all.entry(dataset).or_default().running = None;
         });
         Ok(Vectors::Computing { done: 0, total })
     }

@@ -84,9 +84,20 @@ impl Db {
 
     /// Every labelled, not deleted image of a dataset (for export).
     pub async fn labelled_images(&self, dataset_id: i64) -> sqlx::Result<Vec<Image>> {
+        self.present_images(dataset_id, "AND m.labelled = 1").await
+    }
+
+    /// Every not deleted image of a dataset, labelled or not (for suggestions).
+    pub async fn current_images(&self, dataset_id: i64) -> sqlx::Result<Vec<Image>> {
+        self.present_images(dataset_id, "").await
+    }
+
+    /// The dataset's images that are neither removed nor deleted and match `condition`, in
+    /// path order, in one query.
+    async fn present_images(&self, dataset_id: i64, condition: &str) -> sqlx::Result<Vec<Image>> {
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM images m WHERE m.dataset_id = $1 AND m.removed = 0 AND m.deleted = 0 \
-             AND m.labelled = 1 ORDER BY m.rel_path"
+             {condition} ORDER BY m.rel_path"
         ))
         .bind(dataset_id)
         .fetch_all(&self.pool)

@@ -49,20 +49,7 @@ async fn suggestions(
             ),
         ));
     }
-    let mut images = Vec::new();
-    for page in 1.. {
-        let filter = ImageFilter {
-            label: None,
-            status: ImageStatus::All,
-            page,
-            per_page: super::query::MAX_PER_PAGE,
-        };
-        let (items, total) = s.db.images(id, &filter).await?;
-        images.extend(items);
-        if images.len() as i64 >= total || page * super::query::MAX_PER_PAGE >= total {
-            break;
-        }
-    }
+    let images = s.db.current_images(id).await?;
     let out = s
         .assist
         .suggestions(&s, id, &d.location, images, q.doubtful)
