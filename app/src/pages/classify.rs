@@ -218,6 +218,31 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
             }
         }
     };
+    // Gives each image of `ids` the tag `tag_of` picks for it (`None`: leaves it alone; a
+    // `None` tag clears it), in the snapshot at once and through the save queue; returns how
+    // many images changed.
+    let retag = move |ids: &[i64], tag_of: &dyn Fn(&Image) -> Option<Option<String>>| -> usize {
+        let mut changes = Vec::new();
+        items.update(|v| {
+            for img in v.iter_mut().filter(|i| ids.contains(&i.id)) {
+                let Some(tag) = tag_of(img) else { continue };
+                let new = Annotation {
+                    labels: tag.iter().cloned().collect(),
+                    boxes: Vec::new(),
+                };
+                if img.annotation != new {
+                    changes.push((img.id, img.annotation.clone(), new.clone()));
+                    img.annotation = new;
+                    img.labelled = tag.is_some();
+                }
+            }
+        });
+        let n = changes.len();
+        for (image, before, new) in changes {
+            saver.save(image, new, &before);
+        }
+        n
+    };
     let assign = move |tag: Option<String>| {
         let ids = selected.get_untracked();
         if ids.is_empty() {
@@ -227,47 +252,16 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
             return;
         }
         notice.set(None);
-        let new = Annotation {
-            labels: tag.clone().into_iter().collect(),
-            boxes: Vec::new(),
-        };
-        let mut changes = Vec::new();
-        items.update(|v| {
-            for img in v.iter_mut().filter(|i| ids.contains(&i.id)) {
-                if img.annotation != new {
-                    changes.push((img.id, img.annotation.clone()));
-                    img.annotation = new.clone();
-                    img.labelled = tag.is_some();
-                }
-            }
-        });
-        for (image, before) in changes {
-            saver.save(image, new.clone(), &before);
-        }
+        retag(&ids, &|_| Some(tag.clone()));
         advance(&ids);
     };
     // Accepting saves the suggested tag through the ordinary save path, as if typed.
     let accept = move |ids: Vec<i64>| -> usize {
         let hints = suggested.get_untracked();
-        let mut changes = Vec::new();
-        items.update(|v| {
-            for img in v.iter_mut().filter(|i| !i.labelled && ids.contains(&i.id)) {
-                if let Some((label, _)) = hints.get(&img.id) {
-                    let new = Annotation {
-                        labels: vec![label.clone()],
-                        boxes: Vec::new(),
-                    };
-                    changes.push((img.id, img.annotation.clone(), new.clone()));
-                    img.annotation = new;
-                    img.labelled = true;
-                }
-            }
-        });
-        let n = changes.len();
-        for (image, before, new) in changes {
-            saver.save(image, new, &before);
-        }
-        n
+        retag(&ids, &|img| {
+            let (label, _) = hints.get(&img.id).filter(|_| !img.labelled)?;
+            Some(Some(label.clone()))
+        })
     };
     let accept_selected = move || {
         let ids = selected.get_untracked();
