@@ -244,6 +244,19 @@ impl TestApp {
         r.body["id"].as_i64().unwrap()
     }
 
+    /// Every image of a dataset (up to 500, one page), as the images route lists them.
+    pub async fn all_images(&self, dataset: i64) -> Vec<Value> {
+        let r = self
+            .admin(
+                Method::GET,
+                &format!("/api/datasets/{dataset}/images?per_page=500"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["items"].as_array().unwrap().clone()
+    }
+
     /// Creates a dataset from `path` and returns its JSON (asserting 201).
     pub async fn create_dataset(&self, instance: i64, name: &str, path: &str) -> Value {
         let r = self

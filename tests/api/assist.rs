@@ -8,22 +8,12 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{Backend, both_backends, spawn_app};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn suggestions_learn_from_labels_and_doubt_flipped_ones(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, ds) = super::training::shapes(&app).await;
-    let images = app
-        .admin(
-            Method::GET,
-            &format!("/api/datasets/{ds}/images?per_page=500"),
-            None,
-        )
-        .await
-        .body["items"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let images = app.all_images(ds).await;
     assert_eq!(images.len(), 120);
     let truth: HashMap<i64, String> = images
         .iter()
@@ -164,20 +154,7 @@ async fn suggestions_learn_from_labels_and_doubt_flipped_ones(backend: Backend) 
     assert_eq!(few["min_per_label"], 3);
 
     // Detection datasets have no classification suggestions.
-    let r = app
-        .admin(
-            Method::POST,
-            "/api/instances",
-            Some(json!({"template": "scenes"})),
-        )
-        .await;
-    let det = r.body["id"].as_i64().unwrap();
-    let det_ds = app
-        .admin(Method::GET, &format!("/api/instances/{det}/datasets"), None)
-        .await
-        .body[0]["id"]
-        .as_i64()
-        .unwrap();
+    let (_, det_ds) = super::detection::scenes(&app).await;
     let r = app
         .admin(
             Method::GET,
@@ -185,8 +162,7 @@ async fn suggestions_learn_from_labels_and_doubt_flipped_ones(backend: Backend) 
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let _: &Value = &r.body;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
 }
 
 both_backends!(suggestions_learn_from_labels_and_doubt_flipped_ones);

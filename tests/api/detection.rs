@@ -16,7 +16,7 @@ use super::predict::{b64, predict_raw, wait_running};
 use super::training::{TRAINING, finished, secs_between, start, task_logs};
 
 /// A scenes-template instance: its id and its dataset's.
-async fn scenes(app: &TestApp) -> (i64, i64) {
+pub(super) async fn scenes(app: &TestApp) -> (i64, i64) {
     let r = app
         .admin(
             Method::POST,

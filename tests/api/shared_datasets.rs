@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use integration_tests::{Backend, both_backends, cannot_run, spawn_app_with};
-use reqwest::Method;
 use serde_json::Value;
 
 fn shared_datasets() -> Option<PathBuf> {
@@ -41,18 +40,8 @@ async fn the_shared_datasets_index_with_their_documented_counts(b: Backend) {
     let inst = app.create_instance("object_detection", "cells").await;
     let ds = app.create_dataset(inst, "bccd", &path("bccd-voc")).await;
     assert_eq!(ds["total"], 364, "{ds}");
-    let id = ds["id"].as_i64().unwrap();
-    let images = app
-        .admin(
-            Method::GET,
-            &format!("/api/datasets/{id}/images?per_page=500"),
-            None,
-        )
-        .await
-        .body;
-    let boxes: usize = images["items"]
-        .as_array()
-        .unwrap()
+    let images = app.all_images(ds["id"].as_i64().unwrap()).await;
+    let boxes: usize = images
         .iter()
         .map(|i| i["annotation"]["boxes"].as_array().map_or(0, Vec::len))
         .sum();
@@ -72,18 +61,9 @@ async fn the_shared_datasets_index_with_their_documented_counts(b: Backend) {
         .create_dataset(inst, "plates", &path("openalpr-plates"))
         .await;
     assert_eq!(ds["total"], 330, "{ds}");
-    let id = ds["id"].as_i64().unwrap();
-    let images = app
-        .admin(
-            Method::GET,
-            &format!("/api/datasets/{id}/images?per_page=500"),
-            None,
-        )
-        .await
-        .body;
-    let items = images["items"].as_array().unwrap();
+    let items = app.all_images(ds["id"].as_i64().unwrap()).await;
     assert_eq!(items.len(), 330);
-    for img in items {
+    for img in &items {
         let boxes = img["annotation"]["boxes"].as_array().unwrap();
         assert_eq!(boxes.len(), 1, "{}", img["path"]);
         assert!(
