@@ -41,30 +41,21 @@ S3_PID=$!
 PIDS+=($S3_PID)
 
 run() { # label, dataset path (local: moved under the data root)
-  local port server token inst start end ds id peak
-  port=$(free_port)
+  local start end ds id peak
   mkdir -p "$WORK/data-$1/datasets"
   [ "$1" = directory ] && cp -r "$WORK/gen" "$WORK/data-$1/datasets/gen"
-  AUTOLEARN_ADDR="127.0.0.1:$port" AUTOLEARN_DATA_DIR="$WORK/data-$1" AUTOLEARN_ADMIN_PASSWORD=bench-pw AUTOLEARN_LOG=error \
-    AUTOLEARN_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret \
-    AUTOLEARN_S3_BUCKETS=bench "$BIN" serve >"$WORK/server-$1.log" 2>&1 &
-  server=$!
-  PIDS+=($server)
-  wait_for "http://127.0.0.1:$port/readyz" 30
-  token=$(AUTOLEARN_URL="http://127.0.0.1:$port" AUTOLEARN_PASSWORD=bench-pw "$BIN" login -u admin)
-  inst=$(curl -fsS -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-    -d '{"type":"image_classification","name":"gen"}' "http://127.0.0.1:$port/api/instances" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  bench_server "$1" image_classification AUTOLEARN_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" \
+    AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AUTOLEARN_S3_BUCKETS=bench
   start=$(date +%s.%N)
-  ds=$(curl -fsS -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-    -d "{\"name\":\"gen\",\"path\":\"$2\"}" "http://127.0.0.1:$port/api/instances/$inst/datasets")
+  ds=$(curl -fsS -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d "{\"name\":\"gen\",\"path\":\"$2\"}" "$URL/api/instances/$INST/datasets")
   end=$(date +%s.%N)
   id=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["total"] == int(sys.argv[2]), d["total"]; print(d["id"])' "$ds" "$N")
-  peak=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$server/status")
+  peak=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER/status")
   # CPU seconds so far of the server and of the S3 server (user + system).
   cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-  echo "  CPU: server $(cpu "$server") s, s3s-fs $(cpu "$S3_PID") s (cumulative)"
-  python3 - "$1" "$start" "$end" "$peak" "http://127.0.0.1:$port/api/datasets/$id/images" "$token" "$N" <<'PY'
+  echo "  CPU: server $(cpu "$SERVER") s, s3s-fs $(cpu "$S3_PID") s (cumulative)"
+  python3 - "$1" "$start" "$end" "$peak" "$URL/api/datasets/$id/images" "$TOKEN" "$N" <<'PY'
 import random, sys, time, urllib.request
 label, start, end, peak, url, token, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], int(sys.argv[7])
 pages = n // 100
@@ -81,7 +72,7 @@ secs = end - start
 print(f"{label}: {n} images indexed in {secs:.2f} s = {n / secs:,.0f} images/s; peak RSS {peak} MiB; "
       f"100-image page p50 {times[len(times) // 2]:.1f} ms, p99 {times[int(len(times) * 0.99)]:.1f} ms")
 PY
-  kill "$server"
+  kill "$SERVER"
 }
 log "indexing from a directory"
 run directory "$WORK/data-directory/datasets/gen"

@@ -46,30 +46,21 @@ with open(f"{out}/table.csv", "w") as f:
 PY
 
 upload() { # name, method, path, file
-  local port server token inst before peak answer
-  port=$(free_port)
-  AUTOLEARN_ADDR="127.0.0.1:$port" AUTOLEARN_DATA_DIR="$WORK/data-$1" AUTOLEARN_ADMIN_PASSWORD=bench-pw \
-    AUTOLEARN_LOG=error "$BIN" serve >"$WORK/server-$1.log" 2>&1 &
-  server=$!
-  PIDS+=($server)
-  wait_for "http://127.0.0.1:$port/readyz" 30
-  token=$(AUTOLEARN_URL="http://127.0.0.1:$port" AUTOLEARN_PASSWORD=bench-pw "$BIN" login -u admin)
-  inst=$(curl -fsS -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-    -d '{"type":"recommendation_recall","name":"rec"}' "http://127.0.0.1:$port/api/instances" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  before=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$server/status")
-  answer=$(curl -sS -X "$2" -H "Authorization: Bearer $token" -H 'content-type: text/csv' \
-    --data-binary "@$4" "http://127.0.0.1:$port/api/instances/$inst/$3")
+  local before peak answer
+  bench_server "$1" recommendation_recall
+  before=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$SERVER/status")
+  answer=$(curl -sS -X "$2" -H "Authorization: Bearer $TOKEN" -H 'content-type: text/csv' \
+    --data-binary "@$4" "$URL/api/instances/$INST/$3")
   if [ "$1" = log ] && [[ "$answer" == *'"id"'* ]]; then # wait for the CF build the log started
     local job; job=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$answer")
-    until curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/instances/$inst/behavior-logs/jobs/$job" |
+    until curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/instances/$INST/behavior-logs/jobs/$job" |
       python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["state"] == "running")'; do sleep 1; done
-    answer=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/instances/$inst/behavior-logs/jobs/$job")
+    answer=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/api/instances/$INST/behavior-logs/jobs/$job")
   fi
-  peak=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$server/status")
+  peak=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$SERVER/status")
   printf '%s: body %d MiB, RSS before %d MiB, peak %d MiB\n  answer: %.300s\n' \
     "$1" "$(( $(stat -c %s "$4") >> 20 ))" "$before" "$peak" "$answer"
-  kill "$server"
+  kill "$SERVER"
 }
 upload log POST behavior-logs "$WORK/log.csv"
 # The same log with a bad last line: parsed to the end, then refused (400) before any CF

@@ -69,6 +69,25 @@ wait_for() {
 # (the default, what scripts/run.sh serves) or PROFILE=dev: the test build, whose dependencies
 # and server crate are optimised too (opt-level 2, Cargo.toml), for a machine that cannot
 # spare the time of a second full build; a benchmark says which it ran. FEATURES as cargo's.
+# Starts "$BIN serve" on a free port with its data in $WORK/data-NAME (more settings as
+# VAR=value arguments), logs in as admin and creates an instance of TYPE: sets SERVER (its
+# pid, also added to the caller's PIDS), URL, TOKEN and INST. For bench scripts.
+bench_server() { # name, type, [VAR=value ...]
+  local name=$1 type=$2 port
+  shift 2
+  port=$(free_port)
+  env AUTOLEARN_ADDR="127.0.0.1:$port" AUTOLEARN_DATA_DIR="$WORK/data-$name" AUTOLEARN_ADMIN_PASSWORD=bench-pw \
+    AUTOLEARN_LOG=error "$@" "$BIN" serve >"$WORK/server-$name.log" 2>&1 &
+  SERVER=$!
+  PIDS+=($SERVER)
+  URL="http://127.0.0.1:$port"
+  wait_for "$URL/readyz" 30
+  TOKEN=$(AUTOLEARN_URL="$URL" AUTOLEARN_PASSWORD=bench-pw "$BIN" login -u admin)
+  INST=$(curl -fsS -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d "{\"type\":\"$type\",\"name\":\"bench\"}" "$URL/api/instances" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+}
+
 build_server_for_bench() {
   case "${PROFILE:-release}" in
     release) log "building the release server"
