@@ -43,6 +43,15 @@ ensure_chromium() {
   fi
 }
 
+ensure_onnxruntime() {
+  # The reference the imported OCR models are checked against (and the OCR benchmark's
+  # peer, RapidOCR, runs on it).
+  if ! python3 -c "import onnxruntime, numpy" 2>/dev/null; then
+    log "installing onnxruntime from PyPI"
+    python3 -m pip install --quiet onnxruntime numpy
+  fi
+}
+
 ensure_postgres() {
   if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
     log "starting PostgreSQL"

@@ -10,6 +10,7 @@ ensure_wasm_tools
 ensure_s3_server
 ensure_chromium
 ensure_postgres
+ensure_onnxruntime
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -10,6 +10,7 @@ pub mod detect;
 #[cfg(feature = "model")]
 pub mod model;
 pub mod names;
+pub mod ocr;
 pub mod predict;
 #[cfg(feature = "image")]
 pub mod preprocess;

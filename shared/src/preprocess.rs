@@ -177,7 +177,7 @@ fn triangle_weights(src: u32, dst: u32) -> Vec<(usize, Vec<f32>)> {
 /// `image::imageops::resize`, which recomputes them through its generic pixel types), and
 /// the only buffer is one source row wide (no image-sized intermediate to allocate and
 /// page in on every call).
-fn resize_rgb(src: &RgbImage, w: u32, h: u32) -> RgbImage {
+pub fn resize_rgb(src: &RgbImage, w: u32, h: u32) -> RgbImage {
     let (sw, dw) = (src.width() as usize, w as usize);
     let xs = triangle_weights(src.width(), w);
     let ys = triangle_weights(src.height(), h);

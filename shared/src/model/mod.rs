@@ -7,6 +7,7 @@ pub mod detector;
 pub mod efficientnet;
 pub mod fused;
 pub mod losses;
+pub mod ocr;
 
 pub use detector::{Detector, DetectorConfig};
 pub use efficientnet::EfficientNetLite;
