@@ -688,7 +688,7 @@ fn training_schemas() -> Value {
     let string = json!({"type": "string"});
     let int = json!({"type": "integer"});
     let num = json!({"type": "number"});
-    let preset = json!({"enum": ["classification-fast", "classification-accurate", "detection-fast", "detection-accurate"]});
+    let preset = json!({"enum": ["classification-fast", "classification-accurate", "detection-fast", "detection-accurate", "ocr-fast"]});
     let status = json!({"enum": ["queued", "running", "succeeded", "failed", "stopped"]});
     let labels = json!({"type": "array", "items": string});
     json!({
@@ -720,6 +720,16 @@ fn training_schemas() -> Value {
             "images": {"type": "array", "items": s(json!({"image_id": int,
                 "truth": {"type": "array", "items": schema_ref("EvalBox")}, "predicted": {"type": "array", "items": schema_ref("EvalBox")}}), &[])}}),
             &["map", "map_50_95", "loss", "classification_loss", "localization_loss", "model_size"]),
+        "OcrScores": s(json!({"exact_match": {"type": "number", "description": "share of true lines whose matched line (IoU >= 0.5, one to one) reads the same text, case folded, spaces and punctuation dropped"},
+            "cer": {"type": "number", "description": "character error rate: edit distance over true characters (a missed line counts all its characters)"},
+            "precision": num, "recall": num, "hmean": num}), &["exact_match", "cer", "precision", "recall", "hmean"]),
+        "OcrMetrics": s(json!({"exact_match": num, "cer": num, "precision": num, "recall": num, "hmean": num,
+            "pretrained": schema_ref("OcrScores"), "loss": {"type": "number", "description": "CTC loss on the validation lines"}, "pretrained_loss": num,
+            "validation_lines": int, "model_size": int, "validation_images": int, "train_images": int,
+            "images": {"type": "array", "items": s(json!({"image_id": int, "width": int, "height": int,
+                "truth": {"type": "array", "items": s(json!({"pos": {"type": "array", "description": "4 pixel corners TL TR BR BL"}, "text": string, "conf": num}), &[])},
+                "read": {"type": "array", "items": s(json!({"pos": {"type": "array"}, "text": string, "conf": num}), &[])}}), &[])}}),
+            &["exact_match", "cer", "precision", "recall", "hmean", "pretrained", "loss", "model_size"]),
         "EvalBox": s(json!({"label": string, "conf": num, "xmin": num, "ymin": num, "xmax": num, "ymax": num}), &["label", "conf", "xmin", "ymin", "xmax", "ymax"]),
         "UpdateService": s(json!({"model_id": int, "replicas": int}), &[]),
         "CreatePreviewLink": s(json!({"expires_in_hours": num}), &[]),
@@ -737,7 +747,7 @@ fn training_schemas() -> Value {
             s(json!({"success": {"const": false}, "errorCode": string, "errorMsg": string}), &["success", "errorCode", "errorMsg"]),
         ]},
         "ModelVersion": s(json!({"id": int, "instance_id": int, "task_id": int, "version": int, "preset": preset, "labels": labels, "image_size": int,
-            "metrics": {"oneOf": [schema_ref("ClassificationMetrics"), schema_ref("DetectionMetrics")], "description": "by the preset's instance type"}, "size_bytes": int, "pretrained": {"type": "boolean"}, "base_model_id": int, "created_at": string}),
+            "metrics": {"oneOf": [schema_ref("ClassificationMetrics"), schema_ref("DetectionMetrics"), schema_ref("OcrMetrics")], "description": "by the preset's instance type"}, "size_bytes": int, "pretrained": {"type": "boolean"}, "base_model_id": int, "created_at": string}),
             &["id", "version", "labels", "metrics"]),
     })
 }

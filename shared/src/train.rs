@@ -22,14 +22,19 @@ pub enum Preset {
     /// backbone fine-tuned.
     #[serde(rename = "detection-accurate")]
     DetectionAccurate,
+    /// PaddleOCR's PP-OCRv4 mobile detector and recogniser, pretrained; the recogniser is
+    /// fine-tuned on the user's lines (CTC), the detector kept.
+    #[serde(rename = "ocr-fast")]
+    OcrFast,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 4] = [
+    pub const ALL: [Preset; 5] = [
         Self::ClassificationFast,
         Self::ClassificationAccurate,
         Self::DetectionFast,
         Self::DetectionAccurate,
+        Self::OcrFast,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +43,7 @@ impl Preset {
             Self::ClassificationAccurate => "classification-accurate",
             Self::DetectionFast => "detection-fast",
             Self::DetectionAccurate => "detection-accurate",
+            Self::OcrFast => "ocr-fast",
         }
     }
 
@@ -52,6 +58,7 @@ impl Preset {
                 crate::InstanceType::ImageClassification
             }
             Self::DetectionFast | Self::DetectionAccurate => crate::InstanceType::ObjectDetection,
+            Self::OcrFast => crate::InstanceType::Ocr,
         }
     }
 
@@ -70,6 +77,17 @@ impl Preset {
             Self::ClassificationAccurate => 288,
             Self::DetectionFast => 320,
             Self::DetectionAccurate => 416,
+            // The detector's longer side (`shared::ocr::input::DET_MAX_SIDE`).
+            Self::OcrFast => 960,
+        }
+    }
+
+    /// The largest input side a task of the preset may ask for (OCR's is the detector's
+    /// longer side, which reads small text better the larger it is).
+    pub fn max_image_size(self) -> u32 {
+        match self {
+            Self::OcrFast => 1920,
+            _ => MAX_IMAGE_SIZE,
         }
     }
 
@@ -82,6 +100,7 @@ impl Preset {
             // minutes per epoch and, on BCCD with detection-fast's 4 stages, lowered
             // validation mAP; the last two stages (blocks 11-15) adapt the deepest features.
             Self::DetectionAccurate => 2,
+            Self::OcrFast => 0,
         }
     }
 
@@ -93,7 +112,7 @@ impl Preset {
         match self {
             Self::DetectionAccurate => 0.6,
             Self::DetectionFast => 0.4,
-            Self::ClassificationFast | Self::ClassificationAccurate => 1.0,
+            Self::ClassificationFast | Self::ClassificationAccurate | Self::OcrFast => 1.0,
         }
     }
 }
@@ -348,6 +367,7 @@ impl ClassificationMetrics {
 pub enum Metrics {
     Classification(ClassificationMetrics),
     Detection(DetectionMetrics),
+    Ocr(OcrMetrics),
 }
 
 impl Metrics {
@@ -356,6 +376,7 @@ impl Metrics {
         match self {
             Self::Classification(m) => m.summary(),
             Self::Detection(m) => m.summary(),
+            Self::Ocr(m) => m.summary(),
         }
     }
 
@@ -363,6 +384,7 @@ impl Metrics {
         match self {
             Self::Classification(m) => m.model_size,
             Self::Detection(m) => m.model_size,
+            Self::Ocr(m) => m.model_size,
         }
     }
 
@@ -370,6 +392,7 @@ impl Metrics {
         match self {
             Self::Classification(m) => m.model_size = bytes,
             Self::Detection(m) => m.model_size = bytes,
+            Self::Ocr(m) => m.model_size = bytes,
         }
     }
 
@@ -377,29 +400,112 @@ impl Metrics {
         match self {
             Self::Classification(m) => m.validation_images,
             Self::Detection(m) => m.validation_images,
+            Self::Ocr(m) => m.validation_images,
         }
     }
 
-    /// The one figure a version list shows: accuracy, or mAP@0.5 for detection.
+    /// The one figure a version list shows: accuracy, mAP@0.5 for detection, line exact
+    /// match for OCR.
     pub fn headline(&self) -> (&'static str, f64) {
         match self {
             Self::Classification(m) => ("accuracy", m.accuracy),
             Self::Detection(m) => ("mAP@0.5", m.map),
+            Self::Ocr(m) => ("exact match", m.scores.exact_match),
         }
     }
 
     pub fn classification(&self) -> Option<&ClassificationMetrics> {
         match self {
             Self::Classification(m) => Some(m),
-            Self::Detection(_) => None,
+            _ => None,
         }
     }
 
     pub fn detection(&self) -> Option<&DetectionMetrics> {
         match self {
             Self::Detection(m) => Some(m),
-            Self::Classification(_) => None,
+            _ => None,
         }
+    }
+
+    pub fn ocr(&self) -> Option<&OcrMetrics> {
+        match self {
+            Self::Ocr(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// End-to-end OCR figures on validation images (the server's `train::ocr::evaluate` has the
+/// definitions): true lines matched one to one by box IoU ≥ 0.5; texts compared with case
+/// folded and everything but letters and digits dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OcrScores {
+    /// Share of true lines read exactly.
+    pub exact_match: f64,
+    /// Character error rate: edit distance over true characters.
+    pub cer: f64,
+    /// Detection precision, recall and H-mean of the boxes alone.
+    pub precision: f64,
+    pub recall: f64,
+    pub hmean: f64,
+}
+
+/// A line on a validation image: its corners in pixels (TL TR BR BL) and text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OcrEvalLine {
+    pub pos: [[f32; 2]; 4],
+    pub text: String,
+    /// 1 for true lines.
+    pub conf: f64,
+}
+
+/// A validation image with its true and read lines, for the model page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OcrEvalImage {
+    pub image_id: i64,
+    /// The photo's size in pixels (the lines' coordinate space).
+    pub width: u32,
+    pub height: u32,
+    pub truth: Vec<OcrEvalLine>,
+    pub read: Vec<OcrEvalLine>,
+}
+
+/// Evaluation of an OCR model on the validation split only, beside the pretrained models'
+/// own figures on the same images (what training bought).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OcrMetrics {
+    #[serde(flatten)]
+    pub scores: OcrScores,
+    pub pretrained: OcrScores,
+    /// Mean CTC loss of the recogniser on the validation lines (their true boxes) ...
+    pub loss: f64,
+    /// ... and of the starting recogniser, before training.
+    pub pretrained_loss: f64,
+    pub validation_lines: u64,
+    pub model_size: u64,
+    pub validation_images: u64,
+    pub train_images: u64,
+    pub images: Vec<OcrEvalImage>,
+}
+
+impl OcrMetrics {
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        [
+            ("exact_match", self.scores.exact_match),
+            ("cer", self.scores.cer),
+            ("precision", self.scores.precision),
+            ("recall", self.scores.recall),
+            ("hmean", self.scores.hmean),
+            ("pretrained_exact_match", self.pretrained.exact_match),
+            ("pretrained_cer", self.pretrained.cer),
+            ("pretrained_loss", self.pretrained_loss),
+            ("loss", self.loss),
+            ("model_size", self.model_size as f64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 }
 
@@ -542,6 +648,9 @@ pub struct ModelMeta {
     pub weights_bytes: u64,
     pub metrics: BTreeMap<String, f64>,
     pub created_at: String,
+    /// OCR: the recogniser's characters (class `i + 1` is `charset[i]`; 0 is CTC's blank).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charset: Vec<String>,
 }
 
 #[cfg(test)]
@@ -583,7 +692,7 @@ mod tests {
             Preset::for_type(InstanceType::ObjectDetection),
             vec![Preset::DetectionFast, Preset::DetectionAccurate]
         );
-        assert_eq!(Preset::for_type(InstanceType::Ocr), vec![]);
+        assert_eq!(Preset::for_type(InstanceType::Ocr), vec![Preset::OcrFast]);
         for p in Preset::ALL {
             assert_eq!(Preset::parse(p.as_str()), Some(p));
         }

@@ -8,6 +8,7 @@ mod hostile;
 mod images;
 mod instances;
 mod labels;
+mod ocr;
 mod predict;
 mod previews;
 mod recall;

@@ -12,6 +12,7 @@ pub mod label_boxes;
 pub mod login;
 pub mod model;
 pub mod model_detection;
+pub mod model_ocr;
 pub mod not_found;
 pub mod preview;
 pub mod publish;

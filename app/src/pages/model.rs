@@ -18,6 +18,7 @@ use crate::pages::common::{
 };
 use crate::pages::deploy::{DeployTarget, ServicesSection, predict_services};
 use crate::pages::model_detection::DetectionEvaluation;
+use crate::pages::model_ocr::OcrEvaluation;
 use crate::pages::training::preset_title;
 use crate::save::sentence;
 use crate::{format, use_session};
@@ -79,6 +80,7 @@ fn ModelView(model: ModelVersion, instance: Instance) -> impl IntoView {
             <DetectionEvaluation metrics=m labels=labels image_size=model.image_size/>
         }
         .into_any(),
+        Metrics::Ocr(m) => view! { <OcrEvaluation metrics=m/> }.into_any(),
     };
     view! {
         <Breadcrumb instance_id=instance_id instance_name=instance.name.clone()/>

@@ -48,6 +48,7 @@ pub fn preset_title(p: Preset) -> &'static str {
         Preset::ClassificationAccurate => "Accurate (288 px, longer fine-tuning)",
         Preset::DetectionFast => "Fast (320 px)",
         Preset::DetectionAccurate => "Accurate (416 px, larger pyramid, longer fine-tuning)",
+        Preset::OcrFast => "Fast (PP-OCRv4 mobile, recogniser fine-tuned)",
     }
 }
 

@@ -59,6 +59,13 @@ async fn deploy(
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
     p.require_on(Permission::TrainInstance, m.instance_id, "model")?;
+    if m.preset.instance_type() == shared::InstanceType::Ocr {
+        // Honest refusal until the OCR predict path exists (SPEC §7's OCR body).
+        return Err(ApiError::unprocessable(
+            "unsupported_instance_type",
+            "OCR model versions cannot be deployed yet: the OCR predict endpoint is still being built",
+        ));
+    }
     let mut svc = register_service(
         &s,
         &req.name,

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 use shared::names::TaskName;
 use shared::train::{
-    CreateTask, MAX_EPOCHS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Preset, Task, TaskEvent, TaskEventBody,
+    CreateTask, MAX_EPOCHS, MIN_IMAGE_SIZE, Preset, Task, TaskEvent, TaskEventBody,
 };
 use shared::{InstanceType, Permission};
 
@@ -101,12 +101,14 @@ async fn validate(
         ));
     }
     let image_size = req.image_size.unwrap_or_else(|| req.preset.image_size());
-    if !(MIN_IMAGE_SIZE..=MAX_IMAGE_SIZE).contains(&image_size) || !image_size.is_multiple_of(32) {
+    let max_size = req.preset.max_image_size();
+    if !(MIN_IMAGE_SIZE..=max_size).contains(&image_size) || !image_size.is_multiple_of(32) {
         return Err(ApiError::invalid(
             "image_size",
             "invalid_image_size",
             format!(
-                "image_size must be a multiple of 32 from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"
+                "image_size must be a multiple of 32 from {MIN_IMAGE_SIZE} to {max_size} for {}",
+                req.preset.as_str()
             ),
         ));
     }
@@ -144,7 +146,7 @@ async fn validate(
                 )
             })?;
     // A detector may learn a single kind of object; a classifier needs two to choose from.
-    let min_labels = if kind == InstanceType::ObjectDetection {
+    let min_labels = if matches!(kind, InstanceType::ObjectDetection | InstanceType::Ocr) {
         1
     } else {
         2
@@ -211,7 +213,7 @@ async fn create(
         return Err(ApiError::unprocessable(
             "unsupported_instance_type",
             format!(
-                "training is available for image_classification and object_detection instances; {} is {}",
+                "training is available for image_classification, object_detection and ocr instances; {} is {}",
                 inst.name,
                 inst.kind.as_str()
             ),

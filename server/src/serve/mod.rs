@@ -257,6 +257,7 @@ async fn load(
                 let net = detection::DetectorNet::load(&meta, weights, &device)?;
                 Engine::start(net, side, replicas)
             }
+            InstanceType::Ocr => anyhow::bail!("serving OCR models is not available yet"),
             _ => {
                 let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
                 let model =

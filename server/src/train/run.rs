@@ -45,6 +45,8 @@ pub struct Trained {
     pub stopped: bool,
     /// A line for the task log summarising the evaluation.
     pub summary: String,
+    /// OCR: the recogniser's characters, stored in the artifact (empty for other kinds).
+    pub charset: Vec<String>,
 }
 
 pub struct Plan {

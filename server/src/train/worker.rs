@@ -16,7 +16,7 @@ use shared::train::{DeviceChoice, ModelMeta, Task, TaskEventBody, TaskStatus};
 use tokio::sync::mpsc;
 
 use super::run::{self, Plan, Reporter, Signal, Trained};
-use super::{classification, detection};
+use super::{classification, detection, ocr};
 use crate::AppState;
 use crate::artifact;
 use crate::db::tasks::NewModel;
@@ -250,6 +250,7 @@ async fn train_task(
         InstanceType::ObjectDetection => {
             detection::run(s, task, plan, device, stop.clone(), report).await
         }
+        InstanceType::Ocr => ocr::run(s, task, plan, device, stop.clone(), report).await,
         _ => classification::run(s, task, plan, device, stop.clone(), report).await,
     }
 }
@@ -267,6 +268,7 @@ async fn store_model(
         pretrained,
         stopped,
         summary,
+        charset,
     } = trained;
     metrics.set_model_size(weights.len() as u64);
     let meta = ModelMeta {
@@ -276,12 +278,22 @@ async fn store_model(
         architecture,
         labels: task.labels.clone(),
         image_size: task.image_size,
-        mean: IMAGENET_MEAN,
-        std: IMAGENET_STD,
+        // PP-OCR's models take (x - 0.5) / 0.5, in BGR order (`shared::ocr`).
+        mean: if charset.is_empty() {
+            IMAGENET_MEAN
+        } else {
+            [shared::ocr::MEAN; 3]
+        },
+        std: if charset.is_empty() {
+            IMAGENET_STD
+        } else {
+            [shared::ocr::STD; 3]
+        },
         precision: "f16".into(),
         weights_bytes: weights.len() as u64,
         metrics: metrics.summary(),
         created_at: crate::db::now_rfc3339(),
+        charset,
     };
     let packed = artifact::pack(&meta, &weights)?;
     let key = format!(

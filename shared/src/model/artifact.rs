@@ -162,6 +162,7 @@ mod tests {
             weights_bytes: 5,
             metrics: Default::default(),
             created_at: "2026-11-27T00:00:00Z".into(),
+            charset: Vec::new(),
         };
         for weights in [vec![], vec![1u8], vec![1, 2, 3, 4, 5], vec![9; 10]] {
             let web = encode_web(&meta, &weights);

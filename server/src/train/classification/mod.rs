@@ -54,6 +54,7 @@ pub async fn run(
         pretrained,
         stopped: o.stopped,
         summary,
+        charset: Vec::new(),
     }))
 }
 

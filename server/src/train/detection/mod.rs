@@ -48,6 +48,7 @@ pub async fn run(
         pretrained,
         stopped: o.stopped,
         summary,
+        charset: Vec::new(),
     }))
 }
 

@@ -1,8 +1,321 @@
 //! OCR (`ocr-fast`): the pretrained PP-OCRv4 mobile detector and recogniser
 //! ([`pretrained`], imported from ONNX by [`onnx`]), the recogniser fine-tuned on the
-//! user's lines with CTC ([`trainer`]), and end-to-end evaluation ([`evaluate`]).
+//! user's lines with CTC ([`trainer`]), and end-to-end evaluation ([`evaluate`]) of the
+//! pretrained and the trained models on the same validation images.
 
 pub mod evaluate;
 pub mod onnx;
 pub mod pretrained;
 pub mod trainer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use burn::prelude::*;
+use image::RgbImage;
+use shared::model::ocr::{OcrModel, OcrReader};
+use shared::ocr::Quad;
+use shared::preprocess;
+use shared::train::{Metrics, OcrEvalImage, OcrEvalLine, OcrMetrics, OcrScores, Task};
+
+use crate::AppState;
+use crate::artifact;
+use crate::train::detection::data::split;
+use crate::train::run::{self, Plan, Reporter, Trained};
+use evaluate::{PageResult, read_pages, scores};
+use trainer::LineSample;
+
+/// How the artifact names the models.
+pub const ARCHITECTURE: &str = "ppocrv4-mobile-det+rec";
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The task's pages: decoded photos and their lines (boxes with text), split by image.
+struct Pages {
+    images: Vec<RgbImage>,
+    ids: Vec<i64>,
+    train: Vec<LineSample>,
+    val: Vec<LineSample>,
+    /// Index into `images` of every validation photo.
+    val_images: Vec<usize>,
+}
+
+/// Loads the task's images and text boxes (boxes without text, or of labels the task did not
+/// choose, are ignored; a photo without lines is left out).
+async fn load(s: &AppState, task: &Task, log: &(dyn Fn(String) + Sync)) -> anyhow::Result<Pages> {
+    let ds =
+        s.db.dataset_ref(task.dataset_id)
+            .await?
+            .context("the task's dataset no longer exists")?;
+    let source = s.storage.open_uri(&ds.location)?;
+    let mut lines_of: BTreeMap<i64, (String, Vec<(Quad, String)>)> = BTreeMap::new();
+    for img in s.db.labelled_images(task.dataset_id).await? {
+        let lines: Vec<(Quad, String)> = img
+            .annotation
+            .boxes
+            .iter()
+            .filter(|b| task.labels.contains(&b.label))
+            .filter_map(|b| {
+                let text = b.text.as_deref()?.trim();
+                let (x0, y0, x1, y1) = (b.xmin as f32, b.ymin as f32, b.xmax as f32, b.ymax as f32);
+                (!text.is_empty())
+                    .then(|| ([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], text.to_owned()))
+            })
+            .collect();
+        if !lines.is_empty() {
+            lines_of.insert(img.id, (img.path.clone(), lines));
+        }
+    }
+    if lines_of.len() < 2 {
+        bail!(
+            "{} image(s) have boxes with text; at least 2 are needed (one to learn from, one to check)",
+            lines_of.len()
+        );
+    }
+    let ids: Vec<i64> = lines_of.keys().copied().collect();
+    let (train_ids, val_ids) = split(&ids, task.seed);
+    let mut pages = Pages {
+        images: Vec::new(),
+        ids: Vec::new(),
+        train: Vec::new(),
+        val: Vec::new(),
+        val_images: Vec::new(),
+    };
+    let mut skipped = Vec::new();
+    for (is_val, id) in train_ids
+        .iter()
+        .map(|&i| (false, i))
+        .chain(val_ids.iter().map(|&i| (true, i)))
+    {
+        let (path, lines) = &lines_of[&id];
+        let bytes = source.read(path, crate::indexer::MAX_IMAGE_BYTES).await;
+        let decoded = match bytes {
+            Ok(b) => {
+                tokio::task::spawn_blocking(move || {
+                    preprocess::decode(&b, MAX_DECODE_BYTES).map(|i| i.to_rgb8())
+                })
+                .await?
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let image = match decoded {
+            Ok(i) => i,
+            Err(e) => {
+                skipped.push(format!("{path}: {e}"));
+                continue;
+            }
+        };
+        let index = pages.images.len();
+        pages.images.push(image);
+        pages.ids.push(id);
+        if is_val {
+            pages.val_images.push(index);
+        }
+        let target = if is_val {
+            &mut pages.val
+        } else {
+            &mut pages.train
+        };
+        target.extend(lines.iter().map(|(quad, text)| LineSample {
+            image: index,
+            quad: *quad,
+            text: text.clone(),
+        }));
+    }
+    log(format!(
+        "{} images with {} text lines: {} for training, {} held out for validation (seed {})",
+        ids.len(),
+        pages.train.len() + pages.val.len(),
+        train_ids.len(),
+        val_ids.len(),
+        task.seed
+    ));
+    if !skipped.is_empty() {
+        log(format!(
+            "{} image(s) could not be read and are left out, e.g. {}",
+            skipped.len(),
+            skipped[0]
+        ));
+    }
+    if pages.train.is_empty() || pages.val.is_empty() {
+        bail!("after unreadable images were left out, no lines remain to learn from or to check");
+    }
+    Ok(pages)
+}
+
+/// The reader to start from: an earlier version (incremental), else the pretrained models.
+async fn initial_reader(
+    s: &AppState,
+    task: &Task,
+    device: &Device,
+    report: &Reporter,
+) -> anyhow::Result<OcrReader> {
+    if let Some(base_id) = task.base_model_id {
+        let (_, meta, weights) = run::base_version(s, task, base_id, report).await?;
+        let dev = device.clone();
+        let model =
+            tokio::task::spawn_blocking(move || artifact::load_into(OcrModel::new(&dev), weights))
+                .await??;
+        return Ok(OcrReader::from_model(model, meta.charset, device.clone()));
+    }
+    let dir = s.config.weights_dir.clone();
+    let dev = device.clone();
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<OcrReader> {
+        pretrained::load(&pretrained::ensure(&dir)?, &dev)
+    })
+    .await?
+    .context(
+        "the pretrained PP-OCR models are needed for ocr-fast and could not be fetched \
+         (pip download rapidocr-onnxruntime==1.4.4 from PyPI)",
+    )?;
+    report.log(format!(
+        "models: PP-OCRv4 mobile detector and recogniser (RapidOCR 1.4.4, {} characters)",
+        reader.charset.len()
+    ));
+    Ok(reader)
+}
+
+fn eval_lines(lines: &[(Quad, String)], conf: f64) -> Vec<OcrEvalLine> {
+    lines
+        .iter()
+        .map(|(q, t)| OcrEvalLine {
+            pos: *q,
+            text: t.clone(),
+            conf,
+        })
+        .collect()
+}
+
+fn eval_images(
+    ids: &[i64],
+    images: &[RgbImage],
+    val_images: &[usize],
+    pages: &[PageResult],
+) -> Vec<OcrEvalImage> {
+    val_images
+        .iter()
+        .zip(pages)
+        .map(|(&i, p)| OcrEvalImage {
+            image_id: ids[i],
+            width: images[i].width(),
+            height: images[i].height(),
+            truth: eval_lines(&p.truth, 1.0),
+            read: p
+                .read
+                .iter()
+                .map(|l| OcrEvalLine {
+                    pos: l.quad,
+                    text: l.text.clone(),
+                    conf: f64::from(l.conf),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn to_scores(s: evaluate::Scores) -> OcrScores {
+    OcrScores {
+        exact_match: s.exact_match,
+        cer: s.cer,
+        precision: s.precision,
+        recall: s.recall,
+        hmean: s.hmean,
+    }
+}
+
+/// Loads the task's lines, fine-tunes the recogniser and evaluates both the starting and the
+/// trained models on the validation images; `None` when stopped or out of time before an
+/// epoch ended.
+pub async fn run(
+    s: &AppState,
+    task: &Task,
+    plan: Plan,
+    device: Device,
+    stop: Arc<AtomicBool>,
+    report: &Reporter,
+) -> anyhow::Result<Option<Trained>> {
+    let log = |line: String| report.log(line);
+    let pages = load(s, task, &log).await?;
+    let mut reader = initial_reader(s, task, &device, report).await?;
+    // The task's image size is the detector input's longer side.
+    reader.max_side = task.image_size;
+    let dev = device.clone();
+    let outcome = run::on_training_thread(report, move |emit| {
+        let val_pages: Vec<(&RgbImage, Vec<(Quad, String)>)> = pages
+            .val_images
+            .iter()
+            .map(|&i| {
+                let lines = pages
+                    .val
+                    .iter()
+                    .filter(|l| l.image == i)
+                    .map(|l| (l.quad, l.text.clone()))
+                    .collect();
+                (&pages.images[i], lines)
+            })
+            .collect();
+        let before = scores(&read_pages(&reader, &val_pages));
+        let targets = trainer::encode_all(&pages.val, &reader.charset)?;
+        let (pretrained_loss, _) = trainer::validate(&reader, &pages.images, &pages.val, &targets);
+        let (train, framed) = trainer::detector_framing(&reader, &pages.images, &pages.train);
+        let (val, _) = trainer::detector_framing(&reader, &pages.images, &pages.val);
+        emit(run::Signal::Log(format!(
+            "starting models on the {} validation images: exact match {:.3}, CER {:.3}; {framed} of {} training lines framed by the detector",
+            val_pages.len(),
+            before.exact_match,
+            before.cer,
+            train.len()
+        )));
+        let Some(o) = trainer::train(&mut reader, &pages.images, &train, &val, &plan, &dev, &stop, emit)? else {
+            return Ok(None);
+        };
+        // Evaluate exactly what is stored: the weights at storage precision (f16).
+        let weights = artifact::weights_f16(&reader.model())?;
+        let stored = artifact::load_into(OcrModel::new(&dev), weights.clone())?;
+        let max_side = reader.max_side;
+        reader = OcrReader::from_model(stored, reader.charset.clone(), dev.clone());
+        reader.max_side = max_side;
+        let read = read_pages(&reader, &val_pages);
+        let after = scores(&read);
+        let (loss, _) = trainer::validate(&reader, &pages.images, &pages.val, &targets);
+        let metrics = OcrMetrics {
+            scores: to_scores(after),
+            pretrained: to_scores(before),
+            loss,
+            pretrained_loss,
+            validation_lines: pages.val.len() as u64,
+            model_size: 0,
+            validation_images: pages.val_images.len() as u64,
+            train_images: (pages.images.len() - pages.val_images.len()) as u64,
+            images: eval_images(&pages.ids, &pages.images, &pages.val_images, &read),
+        };
+        Ok(Some((reader.charset, weights, metrics, o.stopped)))
+    })
+    .await?;
+    let Some((charset, weights, m, stopped)) = outcome else {
+        return Ok(None);
+    };
+    let summary = format!(
+        "validation ({} images, {} lines): exact match {:.3} (starting models {:.3}), CER {:.3} ({:.3}), detection precision {:.3} recall {:.3} H-mean {:.3}, CTC loss {:.4}",
+        m.validation_images,
+        m.validation_lines,
+        m.scores.exact_match,
+        m.pretrained.exact_match,
+        m.scores.cer,
+        m.pretrained.cer,
+        m.scores.precision,
+        m.scores.recall,
+        m.scores.hmean,
+        m.loss,
+    );
+    Ok(Some(Trained {
+        weights,
+        metrics: Metrics::Ocr(m),
+        architecture: ARCHITECTURE.into(),
+        pretrained: true,
+        stopped,
+        summary,
+        charset,
+    }))
+}

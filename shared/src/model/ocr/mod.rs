@@ -145,3 +145,35 @@ impl OcrReader {
             .collect()
     }
 }
+
+/// Both models as one module: what a model version stores.
+#[derive(Module, Debug)]
+pub struct OcrModel {
+    pub detector: TextDetector,
+    pub recogniser: TextRecognizer,
+}
+
+impl OcrModel {
+    /// The models' shapes (weights to be loaded), on `device`.
+    pub fn new(device: &Device) -> Self {
+        Self {
+            detector: TextDetector::new(device),
+            recogniser: TextRecognizer::new(device),
+        }
+    }
+}
+
+impl OcrReader {
+    /// A reader over a stored version's models.
+    pub fn from_model(model: OcrModel, charset: Vec<String>, device: Device) -> Self {
+        Self::new(model.detector, model.recogniser, charset, device)
+    }
+
+    /// The models to store.
+    pub fn model(&self) -> OcrModel {
+        OcrModel {
+            detector: self.detector.clone(),
+            recogniser: self.recogniser.clone(),
+        }
+    }
+}
