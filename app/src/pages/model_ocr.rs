@@ -176,7 +176,7 @@ fn OcrImage(image: OcrEvalImage) -> impl IntoView {
                 .unwrap_or_default();
             let ok = normalise_text(&got) == normalise_text(&t.text);
             view! {
-                <li class=if ok { "ok" } else { "bad" } data-testid="ocr-text" data-right=ok.to_string()>
+                <li class=if ok { "ok" } else { "bad" } data-testid="ocr-result" data-right=ok.to_string()>
                     {format!("{} → {}", t.text, if got.is_empty() { "(nothing)".to_owned() } else { got })}
                 </li>
             }
