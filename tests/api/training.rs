@@ -459,6 +459,17 @@ async fn bad_tasks_are_refused_clearly(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     // Unsupported instance types, presets of another type, and duplicate names.
+    let recall = app.create_instance("recommendation_recall", "behaviour").await;
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/instances/{recall}/tasks"),
+            Some(task(ds, "t", &["a", "b"], json!({"max_minutes": 10}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["code"], "unsupported_instance_type");
+    // OCR trains now, with its own preset only.
     let ocr = app.create_instance("ocr", "texts").await;
     let r = app
         .admin(
@@ -467,7 +478,8 @@ async fn bad_tasks_are_refused_clearly(backend: Backend) {
             Some(task(ds, "t", &["a", "b"], json!({"max_minutes": 10}))),
         )
         .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "invalid_preset");
     let r = app
         .admin(
             Method::POST,
