@@ -459,7 +459,9 @@ async fn bad_tasks_are_refused_clearly(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     // Unsupported instance types, presets of another type, and duplicate names.
-    let recall = app.create_instance("recommendation_recall", "behaviour").await;
+    let recall = app
+        .create_instance("recommendation_recall", "behaviour")
+        .await;
     let r = app
         .admin(
             Method::POST,
