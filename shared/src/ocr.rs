@@ -478,6 +478,11 @@ pub fn normalise_text(s: &str) -> String {
         .collect()
 }
 
+/// Whether a read text counts as the true one (both [`normalise_text`]ed).
+pub fn same_text(read: &str, truth: &str) -> bool {
+    normalise_text(read) == normalise_text(truth)
+}
+
 /// Edit distance between two strings, in characters (Unicode scalar values).
 pub fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

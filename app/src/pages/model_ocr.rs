@@ -4,7 +4,7 @@
 //! the texts listed under it; "Only mistakes" filters to the photos with a wrong line.
 
 use leptos::prelude::*;
-use shared::ocr::normalise_text;
+use shared::ocr::same_text;
 use shared::train::{OcrEvalImage, OcrMetrics};
 
 use crate::api;
@@ -14,10 +14,9 @@ use crate::pages::model::kv_table;
 /// Whether every true line of the image was read exactly (by a line over it).
 fn all_read(im: &OcrEvalImage) -> bool {
     im.truth.iter().all(|t| {
-        im.read.iter().any(|r| {
-            shared::ocr::quad_iou(&t.pos, &r.pos) >= 0.5
-                && normalise_text(&r.text) == normalise_text(&t.text)
-        })
+        im.read
+            .iter()
+            .any(|r| shared::ocr::quad_iou(&t.pos, &r.pos) >= 0.5 && same_text(&r.text, &t.text))
     })
 }
 
@@ -133,12 +132,7 @@ fn points(pos: &[[f32; 2]; 4]) -> String {
 fn OcrImage(image: OcrEvalImage) -> impl IntoView {
     let (w, h) = (image.width.max(1), image.height.max(1));
     let stroke = (w.max(h) as f32 / 300.0).max(1.0);
-    let right = |text: &str| {
-        image
-            .truth
-            .iter()
-            .any(|t| normalise_text(&t.text) == normalise_text(text))
-    };
+    let right = |text: &str| image.truth.iter().any(|t| same_text(text, &t.text));
     let truth = image
         .truth
         .iter()
@@ -174,7 +168,7 @@ fn OcrImage(image: OcrEvalImage) -> impl IntoView {
                 .map(|r| r.text.clone())
                 .next()
                 .unwrap_or_default();
-            let ok = normalise_text(&got) == normalise_text(&t.text);
+            let ok = same_text(&got, &t.text);
             view! {
                 <li class=if ok { "ok" } else { "bad" } data-testid="ocr-result" data-right=ok.to_string()>
                     {format!("{} → {}", t.text, if got.is_empty() { "(nothing)".to_owned() } else { got })}

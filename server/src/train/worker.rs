@@ -271,6 +271,12 @@ async fn store_model(
         charset,
     } = trained;
     metrics.set_model_size(weights.len() as u64);
+    // PP-OCR's models take (x - 0.5) / 0.5, in BGR order (`shared::ocr`); the others ImageNet's.
+    let (mean, std) = if task.preset.instance_type() == InstanceType::Ocr {
+        ([shared::ocr::MEAN; 3], [shared::ocr::STD; 3])
+    } else {
+        (IMAGENET_MEAN, IMAGENET_STD)
+    };
     let meta = ModelMeta {
         format: artifact::FORMAT.into(),
         instance_type: task.preset.instance_type(),
@@ -278,17 +284,8 @@ async fn store_model(
         architecture,
         labels: task.labels.clone(),
         image_size: task.image_size,
-        // PP-OCR's models take (x - 0.5) / 0.5, in BGR order (`shared::ocr`).
-        mean: if charset.is_empty() {
-            IMAGENET_MEAN
-        } else {
-            [shared::ocr::MEAN; 3]
-        },
-        std: if charset.is_empty() {
-            IMAGENET_STD
-        } else {
-            [shared::ocr::STD; 3]
-        },
+        mean,
+        std,
         precision: "f16".into(),
         weights_bytes: weights.len() as u64,
         metrics: metrics.summary(),

@@ -22,7 +22,7 @@ use crate::train::pixels::{PixelStore, Pixels};
 /// Share of each label's images held out for validation.
 pub const VALIDATION_SHARE: f64 = 0.1;
 /// A decode may allocate at most this much (decompression bombs fail, not the worker).
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// One decoded image: `side`×`side` interleaved RGB.
 pub struct Sample {

@@ -22,6 +22,7 @@ use shared::train::{Metrics, OcrEvalImage, OcrEvalLine, OcrMetrics, OcrScores, T
 
 use crate::AppState;
 use crate::artifact;
+use crate::train::classification::data::MAX_DECODE_BYTES;
 use crate::train::detection::data::split;
 use crate::train::run::{self, Plan, Reporter, Trained};
 use evaluate::{PageResult, read_pages, scores};
@@ -29,7 +30,6 @@ use trainer::LineSample;
 
 /// How the artifact names the models.
 pub const ARCHITECTURE: &str = "ppocrv4-mobile-det+rec";
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The task's pages: decoded photos and their lines (boxes with text), split by image.
 struct Pages {

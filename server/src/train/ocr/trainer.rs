@@ -151,7 +151,7 @@ pub fn validate(
         right += read
             .iter()
             .zip(chunk)
-            .filter(|(r, l)| ocr::normalise_text(r) == ocr::normalise_text(&l.text))
+            .filter(|(r, l)| ocr::same_text(r, &l.text))
             .count();
     }
     (loss / lines.len() as f64, right as f64 / lines.len() as f64)
@@ -269,7 +269,7 @@ pub fn train(
             right += read
                 .iter()
                 .zip(batch)
-                .filter(|&(r, &i)| ocr::normalise_text(r) == ocr::normalise_text(&train[i].text))
+                .filter(|&(r, &i)| ocr::same_text(r, &train[i].text))
                 .count();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(LR, net, grads);
