@@ -2,7 +2,7 @@
 //! preview pages use it, through the small bridge in `js/runtime.js`.
 
 use serde::Deserialize;
-use shared::predict::{ImageMeta, Prediction};
+use shared::predict::{Corners, ImageMeta, Prediction};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/js/runtime.js")]
@@ -49,6 +49,29 @@ pub struct Answer {
     /// `{"body":[...],"meta":{...}}` exactly as the runtime produced it.
     pub json: String,
     pub ms: f64,
+}
+
+impl Answer {
+    /// The body with every box relative to the picture (OCR answers in pixels), for drawing
+    /// over it at any size.
+    pub fn relative_body(&self) -> Vec<Prediction> {
+        let (w, h) = (
+            f64::from(self.meta.width.max(1)),
+            f64::from(self.meta.height.max(1)),
+        );
+        self.body
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                if let Some(Corners::Pixels(px)) = p.pos {
+                    p.pos = Some(Corners::Relative(
+                        px.map(|[x, y]| [x as f64 / w, y as f64 / h]),
+                    ));
+                }
+                p
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]

@@ -339,9 +339,10 @@ step("e: a preview link on a phone draws the boxes on the camera picture", async
   await phone.locator(id("runtime-ready")).waitFor({ timeout: 120_000 });
   await phone.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.frames) >= 3, id("preview-top"), { timeout: 120_000 });
   const drawn = await phone.locator(`${id("preview-boxes")} ${id("drawn-box")}`).evaluateAll((gs) => gs.map((g) => {
-    const r = g.querySelector("rect");
-    const [x, y, w, h] = ["x", "y", "width", "height"].map((a) => Number(r.getAttribute(a)) / 100);
-    return { label: g.dataset.label, pos: [[x, y], [x + w, y], [x + w, y + h], [x, y + h]] };
+    // Each box is a polygon of its four corners (TL TR BR BL), in percent of the picture.
+    const pos = g.querySelector("polygon").getAttribute("points").trim().split(/\s+/)
+      .map((p) => p.split(",").map((v) => Number(v) / 100));
+    return { label: g.dataset.label, pos };
   }));
   assert.ok(drawn.length >= 1, "boxes drawn over the camera picture");
   assert.ok(drawn.every((d) => LABELS.includes(d.label)), JSON.stringify(drawn));

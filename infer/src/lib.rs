@@ -8,7 +8,8 @@
 //! server decodes) or `await c.classifyRgba(pixels, width, height)` (a camera frame). It
 //! runs whatever kind of model the artifact holds: a classifier answers labels with
 //! confidences, a detector boxes with SPEC §7's relative corners (`pos`), decoded and
-//! suppressed by the same `shared::detect` code as the server's.
+//! suppressed by the same `shared::detect` code as the server's, an OCR model the text lines
+//! of the whole picture with their pixel corners (the same `OcrReader` the server serves).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,8 +17,11 @@ use std::rc::Rc;
 use burn::prelude::*;
 use shared::InstanceType;
 use shared::detect;
+use shared::model::ocr::{OcrModel, OcrReader};
 use shared::model::{Detector, DetectorConfig, FusedEfficientNetLite, artifact};
-use shared::predict::{ImageMeta, Prediction, classification_body, detection_body, input};
+use shared::predict::{
+    ImageMeta, Prediction, classification_body, detection_body, input, ocr_body,
+};
 use shared::preprocess::softmax;
 use wasm_bindgen::prelude::*;
 
@@ -30,6 +34,8 @@ pub fn start() {
 enum Net {
     Classifier(Box<FusedEfficientNetLite>),
     Detector(Box<Detector>),
+    /// Reads whole pictures, not `side`-square inputs.
+    Ocr(Box<OcrReader>),
 }
 
 struct Inner {
@@ -108,6 +114,7 @@ impl Inner {
         let data = match &self.model {
             Net::Classifier(m) => m.forward(x).into_data_async().await,
             Net::Detector(m) => m.forward(x).into_data_async().await,
+            Net::Ocr(_) => return Err(js_err("an OCR model reads whole pictures")),
         };
         let out: Vec<f32> = data
             .map_err(|e| js_err(format!("{e:?}")))?
@@ -121,9 +128,24 @@ impl Inner {
                     detect::decode(&out, self.labels.len(), &points, side, self.conf_threshold);
                 detection_body(&self.labels, &dets, side)
             }
+            Net::Ocr(_) => unreachable!("returned above"),
         };
         let answer = Answer { body, meta };
         serde_json::to_string(&answer).map_err(js_err)
+    }
+
+    /// An OCR model's lines on a whole picture.
+    async fn read(reader: &OcrReader, page: &image::RgbImage) -> Result<String, JsError> {
+        let lines = reader.read_page_async(page).await.map_err(js_err)?;
+        let meta = ImageMeta {
+            height: page.height(),
+            width: page.width(),
+        };
+        serde_json::to_string(&Answer {
+            body: ocr_body(&lines),
+            meta,
+        })
+        .map_err(js_err)
     }
 }
 
@@ -137,6 +159,12 @@ impl Classifier {
         drop(web_artifact);
         let (device, name) = pick_device(&backend).await?;
         let model = match meta.instance_type {
+            InstanceType::Ocr => {
+                let model = artifact::load_into(OcrModel::new(&device), weights).map_err(js_err)?;
+                let mut reader = OcrReader::from_model(model, meta.charset.clone(), device.clone());
+                reader.max_side = meta.image_size;
+                Net::Ocr(Box::new(reader))
+            }
             InstanceType::ObjectDetection => {
                 let config = DetectorConfig::for_preset(meta.preset);
                 let shape = Detector::init(config, meta.labels.len(), &device);
@@ -157,17 +185,23 @@ impl Classifier {
             labels: meta.labels,
             side: meta.image_size,
         };
-        let side = inner.side as usize;
-        let warm = vec![0.0; 3 * side * side];
-        inner
-            .classify(
-                warm,
-                ImageMeta {
-                    height: 1,
-                    width: 1,
-                },
-            )
-            .await?;
+        if let Net::Ocr(reader) = &inner.model {
+            // A blank page: the detector's shaders compile now.
+            let blank = image::RgbImage::from_pixel(64, 64, image::Rgb([255, 255, 255]));
+            Inner::read(reader, &blank).await?;
+        } else {
+            let side = inner.side as usize;
+            let warm = vec![0.0; 3 * side * side];
+            inner
+                .classify(
+                    warm,
+                    ImageMeta {
+                        height: 1,
+                        width: 1,
+                    },
+                )
+                .await?;
+        }
         Ok(Classifier {
             inner: Rc::new(inner),
             backend: name.to_owned(),
@@ -180,12 +214,13 @@ impl Classifier {
         self.backend.clone()
     }
 
-    /// `image_classification` or `object_detection`: what the answers' `body` holds.
+    /// `image_classification`, `object_detection` or `ocr`: what the answers' `body` holds.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match self.inner.model {
             Net::Classifier(_) => "image_classification".into(),
             Net::Detector(_) => "object_detection".into(),
+            Net::Ocr(_) => "ocr".into(),
         }
     }
 
@@ -195,7 +230,7 @@ impl Classifier {
         self.inner.labels.clone()
     }
 
-    /// The side of the square input, in pixels.
+    /// The side of the square input, in pixels (OCR: the detector input's longer side).
     #[wasm_bindgen(getter, js_name = imageSize)]
     pub fn image_size(&self) -> u32 {
         self.inner.side
@@ -207,8 +242,14 @@ impl Classifier {
     pub fn classify_image(&self, bytes: Vec<u8>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let (x, meta) = input::prepare(&bytes, inner.side)
-                .map_err(|e| JsValue::from(js_err(e.body().error_msg)))?;
+            let refused =
+                |e: shared::predict::PredictError| JsValue::from(js_err(e.body().error_msg));
+            if let Net::Ocr(reader) = &inner.model {
+                let (page, _) = input::decode_page(&bytes).map_err(refused)?;
+                drop(bytes);
+                return Ok(Inner::read(reader, &page).await.map(JsValue::from)?);
+            }
+            let (x, meta) = input::prepare(&bytes, inner.side).map_err(refused)?;
             drop(bytes);
             Ok(inner.classify(x, meta).await.map(JsValue::from)?)
         })
@@ -225,8 +266,13 @@ impl Classifier {
                     u64::from(width) * u64::from(height) * 4
                 )))
             })?;
-            let (x, meta) =
-                input::prepare_decoded(&image::DynamicImage::ImageRgba8(img), inner.side);
+            let img = image::DynamicImage::ImageRgba8(img);
+            if let Net::Ocr(reader) = &inner.model {
+                return Ok(Inner::read(reader, &img.to_rgb8())
+                    .await
+                    .map(JsValue::from)?);
+            }
+            let (x, meta) = input::prepare_decoded(&img, inner.side);
             Ok(inner.classify(x, meta).await.map(JsValue::from)?)
         })
     }

@@ -32,7 +32,27 @@ pub struct Prediction {
     pub label: String,
     pub conf: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pos: Option<[[f64; 2]; 4]>,
+    pub pos: Option<Corners>,
+}
+
+/// A box's four corners (top-left, top-right, bottom-right, bottom-left): relative to the
+/// image for detection, whole pixels of the original image for OCR, as the original
+/// service writes them (`[[468,992],...]`, not `468.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Corners {
+    Pixels([[i64; 2]; 4]),
+    Relative([[f64; 2]; 4]),
+}
+
+impl Corners {
+    /// The corners as numbers, whichever kind.
+    pub fn points(&self) -> [[f64; 2]; 4] {
+        match *self {
+            Self::Pixels(p) => p.map(|[x, y]| [x as f64, y as f64]),
+            Self::Relative(p) => p,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,12 +175,32 @@ pub fn detection_body(
             Prediction {
                 label: labels.get(d.class).cloned().unwrap_or_default(),
                 conf: round6(f64::from(d.score)),
-                pos: Some(r.corners().map(|[x, y]| [round6(x), round6(y)])),
+                pos: Some(Corners::Relative(
+                    r.corners().map(|[x, y]| [round6(x), round6(y)]),
+                )),
             }
         })
         .collect();
     body.sort_by(|a, b| b.conf.total_cmp(&a.conf));
     body
+}
+
+/// OCR output: each line read, with its text, confidence (the mean probability of its
+/// characters) and SPEC §7 `pos`, the four corners of its (possibly rotated) box in whole
+/// pixels of the original image, TL TR BR BL as read along the text. Lines stay in reading
+/// order (top to bottom, then left to right), as documents are read, not sorted by `conf`.
+#[cfg(feature = "model")]
+pub fn ocr_body(lines: &[crate::model::ocr::Line]) -> Vec<Prediction> {
+    lines
+        .iter()
+        .map(|l| Prediction {
+            label: l.text.clone(),
+            conf: round6(f64::from(l.conf)),
+            pos: Some(Corners::Pixels(
+                l.quad.map(|[x, y]| [x.round() as i64, y.round() as i64]),
+            )),
+        })
+        .collect()
 }
 
 #[cfg(test)]

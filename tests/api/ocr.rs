@@ -1,16 +1,23 @@
 //! OCR end to end through the API on 40 OpenALPR plates (copied to a temporary dataset
 //! folder; the photos stay in `../shared/datasets`): ocr-fast fine-tunes the pretrained
 //! recogniser, the version's metrics are computed on exactly the validation images (with the
-//! starting models' figures beside them), the held-out CTC loss falls (the model learned),
-//! and deploying is refused with a clear error while the OCR predict path is missing.
+//! starting models' figures beside them and the same figures recomputed here from the stored
+//! artifact), the held-out CTC loss falls (the model learned), and the deployed version
+//! answers SPEC §7's OCR body byte for byte: pixel corners TL TR BR BL, reading order.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use integration_tests::{Backend, both_backends, cannot_run, spawn_app_with};
+use autolearn_server::train::ocr::evaluate;
+use burn::prelude::*;
+use integration_tests::{Backend, TestApp, both_backends, cannot_run, spawn_app_with};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
+use shared::model::ocr::{OcrModel, OcrReader};
+use shared::ocr::Quad;
+use shared::predict::input::decode_page;
 
+use super::predict::{b64, predict_raw, wait_running};
 use super::training::{TRAINING, finished, start, task_logs};
 
 /// A folder with the first `n` European plates (photo + VOC file), or `None` (said why).
@@ -116,12 +123,48 @@ async fn ocr_fast_trains_on_plates_and_reports_validation_figures(b: Backend) {
             None,
         )
         .await;
-    let (meta, _) = autolearn_server::artifact::unpack(&art.bytes).unwrap();
+    let (meta, weights) = autolearn_server::artifact::unpack(&art.bytes).unwrap();
     assert_eq!(
         meta.architecture,
         autolearn_server::train::ocr::ARCHITECTURE
     );
     assert!(meta.charset.len() > 6000 && meta.charset.iter().any(|c| c == "京"));
+
+    // The version's figures again, from the stored artifact on exactly the listed images.
+    let device = Device::flex();
+    let mut reader = OcrReader::from_model(
+        autolearn_server::artifact::load_into(OcrModel::new(&device), weights).unwrap(),
+        meta.charset.clone(),
+        device,
+    );
+    reader.max_side = meta.image_size;
+    let mut pages = Vec::new();
+    for im in listed {
+        let bytes = image_content(&app, im["image_id"].as_i64().unwrap()).await;
+        let truth: Vec<(Quad, String)> = im["truth"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let q: Quad = serde_json::from_value(l["pos"].clone()).unwrap();
+                (q, l["text"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        pages.push((decode_page(&bytes).unwrap().0, truth));
+    }
+    let refs: Vec<_> = pages.iter().map(|(p, t)| (p, t.clone())).collect();
+    let again = evaluate::scores(&evaluate::read_pages(&reader, &refs));
+    for (key, v) in [
+        ("exact_match", again.exact_match),
+        ("cer", again.cer),
+        ("hmean", again.hmean),
+    ] {
+        let stored = metrics[key].as_f64().unwrap();
+        assert!(
+            (stored - v).abs() < 1e-9,
+            "{key}: stored {stored}, recomputed {v}"
+        );
+    }
 
     // Incremental: a second task starts from this version (its models and characters).
     let body = json!({
@@ -147,6 +190,8 @@ async fn ocr_fast_trains_on_plates_and_reports_validation_figures(b: Backend) {
         metrics["exact_match"]
     );
 
+    // Deployed, it answers each validation photo with what the evaluation read there, in
+    // SPEC §7's OCR body: text, confidence, whole-pixel corners, reading order.
     let r = app
         .admin(
             Method::POST,
@@ -154,7 +199,69 @@ async fn ocr_fast_trains_on_plates_and_reports_validation_figures(b: Backend) {
             Some(json!({"name": "plates-ocr"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    wait_running(&app, "plates-ocr").await;
+    let mut served_lines = 0;
+    for im in listed {
+        let bytes = image_content(&app, im["image_id"].as_i64().unwrap()).await;
+        let body = format!(r#"{{"dataArray":[{{"body":"{}"}}]}}"#, b64(&bytes));
+        let (status, text) = predict_raw(&app, "plates-ocr", Some(&token), body.into_bytes()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert_eq!(text, expected_answer(im), "image {}", im["image_id"]);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for line in v["result"]["output"][0]["body"].as_array().unwrap() {
+            let p: [[i64; 2]; 4] = serde_json::from_value(line["pos"].clone()).unwrap();
+            assert!(
+                p[0][0] < p[1][0] && p[0][1] < p[3][1],
+                "TL TR BR BL: {text}"
+            );
+            served_lines += 1;
+        }
+    }
+    assert!(served_lines >= listed.len(), "every plate has a line read");
+}
+
+async fn image_content(app: &TestApp, id: i64) -> bytes::Bytes {
+    let r = app
+        .admin(Method::GET, &format!("/api/images/{id}/content"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.bytes
+}
+
+/// The predict answer, byte for byte, for a validation image as the evaluation read it:
+/// written out by hand here (not by the server's serialiser), so the wire format is pinned.
+fn expected_answer(im: &Value) -> String {
+    let lines: Vec<String> = im["read"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let conf = (l["conf"].as_f64().unwrap() * 1e6).round() / 1e6;
+            let corners: Vec<String> = l["pos"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let xy = |i: usize| c[i].as_f64().unwrap().round() as i64;
+                    format!("[{},{}]", xy(0), xy(1))
+                })
+                .collect();
+            format!(
+                r#"{{"label":{},"conf":{},"pos":[{}]}}"#,
+                serde_json::to_string(&l["text"]).unwrap(),
+                serde_json::to_string(&conf).unwrap(),
+                corners.join(",")
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"success":true,"result":{{"output":[{{"type":"cv_common","body":[{}]}}],"meta":{{"height":{},"width":{}}}}}}}"#,
+        lines.join(","),
+        im["height"],
+        im["width"]
+    )
 }
 
 both_backends!(ocr_fast_trains_on_plates_and_reports_validation_figures);

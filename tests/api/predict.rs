@@ -197,7 +197,7 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
         .await
         .unwrap_or_else(|_| panic!("the service loads"));
     let mut places = Vec::new();
-    while let Ok(t) = loaded.engine.admit() {
+    while let Ok(t) = loaded.runner.admit() {
         places.push(t);
     }
     let answer = tokio::time::timeout(

@@ -136,7 +136,7 @@ fn Preview(info: PreviewInfo) -> impl IntoView {
         photo_src.set(web_sys::Url::create_object_url_with_blob(&file).ok());
         spawn_local(async move {
             let result = match read_bytes(&file).await {
-                Ok(bytes) => classifier.classify(&bytes).await.map(|a| a.body),
+                Ok(bytes) => classifier.classify(&bytes).await.map(|a| a.relative_body()),
                 Err(e) => Err(e),
             };
             photo.set(Some(result));
@@ -237,7 +237,7 @@ async fn run_camera(
                     }
                 });
                 live.ms.set(a.ms);
-                live.top.set(a.body);
+                live.top.set(a.relative_body());
                 live.frames.update(|n| *n += 1);
             }
             Ok(None) => {}

@@ -148,7 +148,7 @@ fn TryView(model: ModelVersion, instance: Instance) -> impl IntoView {
                     .get()
                     .map(|src| {
                         let boxes = move || match answer.get() {
-                            Some(Ok(a)) => a.body,
+                            Some(Ok(a)) => a.relative_body(),
                             _ => Vec::new(),
                         };
                         view! {
@@ -275,13 +275,14 @@ pub fn PredictionList(body: Vec<Prediction>, testid: &'static str) -> impl IntoV
     }
 }
 
-/// A detector's boxes (`pos`: relative corners) drawn over the picture they were found in,
-/// with label and confidence; nothing for a classifier's answer.
+/// A detector's boxes or OCR's lines (`pos`: relative corners, see
+/// [`crate::runtime::Answer::relative_body`]) drawn over the picture they were found in,
+/// with label (or text) and confidence; nothing for a classifier's answer.
 #[component]
 pub fn BoxOverlay(body: Vec<Prediction>, testid: &'static str) -> impl IntoView {
     let boxes: Vec<_> = body
         .into_iter()
-        .filter_map(|p| p.pos.map(|pos| (p.label, p.conf, pos)))
+        .filter_map(|p| p.pos.map(|pos| (p.label, p.conf, pos.points())))
         .collect();
     (!boxes.is_empty()).then(|| {
         view! {
@@ -290,14 +291,15 @@ pub fn BoxOverlay(body: Vec<Prediction>, testid: &'static str) -> impl IntoView 
                     .into_iter()
                     .map(|(label, conf, pos)| {
                         let [x0, y0] = pos[0];
-                        let [x1, y1] = pos[2];
+                        let points = pos
+                            .iter()
+                            .map(|[x, y]| format!("{:.3},{:.3}", x * 100.0, y * 100.0))
+                            .collect::<Vec<_>>()
+                            .join(" ");
                         view! {
                             <g data-testid="drawn-box" data-label=label.clone()>
-                                <rect
-                                    x=x0 * 100.0
-                                    y=y0 * 100.0
-                                    width=(x1 - x0) * 100.0
-                                    height=(y1 - y0) * 100.0
+                                <polygon
+                                    points=points
                                     fill="none"
                                     stroke="#22c55e"
                                     stroke-width="0.6"

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use shared::Permission;
-use shared::predict::{ImageMeta, Output, PredictError, PredictResult, PredictSuccess, input};
+use shared::predict::{
+    ImageMeta, Output, PredictError, PredictResult, PredictSuccess, input, ocr_body,
+};
 use shared::recall::Service;
 
 use super::recall::{check_replicas, register_service};
@@ -18,7 +20,9 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Id, Json};
 use crate::serve::engine::Ticket;
-use crate::serve::{Caller, Unavailable};
+use crate::serve::{Caller, Runner, Unavailable};
+use shared::model::ocr::Line;
+use tokio::sync::oneshot;
 
 /// Largest predict body (base64 of up to [`input::MAX_ITEMS`] images).
 pub const MAX_PREDICT_BODY: usize = 32 * 1024 * 1024;
@@ -59,13 +63,6 @@ async fn deploy(
             .await?
             .ok_or_else(|| ApiError::not_found("model"))?;
     p.require_on(Permission::TrainInstance, m.instance_id, "model")?;
-    if m.preset.instance_type() == shared::InstanceType::Ocr {
-        // Honest refusal until the OCR predict path exists (SPEC §7's OCR body).
-        return Err(ApiError::unprocessable(
-            "unsupported_instance_type",
-            "OCR model versions cannot be deployed yet: the OCR predict endpoint is still being built",
-        ));
-    }
     let mut svc = register_service(
         &s,
         &req.name,
@@ -192,7 +189,7 @@ async fn predict(
     }
     // A place in the engine before the body is read: a full service refuses at once, and
     // the bodies being read at any time are bounded by the engine's places.
-    let Ok(first) = loaded.engine.admit() else {
+    let Ok(first) = loaded.runner.admit() else {
         return failure(StatusCode::SERVICE_UNAVAILABLE, PredictError::GetInstance);
     };
     // The place is held while the body arrives, so a body must arrive in time.
@@ -221,13 +218,18 @@ async fn predict(
     }
 }
 
+/// An image's answer on its way, from the engine its service runs.
+enum Pending {
+    Image(oneshot::Receiver<Result<Vec<f32>, String>>, usize),
+    Ocr(oneshot::Receiver<Result<Vec<Line>, String>>),
+}
+
 async fn run(
     s: &AppState,
     loaded: &crate::serve::Loaded,
     images: Vec<Vec<u8>>,
     first: Ticket,
 ) -> Result<PredictResult, PredictError> {
-    let side = u32::try_from(loaded.engine.side).unwrap_or(224);
     let mut pending = Vec::with_capacity(images.len());
     let mut meta: Option<ImageMeta> = None;
     let mut first = Some(first);
@@ -237,7 +239,7 @@ async fn run(
         let ticket = match first.take() {
             Some(t) => t,
             None => loaded
-                .engine
+                .runner
                 .admit()
                 .map_err(|_| PredictError::GetInstance)?,
         };
@@ -250,35 +252,54 @@ async fn run(
         .await
         .map_err(|_| PredictError::GetInstance)?
         .map_err(|_| PredictError::Unknown)?;
-        let (input, m) = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            input::prepare(&bytes, side)
-        })
-        .await
-        .map_err(|_| PredictError::Unknown)??;
-        meta.get_or_insert(m);
-        pending.push((
-            ticket,
-            loaded
-                .engine
-                .submit(input)
-                .map_err(|_| PredictError::GetInstance)?,
-        ));
+        let busy = |_| PredictError::GetInstance;
+        let answer = match &loaded.runner {
+            Runner::Image { engine, side } => {
+                let side = *side;
+                let (input, m) = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    input::prepare(&bytes, u32::try_from(side).unwrap_or(224))
+                })
+                .await
+                .map_err(|_| PredictError::Unknown)??;
+                meta.get_or_insert(m);
+                Pending::Image(engine.submit(input).map_err(busy)?, side)
+            }
+            Runner::Ocr(engine) => {
+                let (page, m) = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    input::decode_page(&bytes)
+                })
+                .await
+                .map_err(|_| PredictError::Unknown)??;
+                meta.get_or_insert(m);
+                Pending::Ocr(engine.submit(page).map_err(busy)?)
+            }
+        };
+        pending.push((ticket, answer));
     }
     let mut output = Vec::with_capacity(pending.len());
-    for (_ticket, rx) in pending {
-        let answer = tokio::time::timeout(FORWARD_TIMEOUT, rx)
-            .await
-            .map_err(|_| PredictError::GetInstance)?
-            .map_err(|_| PredictError::ModelForward)?
-            .map_err(|_| PredictError::ModelForward)?;
+    for (_ticket, answer) in pending {
+        let body = match answer {
+            Pending::Image(rx, side) => loaded.body(&wait(rx).await?, side),
+            Pending::Ocr(rx) => ocr_body(&wait(rx).await?),
+        };
         output.push(Output {
             kind: "cv_common".into(),
-            body: loaded.body(&answer),
+            body,
         });
     }
     Ok(PredictResult {
         output,
         meta: meta.ok_or(PredictError::InputFormat)?,
     })
+}
+
+/// An engine's answer, within the time a request may wait.
+async fn wait<T>(rx: oneshot::Receiver<Result<T, String>>) -> Result<T, PredictError> {
+    tokio::time::timeout(FORWARD_TIMEOUT, rx)
+        .await
+        .map_err(|_| PredictError::GetInstance)?
+        .map_err(|_| PredictError::ModelForward)?
+        .map_err(|_| PredictError::ModelForward)
 }

@@ -1,7 +1,8 @@
 //! One loaded model serving requests: a bounded queue in front of `replicas` threads, each
 //! with its own handle on the model, each taking what is queued (up to a batch) and running
-//! it in one forward pass of the [`NativeNet`] executor (whose matrix products spread over
-//! all cores). A request takes its place ([`Ticket`]) before its image is decoded, so a full
+//! it in one pass of its [`Worker`]: for fixed-size networks one forward pass of the
+//! [`NativeNet`] executor (whose matrix products spread over all cores), for OCR a page at
+//! a time through the reader. A request takes its place ([`Ticket`]) before its image is decoded, so a full
 //! engine refuses at once without spending CPU on work it would throw away; memory is
 //! bounded by the places and by each replica's reused activation buffers.
 
@@ -36,15 +37,48 @@ impl Network for NativeNet {
     }
 }
 
-/// A normalised `3×side×side` image and where its output goes.
-struct Job {
-    input: Vec<f32>,
-    reply: oneshot::Sender<Result<Vec<f32>, String>>,
+/// What a replica runs on what it takes from the queue: one output per input, in order.
+pub trait Worker: Send + Sync + 'static {
+    type Input: Send + 'static;
+    type Output: Send + 'static;
+    /// Inputs one pass takes at most.
+    const MAX_BATCH: usize;
+    fn run(&self, batch: Vec<Self::Input>, scratch: &mut Scratch) -> Vec<Self::Output>;
 }
 
-pub struct Engine {
-    tx: SyncSender<Job>,
+/// A fixed-size network as a worker: its inputs are normalised `3×side×side` images,
+/// batched into one forward pass.
+pub struct Square<N> {
+    pub net: N,
     pub side: usize,
+}
+
+impl<N: Network> Worker for Square<N> {
+    type Input = Vec<f32>;
+    type Output = Vec<f32>;
+    const MAX_BATCH: usize = MAX_BATCH;
+
+    fn run(&self, batch: Vec<Vec<f32>>, scratch: &mut Scratch) -> Vec<Vec<f32>> {
+        let n = batch.len();
+        let mut input = Vec::with_capacity(n * 3 * self.side * self.side);
+        for x in &batch {
+            input.extend_from_slice(x);
+        }
+        self.net.run(&input, n, self.side, scratch)
+    }
+}
+
+/// An input and where its output goes.
+struct Job<I, O> {
+    input: I,
+    reply: oneshot::Sender<Result<O, String>>,
+}
+
+/// A [`Square`] network's engine.
+pub type ImageEngine = Engine<Vec<f32>, Vec<f32>>;
+
+pub struct Engine<I, O> {
+    tx: SyncSender<Job<I, O>>,
     admitted: Arc<AtomicUsize>,
     capacity: usize,
 }
@@ -65,27 +99,26 @@ impl Drop for Ticket {
     }
 }
 
-impl Engine {
+impl<I: Send + 'static, O: Send + 'static> Engine<I, O> {
     /// Starts the replicas; they end when the engine is dropped and the queue is drained.
-    pub fn start(model: impl Network, side: usize, replicas: usize) -> Self {
-        let model: Arc<dyn Network> = Arc::new(model);
+    pub fn start<W: Worker<Input = I, Output = O>>(worker: W, replicas: usize) -> Self {
+        let model = Arc::new(worker);
         let replicas = replicas.max(1);
         let capacity = QUEUE_PER_REPLICA * replicas;
         // Every queued job holds a ticket, so the channel never fills before the tickets run
         // out; its bound is a second guard.
-        let (tx, rx) = sync_channel::<Job>(capacity);
+        let (tx, rx) = sync_channel::<Job<I, O>>(capacity);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..replicas {
             let model = model.clone();
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name("predict".into())
-                .spawn(move || replica(model.as_ref(), &rx, side))
+                .spawn(move || replica(model.as_ref(), &rx))
                 .expect("spawning a predict thread");
         }
         Self {
             tx,
-            side,
             admitted: Arc::default(),
             capacity,
         }
@@ -105,10 +138,7 @@ impl Engine {
 
     /// Queues an image (whose [`Ticket`] the caller holds until the answer); `Busy` at once
     /// when the queue is full.
-    pub fn submit(
-        &self,
-        input: Vec<f32>,
-    ) -> Result<oneshot::Receiver<Result<Vec<f32>, String>>, Busy> {
+    pub fn submit(&self, input: I) -> Result<oneshot::Receiver<Result<O, String>>, Busy> {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { input, reply }) {
             Ok(()) => Ok(rx),
@@ -117,14 +147,14 @@ impl Engine {
     }
 }
 
-fn replica(model: &dyn Network, rx: &Mutex<Receiver<Job>>, side: usize) {
+fn replica<W: Worker>(model: &W, rx: &Mutex<Receiver<Job<W::Input, W::Output>>>) {
     let mut scratch = Scratch::default();
     loop {
         let batch = {
             let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Ok(first) = rx.recv() else { return };
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < W::MAX_BATCH {
                 match rx.try_recv() {
                     Ok(j) => batch.push(j),
                     Err(_) => break,
@@ -132,22 +162,19 @@ fn replica(model: &dyn Network, rx: &Mutex<Receiver<Job>>, side: usize) {
             }
             batch
         };
-        let n = batch.len();
-        let mut input = Vec::with_capacity(n * 3 * side * side);
-        for j in &batch {
-            input.extend_from_slice(&j.input);
-        }
+        let (inputs, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|j| (j.input, j.reply)).unzip();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            model.run(&input, n, side, &mut scratch)
+            model.run(inputs, &mut scratch)
         }));
         match run {
             Ok(outputs) => {
-                for (j, row) in batch.into_iter().zip(outputs) {
-                    let _ = j.reply.send(Ok(row));
+                for (reply, row) in replies.into_iter().zip(outputs) {
+                    let _ = reply.send(Ok(row));
                 }
             }
-            Err(_) => batch.into_iter().for_each(|j| {
-                let _ = j.reply.send(Err("inference panicked".into()));
+            Err(_) => replies.into_iter().for_each(|reply| {
+                let _ = reply.send(Err("inference panicked".into()));
             }),
         }
     }
@@ -165,7 +192,7 @@ mod tests {
         let net = NativeNet::new(&FusedEfficientNetLite::new(&EfficientNetLite::lite0(
             2, &device,
         )));
-        let engine = Engine::start(net, 32, 1);
+        let engine = Engine::start(Square { net, side: 32 }, 1);
         let mut tickets: Vec<Ticket> = (0..QUEUE_PER_REPLICA)
             .map(|_| engine.admit().expect("a free place"))
             .collect();

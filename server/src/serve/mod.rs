@@ -1,5 +1,6 @@
 //! Serving models (SPEC §7): each predict service's model is loaded once into an
-//! [`engine::Engine`]; the database says which version a service serves, checked at most
+//! [`engine::Engine`] (fixed-size images for classifiers and detectors, whole pages for
+//! OCR: [`Runner`]); the database says which version a service serves, checked at most
 //! once a second, so a version swap (possibly made through another server) loads the new
 //! model beside the old one and switches when it is ready. Requests already holding the
 //! old engine finish on it; nothing in flight is dropped.
@@ -7,6 +8,7 @@
 pub mod detection;
 pub mod engine;
 pub mod native;
+pub mod ocr;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,14 +20,37 @@ use shared::predict::{Prediction, classification_body, detection_body};
 
 use crate::AppState;
 use crate::artifact;
-use engine::Engine;
+use engine::{Busy, Engine, ImageEngine, Square, Ticket};
+use ocr::OcrEngine;
 
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// What runs a service's model.
+#[derive(Clone)]
+pub enum Runner {
+    /// A classifier or detector: `3×side×side` inputs, one output row each.
+    Image {
+        engine: Arc<ImageEngine>,
+        side: usize,
+    },
+    /// An OCR reader: whole pages in, lines out.
+    Ocr(Arc<OcrEngine>),
+}
+
+impl Runner {
+    /// Takes a place for one image; `Busy` at once when all are taken.
+    pub fn admit(&self) -> Result<Ticket, Busy> {
+        match self {
+            Self::Image { engine, .. } => engine.admit(),
+            Self::Ocr(engine) => engine.admit(),
+        }
+    }
+}
+
 /// A service as loaded here.
 pub struct Loaded {
-    pub engine: Arc<Engine>,
-    /// What the engine's outputs are: class probabilities or a detector's head output.
+    pub runner: Runner,
+    /// What an image engine's outputs are: class probabilities or a detector's head output.
     pub kind: InstanceType,
     /// A detector's served confidence threshold.
     pub conf_threshold: f32,
@@ -76,11 +101,10 @@ pub enum Unavailable {
 }
 
 impl Loaded {
-    /// The SPEC §7 body of one image's engine output.
-    pub fn body(&self, output: &[f32]) -> Vec<Prediction> {
+    /// The SPEC §7 body of one image's image-engine output (`side` its input side).
+    pub fn body(&self, output: &[f32], side: usize) -> Vec<Prediction> {
         match self.kind {
             InstanceType::ObjectDetection => {
-                let side = self.engine.side;
                 let dets = detection::boxes(output, self.labels.len(), side, self.conf_threshold);
                 detection_body(&self.labels, &dets, side)
             }
@@ -154,7 +178,7 @@ impl PredictCache {
             && c.replicas == replicas
         {
             let fresh = Arc::new(Loaded {
-                engine: c.engine.clone(),
+                runner: c.runner.clone(),
                 kind: c.kind,
                 conf_threshold: c.conf_threshold,
                 labels: c.labels.clone(),
@@ -189,9 +213,9 @@ impl PredictCache {
             self.set_status(name, "loading".into());
         }
         match load(s, model_id, replicas).await {
-            Ok((engine, kind, conf_threshold, labels)) => {
+            Ok((runner, kind, conf_threshold, labels)) => {
                 let l = Arc::new(Loaded {
-                    engine: Arc::new(engine),
+                    runner,
                     kind,
                     conf_threshold,
                     labels,
@@ -239,34 +263,41 @@ async fn load(
     s: &AppState,
     model_id: i64,
     replicas: i64,
-) -> anyhow::Result<(Engine, InstanceType, f32, Vec<String>)> {
+) -> anyhow::Result<(Runner, InstanceType, f32, Vec<String>)> {
     let (m, key) =
         s.db.model(model_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("model {model_id} no longer exists"))?;
     let store = s.storage.open_uri(&s.config.models_uri)?;
     let bytes = store.read(&key, artifact::MAX_ARTIFACT_BYTES).await?;
-    let (engine, kind, threshold) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (runner, kind, threshold) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let (meta, weights) = artifact::unpack(&bytes)?;
         let device = Device::flex();
         let side = meta.image_size as usize;
         let replicas = usize::try_from(replicas).unwrap_or(1);
         let kind = meta.instance_type;
-        let engine = match kind {
+        let image = |engine: ImageEngine| Runner::Image {
+            engine: Arc::new(engine),
+            side,
+        };
+        let runner = match kind {
             InstanceType::ObjectDetection => {
                 let net = detection::DetectorNet::load(&meta, weights, &device)?;
-                Engine::start(net, side, replicas)
+                image(Engine::start(Square { net, side }, replicas))
             }
-            InstanceType::Ocr => anyhow::bail!("serving OCR models is not available yet"),
+            InstanceType::Ocr => Runner::Ocr(Arc::new(Engine::start(
+                ocr::PageReader::load(&meta, weights)?,
+                replicas,
+            ))),
             _ => {
                 let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
-                let model =
+                let net =
                     native::NativeNet::new(&shared::model::FusedEfficientNetLite::new(&model));
-                Engine::start(model, side, replicas)
+                image(Engine::start(Square { net, side }, replicas))
             }
         };
-        Ok((engine, kind, meta.conf_threshold()))
+        Ok((runner, kind, meta.conf_threshold()))
     })
     .await??;
-    Ok((engine, kind, threshold, m.labels))
+    Ok((runner, kind, threshold, m.labels))
 }

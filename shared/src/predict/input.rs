@@ -41,6 +41,28 @@ pub fn parse(body: &[u8]) -> Result<Vec<Vec<u8>>, PredictError> {
 /// Decodes an image (JPG, PNG, BMP) and prepares it as the model's input: the normalised
 /// `3×side×side` floats and the original size. CPU-heavy: call on a blocking thread.
 pub fn prepare(bytes: &[u8], side: u32) -> Result<(Vec<f32>, ImageMeta), PredictError> {
+    check_header(bytes)?;
+    let (img, (width, height)) = preprocess::decode_near(bytes, MAX_DECODE_BYTES, side)
+        .map_err(|_| PredictError::ImageDecode)?;
+    Ok((to_input(&img, side), ImageMeta { height, width }))
+}
+
+/// Decodes a page for OCR at its full size (lines are cut from the original pixels, and
+/// `pos` answers in them), with the same limits as [`prepare`].
+pub fn decode_page(bytes: &[u8]) -> Result<(image::RgbImage, ImageMeta), PredictError> {
+    check_header(bytes)?;
+    let img = preprocess::decode(bytes, MAX_DECODE_BYTES)
+        .map_err(|_| PredictError::ImageDecode)?
+        .to_rgb8();
+    let meta = ImageMeta {
+        height: img.height(),
+        width: img.width(),
+    };
+    Ok((img, meta))
+}
+
+/// Refuses, from its header alone, what is not an image or has too many pixels.
+fn check_header(bytes: &[u8]) -> Result<(), PredictError> {
     let size = imagesize::blob_size(bytes).map_err(|_| PredictError::ImageDecode)?;
     if (size.width as u64) * (size.height as u64) > MAX_PIXELS
         || size.width == 0
@@ -48,9 +70,7 @@ pub fn prepare(bytes: &[u8], side: u32) -> Result<(Vec<f32>, ImageMeta), Predict
     {
         return Err(PredictError::ImageDecode);
     }
-    let (img, (width, height)) = preprocess::decode_near(bytes, MAX_DECODE_BYTES, side)
-        .map_err(|_| PredictError::ImageDecode)?;
-    Ok((to_input(&img, side), ImageMeta { height, width }))
+    Ok(())
 }
 
 /// [`prepare`] for an image already decoded (a camera frame in the browser).
@@ -113,5 +133,7 @@ mod tests {
         png.extend_from_slice(&100_000u32.to_be_bytes());
         png.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(prepare(&png, 32).unwrap_err(), PredictError::ImageDecode);
+        assert_eq!(decode_page(&png).unwrap_err(), PredictError::ImageDecode);
+        assert_eq!(decode_page(b"hi").unwrap_err(), PredictError::ImageDecode);
     }
 }

@@ -68,25 +68,25 @@ impl OcrReader {
 
     /// The detector's text-probability map for a `1×3×h×w` input.
     pub fn det_map(&self, x: Vec<f32>, w: usize, h: usize) -> Vec<f32> {
-        let x = Tensor::from_data(TensorData::new(x, [1, 3, h, w]), &self.device);
-        self.detector
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 map")
+        floats(self.det_forward(x, w, h).into_data())
     }
 
     /// The recogniser's per-column class probabilities for an `n×3×48×w` input.
     pub fn rec_probs(&self, x: Vec<f32>, n: usize, w: usize) -> Vec<f32> {
+        floats(self.rec_forward(x, n, w).into_data())
+    }
+
+    fn det_forward(&self, x: Vec<f32>, w: usize, h: usize) -> Tensor<4> {
+        let x = Tensor::from_data(TensorData::new(x, [1, 3, h, w]), &self.device);
+        self.detector.forward(x)
+    }
+
+    fn rec_forward(&self, x: Vec<f32>, n: usize, w: usize) -> Tensor<3> {
         let x = Tensor::from_data(
             TensorData::new(x, [n, 3, crate::ocr::REC_HEIGHT, w]),
             &self.device,
         );
-        self.recogniser
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 probabilities")
+        self.recogniser.forward(x)
     }
 
     /// Number of recogniser classes (blank + characters + space).
@@ -98,8 +98,13 @@ impl OcrReader {
     pub fn detect(&self, img: &RgbImage) -> Vec<TextRegion> {
         let (x, (w, h)) = input::det_input(img, self.max_side);
         let map = self.det_map(x, w as usize, h as usize);
+        self.regions(&map, (w, h), img)
+    }
+
+    /// The regions of a detector map computed at `w×h` for `img`.
+    fn regions(&self, map: &[f32], (w, h): (u32, u32), img: &RgbImage) -> Vec<TextRegion> {
         text_regions(
-            &map,
+            map,
             w as usize,
             h as usize,
             img.width(),
@@ -108,20 +113,22 @@ impl OcrReader {
         )
     }
 
+    /// The CTC texts of a batch's probabilities.
+    fn texts(&self, probs: &[f32], n: usize) -> Vec<(String, f32)> {
+        let per_line = probs.len() / n.max(1);
+        probs
+            .chunks_exact(per_line.max(1))
+            .map(|p| ctc_greedy(p, self.classes(), &self.charset))
+            .collect()
+    }
+
     /// Reads straightened line images.
     pub fn read_lines(&self, lines: &[RgbImage]) -> Vec<(String, f32)> {
-        let classes = self.classes();
         let mut out = Vec::with_capacity(lines.len());
         for batch in lines.chunks(REC_BATCH) {
             let mut x = Vec::new();
             let w = input::rec_batch(batch, &mut x);
-            let probs = self.rec_probs(x, batch.len(), w);
-            let per_line = probs.len() / batch.len();
-            out.extend(
-                probs
-                    .chunks_exact(per_line)
-                    .map(|p| ctc_greedy(p, classes, &self.charset)),
-            );
+            out.extend(self.texts(&self.rec_probs(x, batch.len(), w), batch.len()));
         }
         out
     }
@@ -129,21 +136,59 @@ impl OcrReader {
     /// Finds and reads every line of a page; lines read as empty are dropped.
     pub fn read_page(&self, img: &RgbImage) -> Vec<Line> {
         let regions = self.detect(img);
-        let crops: Vec<RgbImage> = regions
-            .iter()
-            .map(|r| input::crop_line(img, &r.quad))
-            .collect();
-        self.read_lines(&crops)
-            .into_iter()
-            .zip(regions)
-            .filter(|((text, _), _)| !text.trim().is_empty())
-            .map(|((text, conf), r)| Line {
-                quad: r.quad,
-                text,
-                conf,
-            })
-            .collect()
+        let crops = crops(img, &regions);
+        lines(regions, self.read_lines(&crops))
     }
+
+    /// [`Self::read_page`] on a backend whose results can only be read asynchronously
+    /// (WebGPU in the browser): the same steps, awaiting each model's output.
+    pub async fn read_page_async(&self, img: &RgbImage) -> Result<Vec<Line>, String> {
+        let (x, (w, h)) = input::det_input(img, self.max_side);
+        let map = read_async(self.det_forward(x, w as usize, h as usize)).await?;
+        let regions = self.regions(&map, (w, h), img);
+        let crops = crops(img, &regions);
+        let mut read = Vec::with_capacity(crops.len());
+        for batch in crops.chunks(REC_BATCH) {
+            let mut x = Vec::new();
+            let w = input::rec_batch(batch, &mut x);
+            let probs = read_async(self.rec_forward(x, batch.len(), w)).await?;
+            read.extend(self.texts(&probs, batch.len()));
+        }
+        Ok(lines(regions, read))
+    }
+}
+
+fn floats(data: TensorData) -> Vec<f32> {
+    data.try_to_vec::<f32>().expect("f32 outputs")
+}
+
+async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+    t.into_data_async()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Each region's line, straightened.
+fn crops(img: &RgbImage, regions: &[TextRegion]) -> Vec<RgbImage> {
+    regions
+        .iter()
+        .map(|r| input::crop_line(img, &r.quad))
+        .collect()
+}
+
+/// Regions with their texts; those read as empty are dropped.
+fn lines(regions: Vec<TextRegion>, read: Vec<(String, f32)>) -> Vec<Line> {
+    read.into_iter()
+        .zip(regions)
+        .filter(|((text, _), _)| !text.trim().is_empty())
+        .map(|((text, conf), r)| Line {
+            quad: r.quad,
+            text,
+            conf,
+        })
+        .collect()
 }
 
 /// Both models as one module: what a model version stores.
