@@ -16,6 +16,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { SCREENSHOTS, RESULTS, BASE_URL, ADMIN_PASSWORD, DESKTOP, PHONE, LAUNCH } from "./env.mjs";
+import { y4mOf } from "./fixtures.mjs";
 
 const RUN = Date.now().toString(36);
 const LABELS = ["circle", "square", "triangle"];
@@ -283,50 +284,12 @@ step("d: on WebGPU the try page's boxes equal the predict API's too", async () =
   await tryOn(WEBGPU, "webgpu");
 }, 5 * 60_000);
 
-/**
- * A one-picture YUV4MPEG2 video of an image (4:2:0, BT.601 studio range), for Chromium's fake
- * camera: RGBA pixels from this browser's decoder.
- */
-async function y4mOf(file, out) {
-  const { w, h, rgba } = await page.evaluate(async (b64) => {
-    const blob = await (await fetch(`data:image/png;base64,${b64}`)).blob();
-    const bmp = await createImageBitmap(blob);
-    const c = new OffscreenCanvas(bmp.width, bmp.height);
-    const ctx = c.getContext("2d");
-    ctx.drawImage(bmp, 0, 0);
-    return { w: bmp.width, h: bmp.height, rgba: Array.from(ctx.getImageData(0, 0, bmp.width, bmp.height).data) };
-  }, (await readFile(file)).toString("base64"));
-  assert.ok(w % 2 === 0 && h % 2 === 0, "even sides for 4:2:0");
-  const px = (x, y) => rgba.slice((y * w + x) * 4, (y * w + x) * 4 + 3);
-  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
-  const y = Buffer.alloc(w * h), u = Buffer.alloc((w * h) / 4), v = Buffer.alloc((w * h) / 4);
-  for (let j = 0; j < h; j++) {
-    for (let i = 0; i < w; i++) {
-      const [r, g, b] = px(i, j);
-      y[j * w + i] = clamp(16 + 0.257 * r + 0.504 * g + 0.098 * b);
-    }
-  }
-  for (let j = 0; j < h / 2; j++) {
-    for (let i = 0; i < w / 2; i++) {
-      let [r, g, b] = [0, 0, 0];
-      for (const [di, dj] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
-        const p = px(2 * i + di, 2 * j + dj);
-        r += p[0] / 4; g += p[1] / 4; b += p[2] / 4;
-      }
-      u[j * (w / 2) + i] = clamp(128 - 0.148 * r - 0.291 * g + 0.439 * b);
-      v[j * (w / 2) + i] = clamp(128 + 0.439 * r - 0.368 * g - 0.071 * b);
-    }
-  }
-  const frame = Buffer.concat([Buffer.from("FRAME\n"), y, u, v]);
-  await writeFile(out, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F10:1 Ip A1:1 C420jpeg\n`), frame, frame]));
-}
-
 step("e: a preview link on a phone draws the boxes on the camera picture", async () => {
   // The camera films the validation image with the most true boxes.
   const shown = [...made.truth].sort((a, b) => b.truth.length - a.truth.length)[0];
   const file = made.files.find((f) => f.endsWith(`-${shown.image_id}.png`));
   const video = join(RESULTS, `scene-${RUN}.y4m`);
-  await y4mOf(file, video);
+  await y4mOf(page, file, video);
   const link = await api("POST", `/api/models/${made.model}/preview-links`, { expires_in_hours: 1 });
   assert.equal(link.status, 201, JSON.stringify(link.json));
   const camera = {

@@ -641,7 +641,7 @@ fn schemas() -> Value {
         "Instance": s(json!({"id": int, "type": schema_ref("InstanceType"), "name": string, "description": string, "created_at": string, "dataset_count": int, "image_count": int}), &["id", "type", "name", "description", "created_at"]),
         "CreateInstance": {"oneOf": [
             s(json!({"type": schema_ref("InstanceType"), "name": {"type": "string", "description": "1-30 chars; first an ASCII letter, digit or CJK; then letters, digits, CJK, _ or - (recall: 1-20, no -)"}, "description": string}), &["type", "name"]),
-            s(json!({"template": {"enum": ["shapes", "scenes"], "description": "shapes: classification demo; scenes: object detection demo with VOC boxes"}}), &["template"]),
+            s(json!({"template": {"enum": ["shapes", "scenes", "signs"], "description": "shapes: classification demo; scenes: object detection demo with VOC boxes; signs: OCR demo, rendered text lines with VOC boxes whose name is the text"}}), &["template"]),
         ]},
         "UpdateInstance": s(json!({"name": string, "description": string}), &[]),
         "CreateDataset": s(json!({"name": string, "description": string, "path": {"type": "string", "description": "s3://bucket/prefix/ or a directory under AUTOLEARN_DATA_ROOTS"}}), &["name", "path"]),

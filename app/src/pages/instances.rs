@@ -75,10 +75,22 @@ pub fn InstancesPage() -> impl IntoView {
                         class="button subtle"
                         data-testid="create-demo-scenes"
                         title="An object detection instance with generated scenes of shapes and their boxes, ready to train"
-                        on:click=move |_| create_demo("scenes")
+                        on:click={
+                            let create_demo = create_demo.clone();
+                            move |_| create_demo("scenes")
+                        }
                         disabled=move || demo_pending.get()
                     >
                         "Create demo (detection)"
+                    </button>
+                    <button
+                        class="button subtle"
+                        data-testid="create-demo-signs"
+                        title="An OCR instance with generated signs of text lines and their boxes, ready to train"
+                        on:click=move |_| create_demo("signs")
+                        disabled=move || demo_pending.get()
+                    >
+                        "Create demo (OCR)"
                     </button>
                     <OpenFormButton open=show_form testid="new-instance" label="New instance"/>
                 </div>

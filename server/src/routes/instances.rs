@@ -135,16 +135,19 @@ async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
             ),
         ));
     }
-    let (kind, description) = if template == "scenes" {
-        (
+    let (kind, description) = match template {
+        "scenes" => (
             InstanceType::ObjectDetection,
             "Demo: scenes of circles, squares and triangles with their boxes, drawn by the server (seeded).",
-        )
-    } else {
-        (
+        ),
+        "signs" => (
+            InstanceType::Ocr,
+            "Demo: signs with one or two lines of text and their boxes, rendered by the server in DejaVu Sans (seeded).",
+        ),
+        _ => (
             InstanceType::ImageClassification,
             "Demo: circles, squares and triangles drawn by the server (seeded).",
-        )
+        ),
     };
     let mut id = None;
     for n in 1..=50 {
@@ -172,13 +175,10 @@ async fn create_from_template(s: &AppState, template: &str) -> ApiResult<i64> {
             .join("templates")
             .join(format!("instance-{id}"));
         let d = dir.clone();
-        let scenes = kind == InstanceType::ObjectDetection;
-        tokio::task::spawn_blocking(move || {
-            if scenes {
-                template::write_scenes(&d, 42)
-            } else {
-                template::write_shapes(&d, 42)
-            }
+        tokio::task::spawn_blocking(move || match kind {
+            InstanceType::ObjectDetection => template::write_scenes(&d, 42),
+            InstanceType::Ocr => template::write_signs(&d, 42),
+            _ => template::write_shapes(&d, 42),
         })
         .await
         .map_err(ApiError::internal)?

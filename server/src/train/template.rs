@@ -1,8 +1,9 @@
 //! Demo templates (`POST /api/instances {"template": "shapes"}`): an instance with a
 //! generated, seeded dataset, so a new user can train at once: `shapes` (classification,
-//! one shape per image in folders per label) and `scenes` (object detection, several shapes
-//! per image with Pascal VOC boxes beside each). No third-party images: every picture is
-//! drawn here.
+//! one shape per image in folders per label), `scenes` (object detection, several shapes
+//! per image with Pascal VOC boxes beside each) and `signs` (OCR, one or two lines of text
+//! per image, rendered in DejaVu Sans, with VOC boxes whose `<name>` is the text). No
+//! third-party images: every picture is drawn here.
 
 use std::path::Path;
 
@@ -10,7 +11,10 @@ use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-pub const TEMPLATES: &[&str] = &["shapes", "scenes"];
+pub const TEMPLATES: &[&str] = &["shapes", "scenes", "signs"];
+/// Images of the `signs` template: a 10% validation split of 6.
+pub const SIGNS: usize = 60;
+const SIGN_SIZE: (u32, u32) = (320, 128);
 /// Images of the `scenes` template: enough for a 10% validation split of 8.
 pub const SCENES: usize = 80;
 const SCENE_SIDE: u32 = 160;
@@ -87,6 +91,134 @@ pub fn write_scenes(dir: &Path, seed: u64) -> std::io::Result<()> {
         std::fs::write(dir.join(format!("scene-{i:03}.xml")), xml)?;
     }
     Ok(())
+}
+
+/// Writes `sign-NNN.png` with `sign-NNN.xml` beside it: one or two lines of text (codes
+/// like `KX-4821`, words like `EXIT`) in DejaVu Sans at 26-44 px on a plain, noisy sign,
+/// each line's box a few pixels around its glyphs and its `<name>` the text.
+pub fn write_signs(dir: &Path, seed: u64) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let font = ab_glyph::FontRef::try_from_slice(dejavu::sans::regular())
+        .map_err(std::io::Error::other)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (w, h) = SIGN_SIZE;
+    for i in 0..SIGNS {
+        let (img, lines) = draw_sign(&font, &mut rng);
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png)
+            .map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(format!("sign-{i:03}.png")), png.into_inner())?;
+        let mut xml = format!(
+            "<annotation><filename>sign-{i:03}.png</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>"
+        );
+        for (text, [x0, y0, x1, y1]) in lines {
+            xml.push_str(&format!(
+                "<object><name>{text}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox><truncated>0</truncated><difficult>0</difficult></object>"
+            ));
+        }
+        xml.push_str("<segmented>0</segmented></annotation>\n");
+        std::fs::write(dir.join(format!("sign-{i:03}.xml")), xml)?;
+    }
+    Ok(())
+}
+
+const WORDS: [&str; 12] = [
+    "EXIT", "OPEN", "ROOM", "GATE", "DOCK", "BAY", "LEVEL", "TRUCK", "ZONE", "STOP", "DEPOT",
+    "AISLE",
+];
+
+/// A line of sign text: a word and a number, or a code of letters and digits.
+fn sign_text(rng: &mut StdRng) -> String {
+    let letter = |rng: &mut StdRng| char::from(b'A' + rng.gen_range(0..26u8));
+    match rng.gen_range(0..3) {
+        0 => format!(
+            "{} {}",
+            WORDS[rng.gen_range(0..WORDS.len())],
+            rng.gen_range(1..100)
+        ),
+        1 => format!(
+            "{}{}-{:04}",
+            letter(rng),
+            letter(rng),
+            rng.gen_range(0..10_000)
+        ),
+        _ => format!("{}{}{}", letter(rng), rng.gen_range(10..1000), letter(rng)),
+    }
+}
+
+/// A sign of one or two lines and their boxes (`[xmin, ymin, xmax, ymax]`).
+fn draw_sign(
+    font: &ab_glyph::FontRef<'_>,
+    rng: &mut StdRng,
+) -> (RgbImage, Vec<(String, [u32; 4])>) {
+    use ab_glyph::{Font, PxScale, ScaleFont, point};
+    let (w, h) = SIGN_SIZE;
+    let bg = random_colour(rng);
+    let mut fg = random_colour(rng);
+    // Text must read clearly against its sign.
+    while distance(bg, fg) < 200.0 {
+        fg = random_colour(rng);
+    }
+    let mut img = RgbImage::from_fn(w, h, |_, _| {
+        let noise: i16 = rng.gen_range(-10..=10);
+        Rgb(bg.map(|c| (i16::from(c) + noise).clamp(0, 255) as u8))
+    });
+    let count = rng.gen_range(1..=2u32);
+    let band = h as f32 / count as f32;
+    let mut lines = Vec::new();
+    for n in 0..count {
+        let text = sign_text(rng);
+        let size = rng.gen_range(26.0..44.0f32).min(band * 0.8);
+        let scaled = font.as_scaled(PxScale::from(size));
+        let width: f32 = text
+            .chars()
+            .map(|c| scaled.h_advance(font.glyph_id(c)))
+            .sum();
+        let x = rng.gen_range(6.0..(w as f32 - width - 6.0).max(7.0));
+        let top = band * n as f32 + (band - (scaled.ascent() - scaled.descent())) / 2.0;
+        let mut caret = point(x, top + scaled.ascent());
+        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        for c in text.chars() {
+            let id = font.glyph_id(c);
+            let glyph = id.with_scale_and_position(size, caret);
+            caret.x += scaled.h_advance(id);
+            let Some(outline) = font.outline_glyph(glyph) else {
+                continue;
+            };
+            let b = outline.px_bounds();
+            (x0, y0, x1, y1) = (
+                x0.min(b.min.x),
+                y0.min(b.min.y),
+                x1.max(b.max.x),
+                y1.max(b.max.y),
+            );
+            outline.draw(|gx, gy, cover| {
+                let (px, py) = (
+                    b.min.x as i64 + i64::from(gx),
+                    b.min.y as i64 + i64::from(gy),
+                );
+                if (0..i64::from(w)).contains(&px) && (0..i64::from(h)).contains(&py) {
+                    let p = img.get_pixel_mut(px as u32, py as u32);
+                    for k in 0..3 {
+                        let mixed = f32::from(p.0[k]) * (1.0 - cover) + f32::from(fg[k]) * cover;
+                        p.0[k] = mixed.round().clamp(0.0, 255.0) as u8;
+                    }
+                }
+            });
+        }
+        // A few pixels of margin, as people draw text boxes.
+        let clip = |v: f32, max: u32| (v.round().max(0.0) as u32).min(max - 1);
+        lines.push((
+            text,
+            [
+                clip(x0 - 3.0, w),
+                clip(y0 - 3.0, h),
+                clip(x1 + 3.0, w),
+                clip(y1 + 3.0, h),
+            ],
+        ));
+    }
+    (img, lines)
 }
 
 /// Whether a point (relative to a shape's centre) is inside the shape.
@@ -200,6 +332,72 @@ fn distance(a: [u8; 3], b: [u8; 3]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signs_have_boxes_around_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        write_signs(dir.path(), 3).unwrap();
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 2 * SIGNS);
+        for i in 0..SIGNS {
+            let xml = std::fs::read_to_string(dir.path().join(format!("sign-{i:03}.xml"))).unwrap();
+            let img = image::open(dir.path().join(format!("sign-{i:03}.png")))
+                .unwrap()
+                .to_rgb8();
+            let corner = *img.get_pixel(0, 0);
+            let objects = xml.matches("<object>").count();
+            assert!((1..=2).contains(&objects), "{xml}");
+            for obj in xml.split("<object>").skip(1) {
+                let field = |k: &str| -> u32 {
+                    obj.split(&format!("<{k}>"))
+                        .nth(1)
+                        .unwrap()
+                        .split('<')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                };
+                let (x0, y0, x1, y1) = (field("xmin"), field("ymin"), field("xmax"), field("ymax"));
+                assert!(x0 < x1 && y0 < y1 && x1 < SIGN_SIZE.0 && y1 < SIGN_SIZE.1);
+                // Text pixels (far from the background's colour) lie inside the box, and the
+                // box is no wider than the text needs.
+                let ink = |x: u32, y: u32| {
+                    let p = img.get_pixel(x, y).0;
+                    (0..3)
+                        .map(|k| (i32::from(p[k]) - i32::from(corner.0[k])).abs())
+                        .sum::<i32>()
+                        > 120
+                };
+                let inked = (x0..=x1)
+                    .flat_map(|x| (y0..=y1).map(move |y| (x, y)))
+                    .filter(|&(x, y)| ink(x, y))
+                    .count();
+                assert!(inked > 30, "text inside the box of {obj}");
+                let text = obj
+                    .split("<name>")
+                    .nth(1)
+                    .unwrap()
+                    .split('<')
+                    .next()
+                    .unwrap();
+                assert!(
+                    text.len() >= 3
+                        && text
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+                );
+                assert!((x1 - x0) as usize <= text.len() * 44, "{text}: {x0}..{x1}");
+            }
+        }
+        // Seeded: the same seed draws the same signs.
+        let again = tempfile::tempdir().unwrap();
+        write_signs(again.path(), 3).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("sign-007.png")).unwrap(),
+            std::fs::read(again.path().join("sign-007.png")).unwrap()
+        );
+    }
 
     #[test]
     fn shapes_are_seeded_and_complete() {
