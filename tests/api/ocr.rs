@@ -265,3 +265,170 @@ fn expected_answer(im: &Value) -> String {
 }
 
 both_backends!(ocr_fast_trains_on_plates_and_reports_validation_figures);
+
+/// The signs demo (rendered text, some lines askew): CJK texts typed in the browser train
+/// and come back as stored, a character the recogniser cannot write is refused by name, the
+/// budget holds, a stop request ends a task within seconds, and askew lines are served
+/// with rotated pixel corners.
+async fn ocr_signs_take_cjk_keep_the_budget_stop_and_serve_rotated_lines(b: Backend) {
+    let _one = TRAINING.lock().await;
+    let app = spawn_app_with(b, &[("workers", "1")]).await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/api/instances",
+            Some(json!({"template": "signs"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["type"], "ocr");
+    let inst = r.body["id"].as_i64().unwrap();
+    let ds = app
+        .admin(
+            Method::GET,
+            &format!("/api/instances/{inst}/datasets"),
+            None,
+        )
+        .await;
+    let ds_id = ds.body[0]["id"].as_i64().unwrap();
+    assert_eq!(ds.body[0]["labelled"], 60, "{:?}", ds.body);
+    let images = app.all_images(ds_id).await;
+
+    // Chinese texts on ten signs (as if typed in the labelling page): stored as typed.
+    let cjk = |k: usize| format!("北京{k}号");
+    for (k, im) in images.iter().take(10).enumerate() {
+        let mut boxes = im["annotation"]["boxes"].as_array().unwrap().clone();
+        boxes[0]["text"] = json!(cjk(k));
+        let r = app
+            .admin(
+                Method::PUT,
+                &format!("/api/images/{}/annotation", im["id"]),
+                Some(json!({"boxes": boxes})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let stored = app.all_images(ds_id).await;
+    assert_eq!(stored[3]["annotation"]["boxes"][0]["text"], cjk(3));
+
+    let task = |name: &str, extra: Value| {
+        let mut body = json!({
+            "name": name, "dataset_id": ds_id, "labels": ["text"], "preset": "ocr-fast",
+            "device": "cpu", "max_minutes": 1.5, "seed": 3, "max_epochs": null,
+        });
+        if let (Some(o), Value::Object(e)) = (body.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        body
+    };
+    // The budget holds without an epoch cap: 1.5 minutes (an epoch over the 86 lines takes
+    // some 30 s here), so done within about 90 s.
+    let id = start(&app, inst, task("budget", json!({}))).await;
+    let t = finished(&app, id, Duration::from_secs(300)).await;
+    let logs = task_logs(&app, id).await;
+    assert_eq!(t["status"], "succeeded", "{t}\n{logs}");
+    let secs = super::training::secs_between(&t["started_at"], &t["finished_at"]);
+    assert!(secs <= 90.0 + 8.0, "a 90 s budget took {secs} s\n{logs}");
+    let model_id = t["model_id"].as_i64().unwrap();
+    let m = app
+        .admin(Method::GET, &format!("/api/models/{model_id}"), None)
+        .await
+        .body;
+    let listed = m["metrics"]["images"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 6, "{}", m["metrics"]);
+    // The validation truth carries the Chinese texts unchanged.
+    let truths: Vec<String> = listed
+        .iter()
+        .flat_map(|im| im["truth"].as_array().unwrap().clone())
+        .map(|l| l["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        truths.iter().any(|t| t.starts_with("北京")),
+        "a Chinese text among the validation lines: {truths:?}"
+    );
+
+    // Served: every validation sign's lines, TL TR BR BL along the text; the askew signs'
+    // lines come back rotated (their top edge is not level).
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/models/{model_id}/services"),
+            Some(json!({"name": "signs"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    wait_running(&app, "signs").await;
+    let mut rotated = 0;
+    let mut read = 0;
+    for im in &listed {
+        let bytes = image_content(&app, im["image_id"].as_i64().unwrap()).await;
+        let body = format!(r#"{{"dataArray":[{{"body":"{}"}}]}}"#, b64(&bytes));
+        let (status, text) = predict_raw(&app, "signs", Some(&token), body.into_bytes()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for line in v["result"]["output"][0]["body"].as_array().unwrap() {
+            let p: [[i64; 2]; 4] = serde_json::from_value(line["pos"].clone()).unwrap();
+            assert!(
+                p[0][0] < p[1][0] && p[3][0] < p[2][0],
+                "left to right: {text}"
+            );
+            assert!(
+                p[0][1] < p[3][1] && p[1][1] < p[2][1],
+                "top to bottom: {text}"
+            );
+            read += 1;
+            if (p[0][1] - p[1][1]).abs() > 3 {
+                rotated += 1;
+            }
+        }
+    }
+    assert!(read >= listed.len(), "lines read on every sign");
+    assert!(rotated >= 1, "an askew line served with rotated corners");
+
+    // A stop request ends a long task within seconds.
+    let long = start(&app, inst, task("long", json!({"max_minutes": 10}))).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = app
+            .admin(Method::GET, &format!("/api/tasks/{long}"), None)
+            .await;
+        if r.body["status"] == "running" && r.body["last_progress"].is_object() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "{:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let asked = std::time::Instant::now();
+    let r = app
+        .admin(Method::POST, &format!("/api/tasks/{long}/stop"), None)
+        .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let t = finished(&app, long, Duration::from_secs(60)).await;
+    assert_eq!(t["status"], "stopped", "{t}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "stopped after {:?}",
+        asked.elapsed()
+    );
+
+    // A character the recogniser cannot write fails the task, naming it.
+    let im = &stored[20];
+    let mut boxes = im["annotation"]["boxes"].as_array().unwrap().clone();
+    boxes[0]["text"] = json!("EXIT ☃");
+    let r = app
+        .admin(
+            Method::PUT,
+            &format!("/api/images/{}/annotation", im["id"]),
+            Some(json!({"boxes": boxes})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let bad = start(&app, inst, task("snowman", json!({}))).await;
+    let t = finished(&app, bad, Duration::from_secs(300)).await;
+    assert_eq!(t["status"], "failed", "{t}");
+    let why = t["error"].as_str().unwrap_or_default();
+    assert!(why.contains('☃') && why.contains("character set"), "{why}");
+}
+
+both_backends!(ocr_signs_take_cjk_keep_the_budget_stop_and_serve_rotated_lines);

@@ -199,9 +199,9 @@ fn draw_sign(
                 );
                 if (0..i64::from(w)).contains(&px) && (0..i64::from(h)).contains(&py) {
                     let p = img.get_pixel_mut(px as u32, py as u32);
-                    for k in 0..3 {
-                        let mixed = f32::from(p.0[k]) * (1.0 - cover) + f32::from(fg[k]) * cover;
-                        p.0[k] = mixed.round().clamp(0.0, 255.0) as u8;
+                    for (v, f) in p.0.iter_mut().zip(fg) {
+                        let mixed = f32::from(*v) * (1.0 - cover) + f32::from(f) * cover;
+                        *v = mixed.round().clamp(0.0, 255.0) as u8;
                     }
                 }
             });
@@ -218,7 +218,72 @@ fn draw_sign(
             ],
         ));
     }
+    // Half the one-line signs are photographed askew: turned 6-12° about their centre.
+    if count == 1 && rng.gen_bool(0.5) {
+        let angle =
+            rng.gen_range(6.0..12.0f32).to_radians() * if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
+        img = rotated(&img, angle, bg);
+        for (_, b) in &mut lines {
+            *b = rotated_box(*b, angle, (w, h));
+        }
+    }
     (img, lines)
+}
+
+/// `img` turned by `angle` (radians, clockwise on screen) about its centre, bilinear; what
+/// comes in from outside is the background colour.
+fn rotated(img: &RgbImage, angle: f32, bg: [u8; 3]) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let (c, s) = (angle.cos(), angle.sin());
+    RgbImage::from_fn(w, h, |x, y| {
+        // The source of (x, y): the inverse rotation.
+        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+        let (sx, sy) = (c * dx + s * dy + cx - 0.5, -s * dx + c * dy + cy - 0.5);
+        let at = |px: i64, py: i64| -> [f32; 3] {
+            if (0..i64::from(w)).contains(&px) && (0..i64::from(h)).contains(&py) {
+                img.get_pixel(px as u32, py as u32).0.map(f32::from)
+            } else {
+                bg.map(f32::from)
+            }
+        };
+        let (x0, y0) = (sx.floor(), sy.floor());
+        let (fx, fy) = (sx - x0, sy - y0);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        let mut out = [0u8; 3];
+        let (a, b, c2, d) = (
+            at(x0, y0),
+            at(x0 + 1, y0),
+            at(x0, y0 + 1),
+            at(x0 + 1, y0 + 1),
+        );
+        for k in 0..3 {
+            let top = a[k] * (1.0 - fx) + b[k] * fx;
+            let bottom = c2[k] * (1.0 - fx) + d[k] * fx;
+            out[k] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+        }
+        Rgb(out)
+    })
+}
+
+/// The axis-aligned box around a box's corners turned as [`rotated`] turns the image.
+fn rotated_box([x0, y0, x1, y1]: [u32; 4], angle: f32, (w, h): (u32, u32)) -> [u32; 4] {
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let (c, s) = (angle.cos(), angle.sin());
+    let corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].map(|(x, y)| {
+        let (dx, dy) = (x as f32 - cx, y as f32 - cy);
+        (c * dx - s * dy + cx, s * dx + c * dy + cy)
+    });
+    let clip = |v: f32, max: u32| (v.round().max(0.0) as u32).min(max - 1);
+    let (xs, ys) = (corners.map(|p| p.0), corners.map(|p| p.1));
+    let min = |v: [f32; 4]| v.into_iter().fold(f32::MAX, f32::min);
+    let max = |v: [f32; 4]| v.into_iter().fold(f32::MIN, f32::max);
+    [
+        clip(min(xs), w),
+        clip(min(ys), h),
+        clip(max(xs), w),
+        clip(max(ys), h),
+    ]
 }
 
 /// Whether a point (relative to a shape's centre) is inside the shape.
