@@ -1,6 +1,7 @@
 // Test images written by the tests themselves: a tiny PNG encoder (RGB, 8 bits, no
 // interlace) on Node's zlib, and helpers that lay out datasets the way SPEC §3 describes.
 
+import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";

@@ -13,8 +13,7 @@ use leptos_router::hooks::use_navigate;
 use shared::InstanceType;
 use shared::names::TaskName;
 use shared::train::{
-    CreateTask, DeviceChoice, MAX_EPOCHS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelVersion, Preset,
-    Task, TaskStatus,
+    CreateTask, DeviceChoice, MAX_EPOCHS, MIN_IMAGE_SIZE, ModelVersion, Preset, Task, TaskStatus,
 };
 
 use crate::api::{self, ApiError};
@@ -383,8 +382,12 @@ impl Draft {
         if self.dataset.is_none() {
             errors.insert("dataset_id", "Choose the dataset to learn from.".to_owned());
         }
-        // A detector may learn one kind of object; a classifier needs two to choose from.
-        if self.preset.instance_type() == InstanceType::ObjectDetection {
+        // A detector may learn one kind of object (OCR: its one label, `text`); a
+        // classifier needs two to choose from.
+        if matches!(
+            self.preset.instance_type(),
+            InstanceType::ObjectDetection | InstanceType::Ocr
+        ) {
             if self.labels.is_empty() {
                 errors.insert("labels", "Choose at least one label to learn.".to_owned());
             }
@@ -401,17 +404,19 @@ impl Draft {
                 0.0
             }
         };
+        // OCR reads whole pages: its detector size goes up to the preset's own maximum.
+        let max_size = self.preset.max_image_size();
         let image_size = match self.image_size.trim() {
             "" => None,
             s => match s.parse::<u32>() {
-                Ok(n) if (MIN_IMAGE_SIZE..=MAX_IMAGE_SIZE).contains(&n) && n % 32 == 0 => {
+                Ok(n) if (MIN_IMAGE_SIZE..=max_size).contains(&n) && n % 32 == 0 => {
                     (n != self.preset.image_size()).then_some(n)
                 }
                 _ => {
                     errors.insert(
                         "image_size",
                         format!(
-                            "Image size must be a multiple of 32 from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}."
+                            "Image size must be a multiple of 32 from {MIN_IMAGE_SIZE} to {max_size}."
                         ),
                     );
                     None
@@ -800,7 +805,7 @@ fn TaskForm(instance: i64, kind: InstanceType, on_cancel: Callback<()>) -> impl 
                         testid="task-image-size"
                         error_testid="task-image-size-error"
                         min=MIN_IMAGE_SIZE
-                        max=MAX_IMAGE_SIZE
+                        max=first_preset.max_image_size()
                         step="32"
                         on_input=move |()| {
                             image_size_edited.set(true);
