@@ -22,6 +22,7 @@ for m in det rec; do
   "$WORK/venv/bin/python" bench/ocr/tidy_generated.py "$m" "$WORK/$m"/*.rs shared/src/model/ocr/ppocr_$m.rs
   "$WORK/venv/bin/python" bench/ocr/weight_map.py "$WORK/rapidocr_onnxruntime/models/ch_PP-OCRv4_${m}_infer.onnx" \
     "$WORK/$m"/*.bpk shared/src/model/ocr/ppocr_$m.map "$m"
+  "$WORK/venv/bin/python" bench/ocr/inline_shapes.py shared/src/model/ocr/ppocr_$m.rs shared/src/model/ocr/ppocr_$m.map
 done
 cargo fmt --all
 log "done: run the known-answer test (cargo test -p server imported_models_match_onnxruntime)"
