@@ -5,7 +5,7 @@
 //! in SPEC §7's order, the evaluation's own boxes), incremental training adding the third
 //! label, the time budget, a stop request and early stopping.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::prelude::*;
 use integration_tests::{Backend, TestApp, both_backends, spawn_app_with};
@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::predict::{b64, predict_raw, wait_running};
-use super::training::{TRAINING, finished, secs_between, start, task_logs};
+use super::training::{TRAINING, finished, secs_between, start, stop_while_training, task_logs};
 
 /// A scenes-template instance: its id and its dataset's.
 pub(super) async fn scenes(app: &TestApp) -> (i64, i64) {
@@ -264,29 +264,7 @@ async fn trains_scenes_and_serves_boxes(backend: Backend) {
         ),
     )
     .await;
-    let t0 = Instant::now();
-    loop {
-        let r = app
-            .admin(Method::GET, &format!("/api/tasks/{long}"), None)
-            .await;
-        if r.body["status"] == "running" && r.body["last_progress"].is_object() {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(300), "{:?}", r.body);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let asked = Instant::now();
-    let r = app
-        .admin(Method::POST, &format!("/api/tasks/{long}/stop"), None)
-        .await;
-    assert!(r.status.is_success(), "{:?}", r.body);
-    let t = finished(&app, long, Duration::from_secs(60)).await;
-    assert_eq!(t["status"], "stopped", "{t}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(20),
-        "stopped after {:?}",
-        asked.elapsed()
-    );
+    stop_while_training(&app, long).await;
 
     // Early stop: no epoch cap, a 3-minute budget and a patience of one epoch; validation
     // mAP stops improving during fine-tuning long before the deadline.

@@ -18,7 +18,7 @@ use shared::ocr::Quad;
 use shared::predict::input::decode_page;
 
 use super::predict::{b64, predict_raw, wait_running};
-use super::training::{TRAINING, finished, start, task_logs};
+use super::training::{TRAINING, finished, start, stop_while_training, task_logs};
 
 /// A folder with the first `n` European plates (photo + VOC file), or `None` (said why).
 fn plates(n: usize) -> Option<tempfile::TempDir> {
@@ -192,22 +192,10 @@ async fn ocr_fast_trains_on_plates_and_reports_validation_figures(b: Backend) {
 
     // Deployed, it answers each validation photo with what the evaluation read there, in
     // SPEC §7's OCR body: text, confidence, whole-pixel corners, reading order.
-    let r = app
-        .admin(
-            Method::POST,
-            &format!("/api/models/{model_id}/services"),
-            Some(json!({"name": "plates-ocr"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let token = r.body["token"].as_str().unwrap().to_owned();
-    wait_running(&app, "plates-ocr").await;
+    let token = deploy(&app, model_id, "plates-ocr").await;
     let mut served_lines = 0;
     for im in listed {
-        let bytes = image_content(&app, im["image_id"].as_i64().unwrap()).await;
-        let body = format!(r#"{{"dataArray":[{{"body":"{}"}}]}}"#, b64(&bytes));
-        let (status, text) = predict_raw(&app, "plates-ocr", Some(&token), body.into_bytes()).await;
-        assert_eq!(status, StatusCode::OK, "{text}");
+        let text = served(&app, "plates-ocr", &token, im["image_id"].as_i64().unwrap()).await;
         assert_eq!(text, expected_answer(im), "image {}", im["image_id"]);
         let v: Value = serde_json::from_str(&text).unwrap();
         for line in v["result"]["output"][0]["body"].as_array().unwrap() {
@@ -220,6 +208,44 @@ async fn ocr_fast_trains_on_plates_and_reports_validation_figures(b: Backend) {
         }
     }
     assert!(served_lines >= listed.len(), "every plate has a line read");
+}
+
+/// Deploys a model version as `name` and waits until it serves; returns its token.
+async fn deploy(app: &TestApp, model_id: i64, name: &str) -> String {
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/models/{model_id}/services"),
+            Some(json!({"name": name})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    wait_running(app, name).await;
+    r.body["token"].as_str().unwrap().to_owned()
+}
+
+/// The predict answer (asserted 200) of service `name` for a dataset image, as sent.
+async fn served(app: &TestApp, name: &str, token: &str, image: i64) -> String {
+    let bytes = image_content(app, image).await;
+    let body = format!(r#"{{"dataArray":[{{"body":"{}"}}]}}"#, b64(&bytes));
+    let (status, text) = predict_raw(app, name, Some(token), body.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text
+}
+
+/// Saves `image` (a listed image) with its first line's text replaced by `text`, as typed
+/// in the labelling page.
+async fn retype_first_line(app: &TestApp, image: &Value, text: &str) {
+    let mut boxes = image["annotation"]["boxes"].as_array().unwrap().clone();
+    boxes[0]["text"] = json!(text);
+    let r = app
+        .admin(
+            Method::PUT,
+            &format!("/api/images/{}/annotation", image["id"]),
+            Some(json!({"boxes": boxes})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
 
 async fn image_content(app: &TestApp, id: i64) -> bytes::Bytes {
@@ -297,16 +323,7 @@ async fn ocr_signs_take_cjk_keep_the_budget_stop_and_serve_rotated_lines(b: Back
     // Chinese texts on ten signs (as if typed in the labelling page): stored as typed.
     let cjk = |k: usize| format!("北京{k}号");
     for (k, im) in images.iter().take(10).enumerate() {
-        let mut boxes = im["annotation"]["boxes"].as_array().unwrap().clone();
-        boxes[0]["text"] = json!(cjk(k));
-        let r = app
-            .admin(
-                Method::PUT,
-                &format!("/api/images/{}/annotation", im["id"]),
-                Some(json!({"boxes": boxes})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        retype_first_line(&app, im, &cjk(k)).await;
     }
     let stored = app.all_images(ds_id).await;
     assert_eq!(stored[3]["annotation"]["boxes"][0]["text"], cjk(3));
@@ -349,23 +366,11 @@ async fn ocr_signs_take_cjk_keep_the_budget_stop_and_serve_rotated_lines(b: Back
 
     // Served: every validation sign's lines, TL TR BR BL along the text; the askew signs'
     // lines come back rotated (their top edge is not level).
-    let r = app
-        .admin(
-            Method::POST,
-            &format!("/api/models/{model_id}/services"),
-            Some(json!({"name": "signs"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let token = r.body["token"].as_str().unwrap().to_owned();
-    wait_running(&app, "signs").await;
+    let token = deploy(&app, model_id, "signs").await;
     let mut rotated = 0;
     let mut read = 0;
     for im in &listed {
-        let bytes = image_content(&app, im["image_id"].as_i64().unwrap()).await;
-        let body = format!(r#"{{"dataArray":[{{"body":"{}"}}]}}"#, b64(&bytes));
-        let (status, text) = predict_raw(&app, "signs", Some(&token), body.into_bytes()).await;
-        assert_eq!(status, StatusCode::OK, "{text}");
+        let text = served(&app, "signs", &token, im["image_id"].as_i64().unwrap()).await;
         let v: Value = serde_json::from_str(&text).unwrap();
         for line in v["result"]["output"][0]["body"].as_array().unwrap() {
             let p: [[i64; 2]; 4] = serde_json::from_value(line["pos"].clone()).unwrap();
@@ -388,42 +393,10 @@ async fn ocr_signs_take_cjk_keep_the_budget_stop_and_serve_rotated_lines(b: Back
 
     // A stop request ends a long task within seconds.
     let long = start(&app, inst, task("long", json!({"max_minutes": 10}))).await;
-    let t0 = std::time::Instant::now();
-    loop {
-        let r = app
-            .admin(Method::GET, &format!("/api/tasks/{long}"), None)
-            .await;
-        if r.body["status"] == "running" && r.body["last_progress"].is_object() {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(300), "{:?}", r.body);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let asked = std::time::Instant::now();
-    let r = app
-        .admin(Method::POST, &format!("/api/tasks/{long}/stop"), None)
-        .await;
-    assert!(r.status.is_success(), "{:?}", r.body);
-    let t = finished(&app, long, Duration::from_secs(60)).await;
-    assert_eq!(t["status"], "stopped", "{t}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(20),
-        "stopped after {:?}",
-        asked.elapsed()
-    );
+    stop_while_training(&app, long).await;
 
     // A character the recogniser cannot write fails the task, naming it.
-    let im = &stored[20];
-    let mut boxes = im["annotation"]["boxes"].as_array().unwrap().clone();
-    boxes[0]["text"] = json!("EXIT ☃");
-    let r = app
-        .admin(
-            Method::PUT,
-            &format!("/api/images/{}/annotation", im["id"]),
-            Some(json!({"boxes": boxes})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    retype_first_line(&app, &stored[20], "EXIT ☃").await;
     let bad = start(&app, inst, task("snowman", json!({}))).await;
     let t = finished(&app, bad, Duration::from_secs(300)).await;
     assert_eq!(t["status"], "failed", "{t}");

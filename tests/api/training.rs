@@ -76,6 +76,34 @@ pub async fn finished(app: &TestApp, id: i64, within: Duration) -> Value {
 }
 
 /// The task's log as text.
+/// Waits until task `id` is training (running, with progress), asks it to stop, and asserts
+/// that it ends as `stopped` within 20 s of the request.
+pub async fn stop_while_training(app: &TestApp, id: i64) {
+    let t0 = Instant::now();
+    loop {
+        let r = app
+            .admin(Method::GET, &format!("/api/tasks/{id}"), None)
+            .await;
+        if r.body["status"] == "running" && r.body["last_progress"].is_object() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "{:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let asked = Instant::now();
+    let r = app
+        .admin(Method::POST, &format!("/api/tasks/{id}/stop"), None)
+        .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let t = finished(app, id, Duration::from_secs(60)).await;
+    assert_eq!(t["status"], "stopped", "{t}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "stopped after {:?}",
+        asked.elapsed()
+    );
+}
+
 pub async fn task_logs(app: &TestApp, id: i64) -> String {
     let r = app
         .admin(Method::GET, &format!("/api/tasks/{id}/logs"), None)
