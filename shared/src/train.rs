@@ -107,12 +107,15 @@ impl Preset {
     /// The most of the budget the first phase (neck and head on the frozen backbone) may
     /// take when fine-tuning follows. Detection's first phase is where most of its mAP
     /// comes from (see docs/benchmarks.md); the accurate preset's larger head needs more
-    /// epochs of it. Classification's first phase is bounded by epochs instead.
+    /// epochs of it. Classification's first phase is bounded by epochs instead. OCR's first
+    /// phase is the text detector's fine-tuning, before the recogniser's: the recogniser,
+    /// which learns the user's strings, gets most of the time.
     pub fn head_budget_share(self) -> f64 {
         match self {
             Self::DetectionAccurate => 0.6,
             Self::DetectionFast => 0.4,
-            Self::ClassificationFast | Self::ClassificationAccurate | Self::OcrFast => 1.0,
+            Self::OcrFast => 0.35,
+            Self::ClassificationFast | Self::ClassificationAccurate => 1.0,
         }
     }
 }

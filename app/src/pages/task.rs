@@ -230,6 +230,7 @@ fn phase_title(phase: &str) -> &str {
         "features" => "Computing features",
         "head" => "Training the head",
         "finetune" => "Fine-tuning",
+        "detector" => "Fine-tuning the text detector",
         other => other,
     }
 }

@@ -1,8 +1,9 @@
 //! OCR figures on the OpenALPR plates (or any folder of `NAME.jpg` + `NAME.txt` lines
 //! `file x y w h TEXT`): a seeded 90/10 split by image; the pretrained PP-OCRv4 pipeline's
 //! end-to-end exact match, CER and detection P/R/H-mean on the validation images and its
-//! pages/s; then `ocr-fast`'s recogniser fine-tuning within the budget, and the same figures
-//! after it; peak memory. The RapidOCR peer runs in `bench/ocr/peer.sh` on the same split.
+//! pages/s; then `ocr-fast`'s training within the budget (the detector, then the
+//! recogniser: `train::ocr::fine_tune`, as a task runs it), and the same figures after it;
+//! peak memory. The RapidOCR peer runs in `bench/ocr/peer.sh` on the same split.
 //!
 //! `cargo run --release -p bench --bin ocr [DATASET_DIR] [WEIGHTS_DIR] [BUDGET_MINUTES]`
 
@@ -11,12 +12,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use autolearn_server::train::ocr::evaluate::{read_pages, scores};
+use autolearn_server::train::ocr::fine_tune;
 use autolearn_server::train::ocr::pretrained;
-use autolearn_server::train::ocr::trainer::{self, LineSample};
+use autolearn_server::train::ocr::trainer::LineSample;
 use autolearn_server::train::run::{Plan, Signal};
 use burn::prelude::Device;
 use image::RgbImage;
 use shared::ocr::Quad;
+use shared::train::Preset;
 
 /// `(image file, box, text)` of every labelled photo under `dir` (recursively one level).
 fn samples(dir: &Path) -> Vec<(PathBuf, Quad, String)> {
@@ -147,7 +150,7 @@ fn main() {
     let plan = Plan {
         image_size: 0,
         tuned_stages: 0,
-        head_share: 1.0,
+        head_share: Preset::OcrFast.head_budget_share(),
         max_epochs: None,
         deadline: Instant::now() + budget,
         seed: 7,
@@ -160,15 +163,7 @@ fn main() {
         }
     };
     let t = Instant::now();
-    let (train, framed) = trainer::detector_framing(&reader, &images, &train);
-    let (val, val_framed) = trainer::detector_framing(&reader, &images, &val);
-    println!(
-        "detector framing: {framed}/{} training and {val_framed}/{} validation lines ({:.0} s)",
-        train.len(),
-        val.len(),
-        t.elapsed().as_secs_f64()
-    );
-    let outcome = trainer::train(
+    let stopped = fine_tune(
         &mut reader,
         &images,
         &train,
@@ -181,11 +176,8 @@ fn main() {
     .expect("training")
     .expect("at least one epoch");
     println!(
-        "fine-tuned in {:.0} s ({} epochs): validation lines read exactly {:.3} (pretrained {:.3})",
-        t.elapsed().as_secs_f64(),
-        outcome.epochs,
-        outcome.line_accuracy,
-        outcome.pretrained_line_accuracy
+        "fine-tuned in {:.0} s (stopped: {stopped})",
+        t.elapsed().as_secs_f64()
     );
     let after = scores(&read_pages(&reader, &pages));
     println!(

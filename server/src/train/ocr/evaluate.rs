@@ -33,10 +33,18 @@ pub struct PageResult {
 
 /// Matches predicted lines to true ones (IoU ≥ 0.5, one to one, best pairs first).
 pub fn match_lines(truth: &[(Quad, String)], read: &[Line]) -> Vec<Option<usize>> {
+    let truth: Vec<Quad> = truth.iter().map(|(q, _)| *q).collect();
+    let found: Vec<Quad> = read.iter().map(|l| l.quad).collect();
+    match_quads(&truth, &found)
+}
+
+/// For each true box, the index of the found box matched to it (IoU ≥ 0.5, one to one, best
+/// pairs first).
+pub fn match_quads(truth: &[Quad], found: &[Quad]) -> Vec<Option<usize>> {
     let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (t, (q, _)) in truth.iter().enumerate() {
-        for (p, l) in read.iter().enumerate() {
-            let iou = ocr::quad_iou(q, &l.quad);
+    for (t, q) in truth.iter().enumerate() {
+        for (p, f) in found.iter().enumerate() {
+            let iou = ocr::quad_iou(q, f);
             if iou >= 0.5 {
                 pairs.push((iou, t, p));
             }
@@ -44,7 +52,7 @@ pub fn match_lines(truth: &[(Quad, String)], read: &[Line]) -> Vec<Option<usize>
     }
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut matched = vec![None; truth.len()];
-    let mut used = vec![false; read.len()];
+    let mut used = vec![false; found.len()];
     for (_, t, p) in pairs {
         if matched[t].is_none() && !used[p] {
             matched[t] = Some(p);

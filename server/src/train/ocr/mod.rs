@@ -1,8 +1,10 @@
 //! OCR (`ocr-fast`): the pretrained PP-OCRv4 mobile detector and recogniser
-//! ([`pretrained`], imported from ONNX by [`onnx`]), the recogniser fine-tuned on the
-//! user's lines with CTC ([`trainer`]), and end-to-end evaluation ([`evaluate`]) of the
-//! pretrained and the trained models on the same validation images.
+//! ([`pretrained`], imported from ONNX by [`onnx`]), the detector fine-tuned on the user's
+//! boxes ([`detector`], the DB recipe), then the recogniser on the user's lines with CTC
+//! ([`trainer`]), and end-to-end evaluation ([`evaluate`]) of the starting and the trained
+//! models on the same validation images.
 
+pub mod detector;
 pub mod evaluate;
 pub mod onnx;
 pub mod pretrained;
@@ -10,7 +12,8 @@ pub mod trainer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::prelude::*;
@@ -224,9 +227,74 @@ fn to_scores(s: evaluate::Scores) -> OcrScores {
     }
 }
 
-/// Loads the task's lines, fine-tunes the recogniser and evaluates both the starting and the
-/// trained models on the validation images; `None` when stopped or out of time before an
-/// epoch ended.
+/// An imported model with its batch norms frozen for fine-tuning: they keep normalising with
+/// the pretrained running statistics and leave them alone. The ONNX files give momentum 0.9 in
+/// ONNX's sense (the weight of the old statistics) and burn reads it as the weight of the new
+/// batch, so training would replace the statistics with each small batch's; a few crops'
+/// statistics are poor ones anyway (the usual choice when fine-tuning with small batches).
+pub fn with_frozen_batch_norms<M: burn::module::Module>(model: M) -> M {
+    model.freeze_group(burn::module::ParamGroup::from_predicate(
+        "batchnormalization",
+    ))
+}
+
+/// `ocr-fast`'s training: the detector on the pages' boxes with its share of the time
+/// (`plan.head_share`), then the recogniser on the lines framed the way the tuned detector
+/// frames them, each phase keeping its best weights in `reader`. Returns whether a stop
+/// request ended it, or `None` when nothing was trained (stopped or out of time before any
+/// epoch ended). Fails before any training when a text has a character the recogniser
+/// cannot write.
+#[allow(clippy::too_many_arguments)]
+pub fn fine_tune(
+    reader: &mut OcrReader,
+    images: &[RgbImage],
+    train: &[LineSample],
+    val: &[LineSample],
+    plan: &Plan,
+    device: &Device,
+    stop: &AtomicBool,
+    emit: &dyn Fn(run::Signal),
+) -> anyhow::Result<Option<bool>> {
+    trainer::encode_all(train, &reader.charset)?;
+    trainer::encode_all(val, &reader.charset)?;
+    let left = plan.deadline.saturating_duration_since(Instant::now());
+    let detector_plan = Plan {
+        deadline: Instant::now() + left.mul_f64(plan.head_share),
+        ..*plan
+    };
+    let tuned = detector::train(
+        reader,
+        images,
+        train,
+        val,
+        &detector_plan,
+        device,
+        stop,
+        emit,
+    )?;
+    if stop.load(Ordering::Relaxed) {
+        // Stopped in the detector's phase: the tuned detector, the recogniser as it was.
+        return Ok(tuned.map(|_| true));
+    }
+    let (train, framed) = trainer::detector_framing(reader, images, train);
+    let (val, _) = trainer::detector_framing(reader, images, val);
+    emit(run::Signal::Log(format!(
+        "{framed} of {} training lines framed by the detector",
+        train.len()
+    )));
+    Ok(
+        match trainer::train(reader, images, &train, &val, plan, device, stop, emit)? {
+            Some(o) => Some(o.stopped),
+            // Out of time before the recogniser's first epoch: the tuned detector alone.
+            None if tuned.is_some() => Some(stop.load(Ordering::Relaxed)),
+            None => None,
+        },
+    )
+}
+
+/// Loads the task's lines, fine-tunes the detector and the recogniser ([`fine_tune`]) and
+/// evaluates both the starting and the trained models on the validation images; `None` when
+/// stopped or out of time before an epoch ended.
 pub async fn run(
     s: &AppState,
     task: &Task,
@@ -258,16 +326,14 @@ pub async fn run(
         let before = scores(&read_pages(&reader, &val_pages));
         let targets = trainer::encode_all(&pages.val, &reader.charset)?;
         let (pretrained_loss, _) = trainer::validate(&reader, &pages.images, &pages.val, &targets);
-        let (train, framed) = trainer::detector_framing(&reader, &pages.images, &pages.train);
-        let (val, _) = trainer::detector_framing(&reader, &pages.images, &pages.val);
         emit(run::Signal::Log(format!(
-            "starting models on the {} validation images: exact match {:.3}, CER {:.3}; {framed} of {} training lines framed by the detector",
+            "starting models on the {} validation images: exact match {:.3}, CER {:.3}, detection H-mean {:.3}",
             val_pages.len(),
             before.exact_match,
             before.cer,
-            train.len()
+            before.hmean
         )));
-        let Some(o) = trainer::train(&mut reader, &pages.images, &train, &val, &plan, &dev, &stop, emit)? else {
+        let Some(stopped) = fine_tune(&mut reader, &pages.images, &pages.train, &pages.val, &plan, &dev, &stop, emit)? else {
             return Ok(None);
         };
         // Evaluate exactly what is stored: the weights at storage precision (f16).
@@ -290,7 +356,7 @@ pub async fn run(
             train_images: (pages.images.len() - pages.val_images.len()) as u64,
             images: eval_images(&pages.ids, &pages.images, &pages.val_images, &read),
         };
-        Ok(Some((reader.charset, weights, metrics, o.stopped)))
+        Ok(Some((reader.charset, weights, metrics, stopped)))
     })
     .await?;
     let Some((charset, weights, m, stopped)) = outcome else {

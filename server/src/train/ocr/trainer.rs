@@ -242,7 +242,7 @@ pub fn train(
         val.len()
     ));
     let ad = device.clone().autodiff();
-    let mut net = reader.recogniser.clone().train();
+    let mut net = super::with_frozen_batch_norms(reader.recogniser.clone()).train();
     let mut optim: ModuleOptimizer = AdamWConfig::new().with_weight_decay(1e-4).init();
     let mut best = (pretrained_accuracy, reader.recogniser.clone());
     let (mut epoch, mut stale, mut stopped) = (0u32, 0u32, false);
