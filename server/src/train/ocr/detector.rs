@@ -6,10 +6,12 @@
 //! (at most three hard background pixels per text pixel) plus the dice loss. The exported
 //! models carry only the probability branch, so the threshold map is not trained.
 //!
-//! Training views are 320 px windows of the page scaled as serving scales it (the task's
-//! image size) times 0.75-1.25, most around a true line, with colour jitter. Each epoch
-//! ends with the detector run on the whole validation pages as serving runs it: the
-//! detection H-mean (IoU ≥ 0.5) picks the weights kept (the pretrained ones unless an epoch
+//! Training views are whole pages scaled as serving scales them (the task's image size)
+//! times 0.75-1.25, with colour jitter, one per step. Whole pages, not DB's usual crops:
+//! the network's squeeze-excitation blocks pool over the whole image, and on crops around the
+//! lines (tried first) the loss fell on the crops and rose on the pages. Rounds of 48 random
+//! pages each end with the detector run on the whole validation pages as serving runs it:
+//! the detection H-mean (IoU ≥ 0.5) picks the weights kept (the starting ones unless a round
 //! beats them). The deadline and stop request are checked before every step.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +23,7 @@ use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shared::model::ocr::{OcrReader, TextDetector};
-use shared::ocr::{DET_MULTIPLE, Quad, input, text_regions};
-use shared::preprocess::resize_rgb;
+use shared::ocr::{Quad, input, text_regions};
 
 use super::evaluate::match_quads;
 use super::trainer::LineSample;
@@ -30,10 +31,10 @@ use crate::train::run::{Plan, Run, Signal};
 
 /// DB's shrink ratio for the text kernels.
 pub const SHRINK_RATIO: f32 = 0.4;
-/// Training windows are this many map pixels square (a multiple of 32).
-const CROP: usize = 320;
-const BATCH: usize = 4;
-const LR: f64 = 2e-5;
+/// Pages per round: validation (and early stopping) come after each round, an epoch on at
+/// most this many pages, so big datasets are checked every few minutes.
+const ROUND: usize = 48;
+const LR: f64 = 1e-4;
 /// Hard background pixels kept per text pixel.
 const NEGATIVE_RATIO: f32 = 3.0;
 /// Shrunk boxes thinner than this (map pixels) are too small to learn from: they are left
@@ -45,10 +46,11 @@ pub struct Outcome {
     /// Validation detection H-mean of the kept weights and of the starting ones.
     pub hmean: f64,
     pub starting_hmean: f64,
-    /// The validation map loss of the starting weights and after each epoch.
+    /// The validation map loss of the starting weights and after each round.
     pub starting_loss: f64,
-    pub epoch_losses: Vec<f64>,
-    pub epochs: u32,
+    pub round_losses: Vec<f64>,
+    /// Rounds trained (each [`ROUND`] pages at most; `plan.max_epochs` counts them).
+    pub rounds: u32,
     pub stopped: bool,
 }
 
@@ -203,73 +205,31 @@ pub fn hard_negatives(prob: &[f32], target: &[f32], mask: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// One training window: the page scaled as serving scales it (times 0.75-1.25), a `CROP`
-/// square around a random line (or, one time in five, anywhere), brightness and contrast
-/// jittered. Returns the window as model input floats and its lines in window pixels.
+/// One training view: the whole page scaled as serving scales it, its longer side the
+/// detector's `max_side` times 0.75-1.25 (never above the photo's own), brightness and
+/// contrast jittered. Returns the model input floats, its size and the lines in its pixels.
 fn training_view(
     img: &RgbImage,
     lines: &[Quad],
     max_side: u32,
     rng: &mut StdRng,
-) -> (Vec<f32>, Vec<Quad>) {
-    let longer = img.width().max(img.height()) as f32;
-    let scale = (max_side as f32 / longer).min(1.0) * rng.gen_range(0.75f32..1.25);
-    // The window in page pixels.
-    let side = CROP as f32 / scale;
-    let (pw, ph) = (img.width() as f32, img.height() as f32);
-    let pick = |lo: f32, hi: f32, rng: &mut StdRng| {
-        if hi > lo { rng.gen_range(lo..hi) } else { hi }
-    };
-    let (mut x0, mut y0) = (
-        pick(0.0, (pw - side).max(0.0), rng),
-        pick(0.0, (ph - side).max(0.0), rng),
-    );
-    if !lines.is_empty() && rng.gen_bool(0.5) {
-        let q = &lines[rng.gen_range(0..lines.len())];
-        let (lx0, lx1) = q
-            .iter()
-            .fold((f32::MAX, f32::MIN), |r, p| (r.0.min(p[0]), r.1.max(p[0])));
-        let (ly0, ly1) = q
-            .iter()
-            .fold((f32::MAX, f32::MIN), |r, p| (r.0.min(p[1]), r.1.max(p[1])));
-        // A window holding the whole line where it fits, anywhere over it otherwise.
-        let span = |a0: f32, a1: f32, page: f32, rng: &mut StdRng| {
-            let (lo, hi) = if a1 - a0 <= side {
-                (a1 - side, a0)
-            } else {
-                (a0, a1 - side)
-            };
-            pick(lo.max(0.0), hi.min((page - side).max(0.0)), rng)
-        };
-        x0 = span(lx0, lx1, pw, rng);
-        y0 = span(ly0, ly1, ph, rng);
-    }
-    let (cx, cy) = (x0.floor() as u32, y0.floor() as u32);
-    let cw = (side.ceil() as u32).min(img.width() - cx).max(1);
-    let ch = (side.ceil() as u32).min(img.height() - cy).max(1);
-    let window = image::imageops::crop_imm(img, cx, cy, cw, ch).to_image();
-    let (sw, sh) = (
-        ((cw as f32 * scale).round() as u32).clamp(1, CROP as u32),
-        ((ch as f32 * scale).round() as u32).clamp(1, CROP as u32),
-    );
-    let mut resized = resize_rgb(&window, sw, sh);
+) -> (Vec<f32>, (usize, usize), Vec<Quad>) {
+    let side = (max_side as f32 * rng.gen_range(0.75f32..1.25)) as u32;
+    let (mut x, (w, h)) = input::det_input(img, side);
+    // The jitter `v · gain + bias` of 8-bit values, in the models' [-1, 1] range.
     let (gain, bias) = (rng.gen_range(0.7f32..1.3), rng.gen_range(-30.0f32..30.0));
-    for p in resized.pixels_mut() {
-        for v in &mut p.0 {
-            *v = (f32::from(*v) * gain + bias).clamp(0.0, 255.0) as u8;
-        }
+    for v in &mut x {
+        *v = (gain * (*v + 1.0) + bias / 127.5 - 1.0).clamp(-1.0, 1.0);
     }
-    // Pages smaller than the window are padded with black (PaddleOCR's crop pads with 0).
-    let mut canvas = RgbImage::new(CROP as u32, CROP as u32);
-    image::imageops::replace(&mut canvas, &resized, 0, 0);
-    let mut x = Vec::with_capacity(3 * CROP * CROP);
-    input::push_bgr(&canvas, &mut x);
-    let (fx, fy) = (sw as f32 / cw as f32, sh as f32 / ch as f32);
+    let (sx, sy) = (
+        w as f32 / img.width() as f32,
+        h as f32 / img.height() as f32,
+    );
     let moved = lines
         .iter()
-        .map(|q| q.map(|[x, y]| [(x - cx as f32) * fx, (y - cy as f32) * fy]))
+        .map(|q| q.map(|[x, y]| [x * sx, y * sy]))
         .collect();
-    (x, moved)
+    (x, (w as usize, h as usize), moved)
 }
 
 /// A validation page: the detector input, its target and mask, and the true boxes.
@@ -351,7 +311,7 @@ fn validate(detector: &TextDetector, reader: &OcrReader, pages: &[ValPage]) -> (
 /// Fine-tunes `reader.detector` on the boxes of the `train` lines' pages until `plan`'s
 /// deadline, epochs or patience end it; the kept weights (the best validation H-mean, the
 /// starting ones on ties) are left in `reader`. `None` when stopped or out of time before the
-/// first epoch ended (the starting detector is kept).
+/// first round ended (the starting detector is kept).
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     reader: &mut OcrReader,
@@ -363,7 +323,6 @@ pub fn train(
     stop: &AtomicBool,
     emit: &dyn Fn(Signal),
 ) -> anyhow::Result<Option<Outcome>> {
-    debug_assert_eq!(CROP % DET_MULTIPLE, 0);
     device.seed(plan.seed);
     let mut run = Run::new(plan, device, stop, emit);
     run.metric = Some("detection H-mean");
@@ -388,30 +347,22 @@ pub fn train(
     let mut best = (start_hmean, start_loss, reader.detector.clone());
     let mut tuned_kept = false;
     let (mut epoch, mut stale, mut stopped) = (0u32, 0u32, false);
-    let mut epoch_losses = Vec::new();
+    let mut round_losses = Vec::new();
     'epochs: while plan.max_epochs.is_none_or(|m| epoch < m) && stale < plan.patience {
         let started = Instant::now();
         let mut order: Vec<usize> = (0..pages.len()).collect();
         rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
         let (mut loss_sum, mut steps, mut hits, mut marked) = (0.0f64, 0usize, 0usize, 0usize);
-        for batch in order.chunks(BATCH) {
+        for &k in order.iter().take(ROUND) {
             if run.should_end() {
                 stopped = stop.load(Ordering::Relaxed);
                 break 'epochs;
             }
-            let n = batch.len();
-            let (mut x, mut target, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-            for &k in batch {
-                let (img, quads) = (&images[pages[k].0], &pages[k].1);
-                let (view, moved) = training_view(img, quads, reader.max_side, &mut rng);
-                let (t, m) = text_target(&moved, CROP, CROP);
-                x.extend(view);
-                target.extend(t);
-                mask.extend(m);
-            }
-            let plane =
-                |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [n, 1, CROP, CROP]), &ad);
-            let input = Tensor::<4>::from_data(TensorData::new(x, [n, 3, CROP, CROP]), &ad);
+            let (img, quads) = (&images[pages[k].0], &pages[k].1);
+            let (x, (w, h), moved) = training_view(img, quads, reader.max_side, &mut rng);
+            let (target, mask) = text_target(&moved, w, h);
+            let plane = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, h, w]), &ad);
+            let input = Tensor::<4>::from_data(TensorData::new(x, [1, 3, h, w]), &ad);
             let prob = net.forward(input);
             let map: Vec<f32> = prob.clone().into_data().try_to_vec().expect("f32 map");
             let hard = hard_negatives(&map, &target, &mask);
@@ -431,7 +382,7 @@ pub fn train(
         epoch += 1;
         let current = net.valid();
         let (val_loss, hmean) = validate(&current, reader, &checks);
-        epoch_losses.push(val_loss);
+        round_losses.push(val_loss);
         let train_loss = loss_sum / steps.max(1) as f64;
         let pixel_f1 = 2.0 * hits as f64 / marked.max(1) as f64;
         run.progress(
@@ -442,7 +393,7 @@ pub fn train(
             Some((val_loss, hmean)),
         );
         run.log(format!(
-            "detector epoch {epoch}: map loss {train_loss:.3} (validation {val_loss:.3}), validation H-mean {hmean:.3} ({:.0} s)",
+            "detector round {epoch} ({steps} pages): map loss {train_loss:.3} (validation {val_loss:.3}), validation H-mean {hmean:.3} ({:.0} s)",
             started.elapsed().as_secs_f64()
         ));
         if hmean > best.0 || (hmean == best.0 && val_loss < best.1) {
@@ -460,7 +411,7 @@ pub fn train(
     let (hmean, _, detector) = best;
     if !tuned_kept {
         run.log(
-            "no epoch found the validation lines better than the starting detector; keeping it"
+            "no round found the validation lines better than the starting detector; keeping it"
                 .into(),
         );
     }
@@ -469,8 +420,8 @@ pub fn train(
         hmean,
         starting_hmean: start_hmean,
         starting_loss: start_loss,
-        epoch_losses,
-        epochs: epoch,
+        round_losses,
+        rounds: epoch,
         stopped,
     }))
 }
@@ -564,10 +515,10 @@ mod tests {
         assert!((got - (bce + dice)).abs() < 1e-4, "{got} vs {}", bce + dice);
     }
 
-    /// Fine-tuning learns: four epochs on 24 European plates, whose boxes frame the whole
+    /// Fine-tuning learns: four rounds on 24 European plates, whose boxes frame the whole
     /// plate where the pretrained detector finds its characters and other text too, lower the
-    /// map loss on those whole pages (as serving sizes them) by a tenth or more; the weights
-    /// kept never have a lower validation H-mean than the starting ones.
+    /// map loss on those whole pages (as serving sizes them) by a fifth or more and find the
+    /// plates with a better H-mean (1.19 -> 0.73 and 0.63 -> 0.84 when written).
     #[test]
     fn fine_tuning_the_detector_learns_the_users_boxes() {
         let root =
@@ -627,24 +578,24 @@ mod tests {
             },
         )
         .unwrap()
-        .expect("four epochs");
-        assert_eq!(outcome.epochs, 4);
+        .expect("four rounds");
+        assert_eq!(outcome.rounds, 4);
         let best = outcome
-            .epoch_losses
+            .round_losses
             .iter()
             .copied()
             .fold(f64::MAX, f64::min);
         eprintln!(
             "training pages: map loss {:.3} -> {:?}, H-mean {:.3} -> kept {:.3}",
-            outcome.starting_loss, outcome.epoch_losses, outcome.starting_hmean, outcome.hmean
+            outcome.starting_loss, outcome.round_losses, outcome.starting_hmean, outcome.hmean
         );
         assert!(
-            best < 0.9 * outcome.starting_loss,
+            best < 0.8 * outcome.starting_loss,
             "map loss {} -> {:?}",
             outcome.starting_loss,
-            outcome.epoch_losses
+            outcome.round_losses
         );
-        assert!(outcome.hmean >= outcome.starting_hmean);
+        assert!(outcome.hmean > outcome.starting_hmean);
         let (_, hmean_kept) = validate(
             &reader.detector,
             &reader,

@@ -227,6 +227,30 @@ fn to_scores(s: evaluate::Scores) -> OcrScores {
     }
 }
 
+/// Each page of `lines` with its true lines, in the order of their first line.
+fn val_pages<'a>(
+    images: &'a [RgbImage],
+    lines: &[LineSample],
+) -> Vec<(&'a RgbImage, Vec<(Quad, String)>)> {
+    let mut order: Vec<usize> = Vec::new();
+    for l in lines {
+        if !order.contains(&l.image) {
+            order.push(l.image);
+        }
+    }
+    order
+        .into_iter()
+        .map(|i| {
+            let truth = lines
+                .iter()
+                .filter(|l| l.image == i)
+                .map(|l| (l.quad, l.text.clone()))
+                .collect();
+            (&images[i], truth)
+        })
+        .collect()
+}
+
 /// An imported model with its batch norms frozen for fine-tuning: they keep normalising with
 /// the pretrained running statistics and leave them alone. The ONNX files give momentum 0.9 in
 /// ONNX's sense (the weight of the old statistics) and burn reads it as the weight of the new
@@ -262,6 +286,8 @@ pub fn fine_tune(
         deadline: Instant::now() + left.mul_f64(plan.head_share),
         ..*plan
     };
+    let pages = val_pages(images, val);
+    let (starting, read_before) = (reader.detector.clone(), scores(&read_pages(reader, &pages)));
     let tuned = detector::train(
         reader,
         images,
@@ -272,6 +298,25 @@ pub fn fine_tune(
         stop,
         emit,
     )?;
+    if tuned.as_ref().is_some_and(|o| o.hmean > o.starting_hmean) {
+        // A detector that finds the user's boxes better may still frame lines the
+        // recogniser reads worse (a whole plate, its country band included): the tuned
+        // detector stays only if the validation pages read at least as well end to end.
+        let read_after = scores(&read_pages(reader, &pages));
+        let better = (read_after.exact_match, -read_after.cer)
+            >= (read_before.exact_match, -read_before.cer);
+        emit(run::Signal::Log(format!(
+            "validation pages read with the starting recogniser: exact match {:.3}, CER {:.3} with the tuned detector, {:.3} / {:.3} with the starting one: keeping the {} detector",
+            read_after.exact_match,
+            read_after.cer,
+            read_before.exact_match,
+            read_before.cer,
+            if better { "tuned" } else { "starting" }
+        )));
+        if !better {
+            reader.detector = starting;
+        }
+    }
     if stop.load(Ordering::Relaxed) {
         // Stopped in the detector's phase: the tuned detector, the recogniser as it was.
         return Ok(tuned.map(|_| true));
@@ -310,19 +355,7 @@ pub async fn run(
     reader.max_side = task.image_size;
     let dev = device.clone();
     let outcome = run::on_training_thread(report, move |emit| {
-        let val_pages: Vec<(&RgbImage, Vec<(Quad, String)>)> = pages
-            .val_images
-            .iter()
-            .map(|&i| {
-                let lines = pages
-                    .val
-                    .iter()
-                    .filter(|l| l.image == i)
-                    .map(|l| (l.quad, l.text.clone()))
-                    .collect();
-                (&pages.images[i], lines)
-            })
-            .collect();
+        let val_pages = val_pages(&pages.images, &pages.val);
         let before = scores(&read_pages(&reader, &val_pages));
         let targets = trainer::encode_all(&pages.val, &reader.charset)?;
         let (pretrained_loss, _) = trainer::validate(&reader, &pages.images, &pages.val, &targets);
