@@ -428,12 +428,10 @@ pub fn train(
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     use super::*;
-    use crate::train::ocr::pretrained;
-    use crate::train::weights::{cannot_run, test_weights_dir};
+    use crate::train::ocr::test_plates;
 
     fn rect(x: f32, y: f32, w: f32, h: f32) -> Quad {
         [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
@@ -521,36 +519,11 @@ mod tests {
     /// plates with a better H-mean (1.19 -> 0.73 and 0.63 -> 0.84 when written).
     #[test]
     fn fine_tuning_the_detector_learns_the_users_boxes() {
-        let root =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/openalpr-plates/eu");
-        if !root.is_dir() {
-            return cannot_run(&format!("{} is absent", root.display()));
-        }
-        let files = match pretrained::ensure(&test_weights_dir()) {
-            Ok(p) => p,
-            Err(e) => return cannot_run(&format!("pretrained OCR models unavailable: {e:#}")),
+        let Some((mut reader, images, lines)) = test_plates::load(24) else {
+            return;
         };
-        let device = Device::flex();
-        let mut reader = pretrained::load(&files, &device).unwrap();
+        let device = reader.device.clone();
         reader.max_side = 640;
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&root)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-            .collect();
-        names.sort();
-        let (mut images, mut lines) = (Vec::new(), Vec::new());
-        for name in names.iter().take(24) {
-            let txt = std::fs::read_to_string(name).unwrap();
-            let f: Vec<&str> = txt.trim().split('\t').collect();
-            let [x, y, w, h]: [f32; 4] = std::array::from_fn(|k| f[k + 1].parse().unwrap());
-            images.push(image::open(root.join(f[0])).unwrap().to_rgb8());
-            lines.push(LineSample {
-                image: images.len() - 1,
-                quad: [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
-                text: f[5].to_owned(),
-            });
-        }
         // Checked on the training pages themselves: this tests that the optimiser learns what
         // it is shown (the benchmark measures how well it generalises).
         let plan = Plan {

@@ -418,3 +418,55 @@ pub async fn run(
         charset,
     }))
 }
+
+/// What the OCR learning tests train on.
+#[cfg(test)]
+pub(crate) mod test_plates {
+    use std::path::{Path, PathBuf};
+
+    use burn::prelude::Device;
+    use image::RgbImage;
+    use shared::model::ocr::OcrReader;
+
+    use super::pretrained;
+    use super::trainer::LineSample;
+    use crate::train::weights::{cannot_run, test_weights_dir};
+
+    /// The pretrained reader and the first `n` European plates (by file name, one line
+    /// each), or `None` when the dataset or the pretrained models are absent (said why).
+    pub fn load(n: usize) -> Option<(OcrReader, Vec<RgbImage>, Vec<LineSample>)> {
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/openalpr-plates/eu");
+        if !root.is_dir() {
+            cannot_run(&format!("{} is absent", root.display()));
+            return None;
+        }
+        let files = match pretrained::ensure(&test_weights_dir()) {
+            Ok(p) => p,
+            Err(e) => {
+                cannot_run(&format!("pretrained OCR models unavailable: {e:#}"));
+                return None;
+            }
+        };
+        let reader = pretrained::load(&files, &Device::flex()).unwrap();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
+        names.sort();
+        let (mut images, mut lines) = (Vec::new(), Vec::new());
+        for name in names.iter().take(n) {
+            let txt = std::fs::read_to_string(name).unwrap();
+            let f: Vec<&str> = txt.trim().split('\t').collect();
+            let [x, y, w, h]: [f32; 4] = std::array::from_fn(|k| f[k + 1].parse().unwrap());
+            images.push(image::open(root.join(f[0])).unwrap().to_rgb8());
+            lines.push(LineSample {
+                image: images.len() - 1,
+                quad: [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
+                text: f[5].to_owned(),
+            });
+        }
+        Some((reader, images, lines))
+    }
+}

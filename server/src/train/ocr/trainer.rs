@@ -323,12 +323,10 @@ pub fn train(
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     use super::*;
-    use crate::train::ocr::pretrained;
-    use crate::train::weights::{cannot_run, test_weights_dir};
+    use crate::train::ocr::test_plates;
 
     #[test]
     fn texts_encode_to_the_recognisers_classes() {
@@ -342,35 +340,10 @@ mod tests {
     /// by a third or more and read more of them exactly than before.
     #[test]
     fn fine_tuning_the_recogniser_learns_the_users_lines() {
-        let root =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/openalpr-plates/eu");
-        if !root.is_dir() {
-            return cannot_run(&format!("{} is absent", root.display()));
-        }
-        let files = match pretrained::ensure(&test_weights_dir()) {
-            Ok(p) => p,
-            Err(e) => return cannot_run(&format!("pretrained OCR models unavailable: {e:#}")),
+        let Some((mut reader, images, lines)) = test_plates::load(64) else {
+            return;
         };
-        let device = Device::flex();
-        let mut reader = pretrained::load(&files, &device).unwrap();
-        let (mut images, mut lines) = (Vec::new(), Vec::new());
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&root)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-            .collect();
-        names.sort();
-        for name in names.iter().take(64) {
-            let txt = std::fs::read_to_string(name).unwrap();
-            let f: Vec<&str> = txt.trim().split('\t').collect();
-            let [x, y, w, h]: [f32; 4] = std::array::from_fn(|k| f[k + 1].parse().unwrap());
-            images.push(image::open(root.join(f[0])).unwrap().to_rgb8());
-            lines.push(LineSample {
-                image: images.len() - 1,
-                quad: [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
-                text: f[5].to_owned(),
-            });
-        }
+        let device = reader.device.clone();
         // Selection on some of the training lines themselves: this checks that the optimiser
         // learns what it is shown, not how well it generalises (the benchmark measures that).
         let train_lines = &lines[..48];
