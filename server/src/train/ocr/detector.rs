@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use shared::model::ocr::{OcrReader, TextDetector};
 use shared::ocr::{Quad, input, text_regions};
 
-use super::evaluate::match_quads;
+use super::evaluate::{detection_scores, match_quads};
 use super::trainer::LineSample;
 use crate::train::run::{Plan, Run, Signal};
 
@@ -298,13 +298,7 @@ fn validate(detector: &TextDetector, reader: &OcrReader, pages: &[ValPage]) -> (
         predicted += quads.len();
         truths += p.truth.len();
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let (precision, recall) = (ratio(found, predicted), ratio(found, truths));
-    let hmean = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
+    let (_, _, hmean) = detection_scores(found, predicted, truths);
     (loss / pages.len().max(1) as f64, hmean)
 }
 

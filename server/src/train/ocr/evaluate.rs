@@ -97,19 +97,30 @@ pub fn scores(pages: &[PageResult]) -> Scores {
             chars += truth.chars().count();
         }
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let (precision, recall) = (ratio(found, predicted), ratio(found, lines));
+    let (precision, recall, hmean) = detection_scores(found, predicted, lines);
     Scores {
         exact_match: ratio(exact, lines),
         cer: ratio(edits, chars),
         precision,
         recall,
-        hmean: if precision + recall > 0.0 {
-            2.0 * precision * recall / (precision + recall)
-        } else {
-            0.0
-        },
+        hmean,
     }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Detection precision, recall and H-mean of `found` matched boxes among `predicted` ones,
+/// for `truths` true boxes.
+pub fn detection_scores(found: usize, predicted: usize, truths: usize) -> (f64, f64, f64) {
+    let (precision, recall) = (ratio(found, predicted), ratio(found, truths));
+    let hmean = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    (precision, recall, hmean)
 }
 
 #[cfg(test)]
