@@ -26,7 +26,7 @@ use shared::model::ocr::{OcrReader, TextDetector};
 use shared::ocr::{Quad, input, text_regions};
 
 use super::evaluate::{detection_scores, match_quads};
-use super::trainer::LineSample;
+use super::trainer::{LineSample, by_page};
 use crate::train::run::{Plan, Run, Signal};
 
 /// DB's shrink ratio for the text kernels.
@@ -205,9 +205,24 @@ pub fn hard_negatives(prob: &[f32], target: &[f32], mask: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// A page as the detector sees it with its longer side at most `side`: the model input
+/// floats, their size, and `lines` in their pixels.
+fn page_input(img: &RgbImage, lines: &[Quad], side: u32) -> (Vec<f32>, (usize, usize), Vec<Quad>) {
+    let (x, (w, h)) = input::det_input(img, side);
+    let (sx, sy) = (
+        w as f32 / img.width() as f32,
+        h as f32 / img.height() as f32,
+    );
+    let scaled = lines
+        .iter()
+        .map(|q| q.map(|[x, y]| [x * sx, y * sy]))
+        .collect();
+    (x, (w as usize, h as usize), scaled)
+}
+
 /// One training view: the whole page scaled as serving scales it, its longer side the
 /// detector's `max_side` times 0.75-1.25 (never above the photo's own), brightness and
-/// contrast jittered. Returns the model input floats, its size and the lines in its pixels.
+/// contrast jittered.
 fn training_view(
     img: &RgbImage,
     lines: &[Quad],
@@ -215,21 +230,13 @@ fn training_view(
     rng: &mut StdRng,
 ) -> (Vec<f32>, (usize, usize), Vec<Quad>) {
     let side = (max_side as f32 * rng.gen_range(0.75f32..1.25)) as u32;
-    let (mut x, (w, h)) = input::det_input(img, side);
+    let (mut x, size, scaled) = page_input(img, lines, side);
     // The jitter `v · gain + bias` of 8-bit values, in the models' [-1, 1] range.
     let (gain, bias) = (rng.gen_range(0.7f32..1.3), rng.gen_range(-30.0f32..30.0));
     for v in &mut x {
         *v = (gain * (*v + 1.0) + bias / 127.5 - 1.0).clamp(-1.0, 1.0);
     }
-    let (sx, sy) = (
-        w as f32 / img.width() as f32,
-        h as f32 / img.height() as f32,
-    );
-    let moved = lines
-        .iter()
-        .map(|q| q.map(|[x, y]| [x * sx, y * sy]))
-        .collect();
-    (x, (w as usize, h as usize), moved)
+    (x, size, scaled)
 }
 
 /// A validation page: the detector input, its target and mask, and the true boxes.
@@ -243,31 +250,16 @@ struct ValPage {
 }
 
 fn val_pages(images: &[RgbImage], lines: &[LineSample], max_side: u32) -> Vec<ValPage> {
-    let mut by_image: Vec<usize> = lines.iter().map(|l| l.image).collect();
-    by_image.sort_unstable();
-    by_image.dedup();
-    by_image
+    by_page(lines)
         .into_iter()
-        .map(|i| {
+        .map(|(i, on)| {
             let img = &images[i];
-            let truth: Vec<Quad> = lines
-                .iter()
-                .filter(|l| l.image == i)
-                .map(|l| l.quad)
-                .collect();
-            let (x, (w, h)) = input::det_input(img, max_side);
-            let (sx, sy) = (
-                w as f32 / img.width() as f32,
-                h as f32 / img.height() as f32,
-            );
-            let scaled: Vec<Quad> = truth
-                .iter()
-                .map(|q| q.map(|[x, y]| [x * sx, y * sy]))
-                .collect();
-            let (target, mask) = text_target(&scaled, w as usize, h as usize);
+            let truth: Vec<Quad> = on.iter().map(|l| l.quad).collect();
+            let (x, size, scaled) = page_input(img, &truth, max_side);
+            let (target, mask) = text_target(&scaled, size.0, size.1);
             ValPage {
                 x,
-                size: (w as usize, h as usize),
+                size,
                 target,
                 mask,
                 truth,
@@ -321,13 +313,10 @@ pub fn train(
     let mut run = Run::new(plan, device, stop, emit);
     run.metric = Some("detection H-mean");
     let mut rng = StdRng::seed_from_u64(plan.seed ^ 0xdb);
-    let mut pages: Vec<(usize, Vec<Quad>)> = Vec::new();
-    for l in train {
-        match pages.iter_mut().find(|(i, _)| *i == l.image) {
-            Some((_, quads)) => quads.push(l.quad),
-            None => pages.push((l.image, vec![l.quad])),
-        }
-    }
+    let pages: Vec<(usize, Vec<Quad>)> = by_page(train)
+        .into_iter()
+        .map(|(i, on)| (i, on.iter().map(|l| l.quad).collect()))
+        .collect();
     let checks = val_pages(images, val, reader.max_side);
     let (start_loss, start_hmean) = validate(&reader.detector, reader, &checks);
     run.log(format!(

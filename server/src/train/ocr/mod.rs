@@ -232,20 +232,10 @@ fn val_pages<'a>(
     images: &'a [RgbImage],
     lines: &[LineSample],
 ) -> Vec<(&'a RgbImage, Vec<(Quad, String)>)> {
-    let mut order: Vec<usize> = Vec::new();
-    for l in lines {
-        if !order.contains(&l.image) {
-            order.push(l.image);
-        }
-    }
-    order
+    trainer::by_page(lines)
         .into_iter()
-        .map(|i| {
-            let truth = lines
-                .iter()
-                .filter(|l| l.image == i)
-                .map(|l| (l.quad, l.text.clone()))
-                .collect();
+        .map(|(i, on)| {
+            let truth = on.iter().map(|l| (l.quad, l.text.clone())).collect();
             (&images[i], truth)
         })
         .collect()

@@ -29,6 +29,19 @@ pub struct LineSample {
     pub text: String,
 }
 
+/// The lines grouped by page: each image index with its lines, pages in the order of their
+/// first line.
+pub fn by_page(lines: &[LineSample]) -> Vec<(usize, Vec<&LineSample>)> {
+    let mut pages: Vec<(usize, Vec<&LineSample>)> = Vec::new();
+    for l in lines {
+        match pages.iter_mut().find(|(i, _)| *i == l.image) {
+            Some((_, on)) => on.push(l),
+            None => pages.push((l.image, vec![l])),
+        }
+    }
+    pages
+}
+
 pub struct Outcome {
     pub recogniser: TextRecognizer,
     /// Validation line exact match (on the true boxes) of the kept weights.
