@@ -163,7 +163,7 @@ fn main() {
         }
     };
     let t = Instant::now();
-    let stopped = fine_tune(
+    let tuned = fine_tune(
         &mut reader,
         &images,
         &train,
@@ -176,8 +176,9 @@ fn main() {
     .expect("training")
     .expect("at least one epoch");
     println!(
-        "fine-tuned in {:.0} s (stopped: {stopped})",
-        t.elapsed().as_secs_f64()
+        "fine-tuned in {:.0} s (stopped: {})",
+        t.elapsed().as_secs_f64(),
+        tuned.stopped
     );
     let after = scores(&read_pages(&reader, &pages));
     println!(

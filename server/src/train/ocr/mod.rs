@@ -252,12 +252,19 @@ pub fn with_frozen_batch_norms<M: burn::module::Module>(model: M) -> M {
     ))
 }
 
+/// What [`fine_tune`] ended with.
+pub struct Tuned {
+    /// A stop request ended it.
+    pub stopped: bool,
+    /// The starting models' end-to-end scores on the validation pages.
+    pub starting: evaluate::Scores,
+}
+
 /// `ocr-fast`'s training: the detector on the pages' boxes with its share of the time
 /// (`plan.head_share`), then the recogniser on the lines framed the way the tuned detector
-/// frames them, each phase keeping its best weights in `reader`. Returns whether a stop
-/// request ended it, or `None` when nothing was trained (stopped or out of time before any
-/// epoch ended). Fails before any training when a text has a character the recogniser
-/// cannot write.
+/// frames them, each phase keeping its best weights in `reader`. `None` when nothing was
+/// trained (stopped or out of time before any epoch ended). Fails before any training when a
+/// text has a character the recogniser cannot write.
 #[allow(clippy::too_many_arguments)]
 pub fn fine_tune(
     reader: &mut OcrReader,
@@ -268,7 +275,7 @@ pub fn fine_tune(
     device: &Device,
     stop: &AtomicBool,
     emit: &dyn Fn(run::Signal),
-) -> anyhow::Result<Option<bool>> {
+) -> anyhow::Result<Option<Tuned>> {
     trainer::encode_all(train, &reader.charset)?;
     trainer::encode_all(val, &reader.charset)?;
     let left = plan.deadline.saturating_duration_since(Instant::now());
@@ -278,6 +285,13 @@ pub fn fine_tune(
     };
     let pages = val_pages(images, val);
     let (starting, read_before) = (reader.detector.clone(), scores(&read_pages(reader, &pages)));
+    emit(run::Signal::Log(format!(
+        "starting models on the {} validation images: exact match {:.3}, CER {:.3}, detection H-mean {:.3}",
+        pages.len(),
+        read_before.exact_match,
+        read_before.cer,
+        read_before.hmean
+    )));
     let tuned = detector::train(
         reader,
         images,
@@ -309,7 +323,10 @@ pub fn fine_tune(
     }
     if stop.load(Ordering::Relaxed) {
         // Stopped in the detector's phase: the tuned detector, the recogniser as it was.
-        return Ok(tuned.map(|_| true));
+        return Ok(tuned.map(|_| Tuned {
+            stopped: true,
+            starting: read_before,
+        }));
     }
     let (train, framed) = trainer::detector_framing(reader, images, train);
     let (val, _) = trainer::detector_framing(reader, images, val);
@@ -317,14 +334,16 @@ pub fn fine_tune(
         "{framed} of {} training lines framed by the detector",
         train.len()
     )));
-    Ok(
-        match trainer::train(reader, images, &train, &val, plan, device, stop, emit)? {
-            Some(o) => Some(o.stopped),
-            // Out of time before the recogniser's first epoch: the tuned detector alone.
-            None if tuned.is_some() => Some(stop.load(Ordering::Relaxed)),
-            None => None,
-        },
-    )
+    let stopped = match trainer::train(reader, images, &train, &val, plan, device, stop, emit)? {
+        Some(o) => o.stopped,
+        // Out of time before the recogniser's first epoch: the tuned detector alone.
+        None if tuned.is_some() => stop.load(Ordering::Relaxed),
+        None => return Ok(None),
+    };
+    Ok(Some(Tuned {
+        stopped,
+        starting: read_before,
+    }))
 }
 
 /// Loads the task's lines, fine-tunes the detector and the recogniser ([`fine_tune`]) and
@@ -346,17 +365,19 @@ pub async fn run(
     let dev = device.clone();
     let outcome = run::on_training_thread(report, move |emit| {
         let val_pages = val_pages(&pages.images, &pages.val);
-        let before = scores(&read_pages(&reader, &val_pages));
         let targets = trainer::encode_all(&pages.val, &reader.charset)?;
         let (pretrained_loss, _) = trainer::validate(&reader, &pages.images, &pages.val, &targets);
-        emit(run::Signal::Log(format!(
-            "starting models on the {} validation images: exact match {:.3}, CER {:.3}, detection H-mean {:.3}",
-            val_pages.len(),
-            before.exact_match,
-            before.cer,
-            before.hmean
-        )));
-        let Some(stopped) = fine_tune(&mut reader, &pages.images, &pages.train, &pages.val, &plan, &dev, &stop, emit)? else {
+        let Some(tuned) = fine_tune(
+            &mut reader,
+            &pages.images,
+            &pages.train,
+            &pages.val,
+            &plan,
+            &dev,
+            &stop,
+            emit,
+        )?
+        else {
             return Ok(None);
         };
         // Evaluate exactly what is stored: the weights at storage precision (f16).
@@ -370,7 +391,7 @@ pub async fn run(
         let (loss, _) = trainer::validate(&reader, &pages.images, &pages.val, &targets);
         let metrics = OcrMetrics {
             scores: to_scores(after),
-            pretrained: to_scores(before),
+            pretrained: to_scores(tuned.starting),
             loss,
             pretrained_loss,
             validation_lines: pages.val.len() as u64,
@@ -379,7 +400,7 @@ pub async fn run(
             train_images: (pages.images.len() - pages.val_images.len()) as u64,
             images: eval_images(&pages.ids, &pages.images, &pages.val_images, &read),
         };
-        Ok(Some((reader.charset, weights, metrics, stopped)))
+        Ok(Some((reader.charset, weights, metrics, tuned.stopped)))
     })
     .await?;
     let Some((charset, weights, m, stopped)) = outcome else {
