@@ -9,6 +9,7 @@ pub mod detection;
 pub mod engine;
 pub mod native;
 pub mod ocr;
+pub mod plan;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -91,6 +91,8 @@ pub struct Scratch {
     d: Vec<f32>,
     /// Buffers of the layers a network runs after the trunk (the detector's neck and head).
     pub(super) extra: [Vec<f32>; 5],
+    /// Activation buffers of a plan ([`super::plan`]), reused from request to request.
+    pub(super) pool: Vec<Vec<f32>>,
 }
 
 thread_local! {
@@ -139,20 +141,7 @@ impl Pointwise {
     pub(super) fn new(conv: &Conv2d) -> Self {
         let [cout, cin, kh, kw] = conv.weight.dims();
         assert_eq!((kh, kw), (1, 1), "a pointwise convolution");
-        let w = floats(conv.weight.val());
-        // [cout][cin] -> [cin][cout]
-        let mut t = vec![0.0; cin * cout];
-        for o in 0..cout {
-            for i in 0..cin {
-                t[i * cout + o] = w[o * cin + i];
-            }
-        }
-        Self {
-            cin,
-            cout,
-            w: t,
-            b: bias(conv, cout),
-        }
+        Self::from_oihw(&floats(conv.weight.val()), cout, cin, 1, bias(conv, cout))
     }
 
     /// A dense `k×k` convolution as a product over im2col rows ordered (kh, kw, channel)
@@ -160,8 +149,20 @@ impl Pointwise {
     pub(super) fn kxk(conv: &Conv2d) -> Self {
         let [cout, cin, k, k2] = conv.weight.dims();
         assert!(k == k2 && conv.groups == 1, "a dense square convolution");
-        let w = floats(conv.weight.val());
-        let taps = k * k;
+        Self::from_oihw(
+            &floats(conv.weight.val()),
+            cout,
+            cin,
+            k * k,
+            bias(conv, cout),
+        )
+    }
+
+    /// The product of a dense convolution's weights laid out `[cout][cin][taps]` (burn's and
+    /// ONNX's order), over rows ordered (tap, channel).
+    pub(super) fn from_oihw(w: &[f32], cout: usize, cin: usize, taps: usize, b: Vec<f32>) -> Self {
+        assert_eq!(w.len(), cout * cin * taps, "weights of {cout}×{cin}×{taps}");
+        assert_eq!(b.len(), cout, "one bias per output channel");
         let mut t = vec![0.0; taps * cin * cout];
         for o in 0..cout {
             for ci in 0..cin {
@@ -174,7 +175,7 @@ impl Pointwise {
             cin: taps * cin,
             cout,
             w: t,
-            b: bias(conv, cout),
+            b,
         }
     }
 
@@ -858,7 +859,7 @@ fn same(n: usize, k: usize, stride: usize) -> (usize, usize) {
 
 /// The first `len` floats of a reused buffer, which only ever grows (shrinking and growing
 /// again would zero the tail on every layer). Every element is written before it is read.
-fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
         v.resize(len, 0.0);
     }
@@ -868,7 +869,7 @@ fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// The vector unit [`vectorised`] compiled its code for; kernels pick their registers and
 /// tile sizes from it (a constant once inlined). Ordered: each includes the ones before.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Isa {
+pub(super) enum Isa {
     Baseline,
     Avx2,
     Avx512,
@@ -895,7 +896,7 @@ fn best_isa() -> Isa {
 /// what it calls must be `#[inline(always)]`: the target features reach only code inlined
 /// into the dispatching function.
 #[inline(always)]
-fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
+pub(super) fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
     // SAFETY: `best_isa` is what this CPU has.
     unsafe { dispatch(best_isa(), f) }
 }
@@ -1083,7 +1084,7 @@ impl NativeNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use burn::module::Param;
     use burn::tensor::Distribution;
@@ -1144,7 +1145,7 @@ mod tests {
 
     /// Deterministic values in [-2, 2) (a small LCG; the kernels' results, not the values,
     /// are under test).
-    fn values(len: usize, seed: u32) -> Vec<f32> {
+    pub(in crate::serve) fn values(len: usize, seed: u32) -> Vec<f32> {
         let mut x = seed;
         (0..len)
             .map(|_| {
@@ -1154,7 +1155,7 @@ mod tests {
             .collect()
     }
 
-    fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    pub(in crate::serve) fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
         a.iter()
             .zip(b)

@@ -15,6 +15,12 @@ pub use ppocr_rec::Model as TextRecognizer;
 pub const DET_WEIGHT_MAP: &str = include_str!("ppocr_det.map");
 /// The same for the recogniser.
 pub const REC_WEIGHT_MAP: &str = include_str!("ppocr_rec.map");
+/// The detector's forward pass one operation per line, weights named by their paths, for
+/// the server's channels-last executor (`bench/ocr/plan.py` wrote it from `ppocr_det.rs`).
+pub const DET_PLAN: &str = include_str!("ppocr_det.plan");
+/// The recogniser's backbone (submodules 1-6, PP-LCNetV3) the same way; burn runs the rest
+/// ([`OcrReader::rec_neck`]).
+pub const REC_PLAN: &str = include_str!("ppocr_rec.plan");
 
 // The models' input conventions are in `crate::ocr` (MEAN, STD, REC_HEIGHT, ...).
 
@@ -124,20 +130,57 @@ impl OcrReader {
 
     /// Reads straightened line images.
     pub fn read_lines(&self, lines: &[RgbImage]) -> Vec<(String, f32)> {
+        self.read_lines_with(lines, |x, n, w| self.rec_probs(x, n, w))
+    }
+
+    /// [`Self::read_lines`] with the recogniser's probabilities computed by `rec_probs` from
+    /// an `n×3×48×w` input.
+    pub fn read_lines_with(
+        &self,
+        lines: &[RgbImage],
+        mut rec_probs: impl FnMut(Vec<f32>, usize, usize) -> Vec<f32>,
+    ) -> Vec<(String, f32)> {
         let mut out = Vec::with_capacity(lines.len());
         for batch in lines.chunks(REC_BATCH) {
             let mut x = Vec::new();
             let w = input::rec_batch(batch, &mut x);
-            out.extend(self.texts(&self.rec_probs(x, batch.len(), w), batch.len()));
+            out.extend(self.texts(&rec_probs(x, batch.len(), w), batch.len()));
         }
         out
     }
 
+    /// The recogniser after its backbone (the neck and the CTC head: submodules 7 and 8),
+    /// from the backbone's `n×c×h×w` output.
+    pub fn rec_neck(&self, features: Vec<f32>, [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+        let x = Tensor::from_data(TensorData::new(features, [n, c, h, w]), &self.device);
+        let r = &self.recogniser;
+        let (a, b, c) = r.submodule7.forward(x);
+        floats(r.submodule8.forward(a, b, c).into_data())
+    }
+
     /// Finds and reads every line of a page; lines read as empty are dropped.
     pub fn read_page(&self, img: &RgbImage) -> Vec<Line> {
-        let regions = self.detect(img);
+        self.read_page_with(
+            img,
+            |x, w, h| self.det_map(x, w, h),
+            |x, n, w| self.rec_probs(x, n, w),
+        )
+    }
+
+    /// [`Self::read_page`] with the detector's map computed by `det_map` from the `1×3×h×w`
+    /// input and the recogniser's probabilities by `rec_probs` (the server runs parts of
+    /// the same models on its own executor).
+    pub fn read_page_with(
+        &self,
+        img: &RgbImage,
+        det_map: impl FnOnce(Vec<f32>, usize, usize) -> Vec<f32>,
+        rec_probs: impl FnMut(Vec<f32>, usize, usize) -> Vec<f32>,
+    ) -> Vec<Line> {
+        let (x, (w, h)) = input::det_input(img, self.max_side);
+        let map = det_map(x, w as usize, h as usize);
+        let regions = self.regions(&map, (w, h), img);
         let crops = crops(img, &regions);
-        lines(regions, self.read_lines(&crops))
+        lines(regions, self.read_lines_with(&crops, rec_probs))
     }
 
     /// [`Self::read_page`] on a backend whose results can only be read asynchronously
