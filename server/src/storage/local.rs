@@ -1,7 +1,7 @@
 //! A directory on the local file system as an object store.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -96,16 +96,39 @@ impl LocalStore {
         ))
     }
 
-    /// Writes through a temporary file and a rename, so readers never see half an object.
+    /// Writes durably and atomically: a temporary file, flushed to the disk, renamed over the
+    /// key, then the folder flushed (so the rename itself survives a power cut). Readers never
+    /// see half an object; a failed write (disk full) leaves the old object, or none, and no
+    /// temporary file.
     pub async fn put(&self, key: &str, data: Bytes) -> StorageResult<()> {
         let path = self.path(key);
-        if let Some(parent) = path.parent() {
+        let parent = path.parent().map(Path::to_path_buf);
+        if let Some(parent) = &parent {
             tokio::fs::create_dir_all(parent).await?;
         }
         let tmp = path.with_extension(format!("tmp-{}", rand::random::<u32>()));
-        tokio::fs::write(&tmp, &data).await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        Ok(())
+        let written = tokio::task::spawn_blocking({
+            let (tmp, path) = (tmp.clone(), path.clone());
+            move || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&data)?;
+                f.sync_all()?;
+                drop(f);
+                std::fs::rename(&tmp, &path)?;
+                if let Some(parent) = parent {
+                    std::fs::File::open(parent)?.sync_all()?;
+                }
+                Ok(())
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        Ok(written?)
     }
 
     pub async fn delete(&self, key: &str) -> StorageResult<()> {
@@ -121,5 +144,48 @@ fn not_found(e: std::io::Error, key: &str) -> StorageError {
         StorageError::NotFound(key.to_owned())
     } else {
         StorageError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files in `dir` whose names say they are temporary.
+    fn temporaries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("tmp-"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn writes_replace_whole_objects_and_a_failed_write_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(root.path().to_path_buf());
+        store
+            .put("a/b.bin", Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        store
+            .put("a/b.bin", Bytes::from_static(b"second"))
+            .await
+            .unwrap();
+        assert_eq!(&store.read("a/b.bin", 100).await.unwrap()[..], b"second");
+        assert!(temporaries(&root.path().join("a")).is_empty());
+
+        // The rename cannot replace a folder that holds a file: the write fails, the folder
+        // and its file are untouched and the temporary file is gone.
+        std::fs::create_dir_all(root.path().join("a/taken")).unwrap();
+        std::fs::write(root.path().join("a/taken/x"), b"kept").unwrap();
+        let err = store.put("a/taken", Bytes::from_static(b"new")).await;
+        assert!(err.is_err(), "{err:?}");
+        assert_eq!(
+            std::fs::read(root.path().join("a/taken/x")).unwrap(),
+            b"kept"
+        );
+        assert!(temporaries(&root.path().join("a")).is_empty());
+        assert_eq!(&store.read("a/b.bin", 100).await.unwrap()[..], b"second");
     }
 }
