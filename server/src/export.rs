@@ -1,8 +1,9 @@
-//! Export of labelled data back to the input layouts (SPEC §3): folder-per-label for
-//! classification, image + VOC XML for detection and OCR, as a tar archive streamed to the
-//! client.
+//! Export of labelled data back to the input layouts (SPEC §3) as a tar archive streamed to
+//! the client: folder-per-label for classification; for detection and OCR each image with a
+//! VOC XML beside it, or the images with one COCO `annotations.json`, or (detection) YOLO's
+//! `images/`, `labels/` and `data.yaml`. Each indexes back to the same boxes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
@@ -13,15 +14,62 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::error::{ApiError, ApiResult};
 use crate::indexer::MAX_IMAGE_BYTES;
 use crate::storage::Store;
-use crate::voc;
+use crate::{coco, voc, yolo};
 
 /// Exports running at once; each holds one image in memory at a time.
 pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+
+/// An export layout (`?format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Folder,
+    Voc,
+    Coco,
+    Yolo,
+}
+
+impl Format {
+    /// The layout named `name` for datasets of `kind`, or the message saying which exist.
+    pub fn parse(name: Option<&str>, kind: InstanceType) -> Result<Self, String> {
+        let (default, allowed): (_, &[_]) = match kind {
+            InstanceType::ObjectDetection => (Self::Voc, &[Self::Voc, Self::Coco, Self::Yolo]),
+            InstanceType::Ocr => (Self::Voc, &[Self::Voc, Self::Coco]),
+            _ => (Self::Folder, &[Self::Folder]),
+        };
+        let Some(name) = name else {
+            return Ok(default);
+        };
+        allowed
+            .iter()
+            .copied()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = allowed.iter().map(|f| f.name()).collect();
+                format!(
+                    "{} datasets export as format={}",
+                    kind.as_str(),
+                    names.join(" | ")
+                )
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Folder => "folder",
+            Self::Voc => "voc",
+            Self::Coco => "coco",
+            Self::Yolo => "yolo",
+        }
+    }
+}
 
 /// What an export stream carries from one chunk to the next.
 struct Exporting {
     store: Store,
     kind: InstanceType,
+    format: Format,
+    /// YOLO class indices, labels in name order.
+    classes: HashMap<String, usize>,
     images: std::vec::IntoIter<Image>,
     tar: Option<tar::Builder<Vec<u8>>>,
     /// Folder-per-label paths taken (two source folders may hold one file name).
@@ -36,72 +84,118 @@ struct Exporting {
 pub fn archive(
     store: Store,
     kind: InstanceType,
+    format: Format,
     images: Vec<Image>,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let mut labels: Vec<&str> = images
+        .iter()
+        .flat_map(|i| i.annotation.boxes.iter().map(|b| b.label.as_str()))
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let classes: HashMap<String, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ((*l).to_owned(), i))
+        .collect();
+    // The files that describe every image go first (built from the list at hand; the
+    // images follow one by one).
+    let mut tar = tar::Builder::new(Vec::new());
+    let first = match format {
+        Format::Coco => Some((
+            "annotations.json",
+            coco::write(
+                images.iter().map(|i| {
+                    (
+                        i.path.as_str(),
+                        i.width,
+                        i.height,
+                        i.annotation.boxes.as_slice(),
+                    )
+                }),
+                kind == InstanceType::Ocr,
+            ),
+        )),
+        Format::Yolo => Some(("data.yaml", yolo::write_data_yaml(&labels))),
+        _ => None,
+    };
+    let tar = match first.map(|(path, text)| append(&mut tar, path, text.as_bytes())) {
+        Some(Err(_)) => None,
+        _ => Some(tar),
+    };
     let state = Exporting {
         store,
         kind,
+        format,
+        classes,
         images: images.into_iter(),
-        tar: Some(tar::Builder::new(Vec::new())),
+        tar,
         used: HashSet::new(),
         _permit: permit,
     };
     stream::unfold(state, |mut st| async move {
-        let tar = st.tar.as_mut()?;
-        let step = match st.images.next() {
-            Some(img) => add(&st.store, st.kind, &mut st.used, tar, &img).await,
-            None => {
-                // The end-of-archive blocks; the next poll finds no builder and ends.
-                let last = st.tar.take()?.into_inner().map(Bytes::from);
-                return Some((last, st));
-            }
+        // Out of the state while the image is added; a stream whose builder is gone has ended.
+        let mut tar = st.tar.take()?;
+        let Some(img) = st.images.next() else {
+            // The end-of-archive blocks; the next poll finds no builder and ends.
+            return Some((tar.into_inner().map(Bytes::from), st));
         };
-        match step {
+        match add(&mut st, &mut tar, &img).await {
             Ok(()) => {
-                let chunk = std::mem::take(st.tar.as_mut()?.get_mut());
+                let chunk = std::mem::take(tar.get_mut());
+                st.tar = Some(tar);
                 Some((Ok(Bytes::from(chunk)), st))
             }
-            Err(e) => {
-                st.tar = None;
-                Some((Err(std::io::Error::other(e.message)), st))
-            }
+            Err(e) => Some((Err(std::io::Error::other(e.message)), st)),
         }
     })
 }
 
-/// Appends one image (and, for box datasets, its VOC file) to the archive.
-async fn add(
-    store: &Store,
-    kind: InstanceType,
-    used: &mut HashSet<String>,
-    tar: &mut tar::Builder<Vec<u8>>,
-    img: &Image,
-) -> ApiResult<()> {
-    let bytes = store.read(&img.path, MAX_IMAGE_BYTES).await?;
+/// Appends one image (and its VOC or YOLO file) to the archive.
+async fn add(st: &mut Exporting, tar: &mut tar::Builder<Vec<u8>>, img: &Image) -> ApiResult<()> {
+    let bytes = st.store.read(&img.path, MAX_IMAGE_BYTES).await?;
     let file_name = img.path.rsplit('/').next().unwrap_or(&img.path);
-    if kind.uses_boxes() {
-        append(tar, &img.path, &bytes)?;
-        let stem = img
-            .path
-            .rsplit_once('.')
-            .map_or(img.path.as_str(), |(s, _)| s);
-        let xml = voc::write(
-            file_name,
-            img.width,
-            img.height,
-            &img.annotation.boxes,
-            kind == InstanceType::Ocr,
-        );
-        append(tar, &format!("{stem}.xml"), xml.as_bytes())?;
-    } else if let Some(label) = img.annotation.labels.first() {
-        let mut path = format!("{label}/{file_name}");
-        let mut n = 1;
-        while !used.insert(path.clone()) {
-            n += 1;
-            path = format!("{label}/{n}-{file_name}");
+    let stem = img
+        .path
+        .rsplit_once('.')
+        .map_or(img.path.as_str(), |(s, _)| s);
+    match st.format {
+        Format::Voc => {
+            append(tar, &img.path, &bytes)?;
+            let xml = voc::write(
+                file_name,
+                img.width,
+                img.height,
+                &img.annotation.boxes,
+                st.kind == InstanceType::Ocr,
+            );
+            append(tar, &format!("{stem}.xml"), xml.as_bytes())?;
         }
-        append(tar, &path, &bytes)?;
+        Format::Coco => append(tar, &img.path, &bytes)?,
+        Format::Yolo => {
+            // Under `images/`; the label file where the import (and Ultralytics) looks: the
+            // last `images` folder of the path replaced by `labels`.
+            let path = format!("images/{}", img.path);
+            let label = yolo::label_stems(&format!("images/{stem}"))
+                .pop()
+                .expect("a path under images/ has a labels/ twin");
+            append(tar, &path, &bytes)?;
+            let classes = st.classes.iter().map(|(l, i)| (l.as_str(), *i)).collect();
+            let txt = yolo::write_labels(&img.annotation.boxes, &classes, img.width, img.height);
+            append(tar, &format!("{label}.txt"), txt.as_bytes())?;
+        }
+        Format::Folder => {
+            if let Some(label) = img.annotation.labels.first() {
+                let mut path = format!("{label}/{file_name}");
+                let mut n = 1;
+                while !st.used.insert(path.clone()) {
+                    n += 1;
+                    path = format!("{label}/{n}-{file_name}");
+                }
+                append(tar, &path, &bytes)?;
+            }
+        }
     }
     Ok(())
 }

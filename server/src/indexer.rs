@@ -1,5 +1,7 @@
 //! Dataset indexing (SPEC §3): lists a location, reads only image headers for sizes and the
-//! VOC files beside images, and reports every file it leaves out and why.
+//! box files (VOC `.xml` beside images or in the VOC layout, COCO `.json`, YOLO `.txt` with
+//! `data.yaml` or `classes.txt`), and reports every file it leaves out and why. An image's
+//! boxes come from the first of VOC, COCO, YOLO that describes it.
 
 use std::collections::HashMap;
 
@@ -9,7 +11,7 @@ use shared::api::{Annotation, BoxAnnotation, SkippedFile};
 use shared::names::LabelName;
 
 use crate::storage::{ObjectInfo, StorageResult, Store};
-use crate::voc;
+use crate::{coco, voc, yolo};
 
 /// Bytes read to find an image's size: enough for PNG and for JPEG with typical EXIF.
 const HEADER_BYTES: u64 = 64 * 1024;
@@ -77,25 +79,40 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
     let mut report = IndexReport::default();
     let mut images = Vec::new();
     let mut xmls: HashMap<String, &ObjectInfo> = HashMap::new();
+    let mut jsons = Vec::new();
+    let mut txts: HashMap<String, &ObjectInfo> = HashMap::new();
+    let mut class_files = Vec::new();
+    const BOX_FILES: &str = "JPG, JPEG or PNG images and box files (VOC .xml, COCO .json, YOLO .txt with data.yaml or classes.txt)";
     for obj in &objects {
         let ext = extension(&obj.key);
+        let file_name = obj.key.rsplit('/').next().unwrap_or(&obj.key);
         if is_image_ext(&ext) {
             images.push(obj);
-        } else if ext == "xml" && kind.uses_boxes() {
-            let stem = obj.key[..obj.key.len() - 4].to_owned();
-            xmls.insert(stem, obj);
-        } else {
-            let expected = if kind.uses_boxes() {
-                "JPG, JPEG or PNG images and VOC .xml files"
-            } else {
-                "JPG, JPEG or PNG images"
-            };
+        } else if !kind.uses_boxes() {
             report.skip(
                 &obj.key,
-                format!("unsupported file type; expected {expected}"),
+                "unsupported file type; expected JPG, JPEG or PNG images",
+            );
+        } else if ext == "xml" {
+            let stem = obj.key[..obj.key.len() - 4].to_owned();
+            xmls.insert(stem, obj);
+        } else if yolo::CLASS_FILES.contains(&file_name) {
+            class_files.push(obj);
+        } else if ext == "json" {
+            jsons.push(obj);
+        } else if ext == "txt" {
+            txts.insert(obj.key[..obj.key.len() - 4].to_owned(), obj);
+        } else {
+            report.skip(
+                &obj.key,
+                format!("unsupported file type; expected {BOX_FILES}"),
             );
         }
     }
+    let image_keys: std::collections::HashSet<&str> =
+        images.iter().map(|o| o.key.as_str()).collect();
+    let mut from_coco = read_coco_files(store, &jsons, &image_keys, &mut report).await;
+    let class_names = read_class_files(store, &class_files, &mut report).await;
 
     // Read headers concurrently, keeping listing order in the result.
     // Owned items: a stream of borrowed ones trips the compiler's higher-ranked lifetime
@@ -110,7 +127,7 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
             .collect()
             .await;
 
-    let mut matched_xml = std::collections::HashSet::new();
+    let mut matched_files = std::collections::HashSet::new();
     for (obj, size) in headers {
         let (width, height) = match size {
             Ok(wh) => wh,
@@ -128,25 +145,65 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
         }
         let annotation = if kind.uses_boxes() {
             let stem = &obj.key[..obj.key.rfind('.').unwrap_or(obj.key.len())];
-            match xmls
+            let xml = xmls
                 .get(stem)
-                .or_else(|| voc_layout_xml(stem).and_then(|s| xmls.get(&s)))
-            {
-                Some(xml) => {
-                    matched_xml.insert(xml.key.clone());
-                    match read_boxes(store, xml, kind, width, height, &mut report).await {
-                        Ok(boxes) => Annotation {
-                            labels: Vec::new(),
-                            boxes,
-                        },
-                        Err(reason) => {
-                            report.skip(
-                                &xml.key,
-                                format!("{reason}; the image is indexed as unlabelled"),
-                            );
-                            Annotation::default()
-                        }
-                    }
+                .or_else(|| voc_layout_xml(stem).and_then(|s| xmls.get(&s)));
+            let coco_boxes = from_coco.remove(&obj.key);
+            let txt = yolo::label_stems(stem)
+                .into_iter()
+                .find_map(|s| txts.get(&s).copied());
+            // A box file the image's boxes do not come from is named in the report.
+            let first = xml
+                .map(|x| x.key.clone())
+                .or_else(|| coco_boxes.as_ref().map(|(json, _)| json.clone()));
+            if let (Some(first), Some(txt)) = (&first, txt) {
+                matched_files.insert(txt.key.clone());
+                report.skip(
+                    &txt.key,
+                    format!("ignored: the image's boxes come from {first}"),
+                );
+            }
+            let read = if let Some(xml) = xml {
+                matched_files.insert(xml.key.clone());
+                Some((
+                    xml.key.clone(),
+                    read_boxes(store, xml, kind, width, height, &mut report).await,
+                ))
+            } else if let Some((json, boxes)) = coco_boxes {
+                let found = boxes
+                    .into_iter()
+                    .map(|b| {
+                        (
+                            b.text.unwrap_or_else(|| b.name.clone()),
+                            b.name,
+                            [b.xmin, b.ymin, b.xmax, b.ymax],
+                        )
+                    })
+                    .collect();
+                Some((
+                    json,
+                    Ok(checked(found, kind, width, height, &obj.key, &mut report)),
+                ))
+            } else if let Some(txt) = txt {
+                matched_files.insert(txt.key.clone());
+                Some((
+                    txt.key.clone(),
+                    read_yolo(store, txt, kind, &class_names, (width, height), &mut report).await,
+                ))
+            } else {
+                None
+            };
+            match read {
+                Some((_, Ok(boxes))) => Annotation {
+                    labels: Vec::new(),
+                    boxes,
+                },
+                Some((file, Err(reason))) => {
+                    report.skip(
+                        &file,
+                        format!("{reason}; the image is indexed as unlabelled"),
+                    );
+                    Annotation::default()
                 }
                 None => Annotation::default(),
             }
@@ -173,13 +230,27 @@ pub async fn index(store: &Store, kind: InstanceType) -> StorageResult<IndexRepo
     }
     let mut orphans: Vec<&&ObjectInfo> = xmls
         .values()
-        .filter(|x| !matched_xml.contains(&x.key))
+        .chain(txts.values())
+        .filter(|x| !matched_files.contains(&x.key))
         .collect();
     orphans.sort_by(|a, b| a.key.cmp(&b.key));
-    for xml in orphans {
+    for file in orphans {
+        let why = if file.key.ends_with(".txt") {
+            "text file without an image of the same name to be its YOLO labels (beside it, or under images/ for labels/)"
+        } else {
+            "XML without an image of the same name (.jpg, .jpeg or .png)"
+        };
+        report.skip(&file.key, why);
+    }
+    let mut unused: Vec<(String, String)> = from_coco
+        .into_iter()
+        .map(|(image, (json, _))| (json, image))
+        .collect();
+    unused.sort();
+    for (json, image) in unused {
         report.skip(
-            &xml.key,
-            "XML without an image of the same name (.jpg, .jpeg or .png)",
+            &json,
+            format!("boxes of {image} not indexed: the image was left out"),
         );
     }
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
@@ -265,27 +336,194 @@ async fn read_boxes(
         .await
         .map_err(|e| format!("could not read: {e}"))?;
     let doc = voc::parse(&bytes)?;
-    let mut boxes = Vec::with_capacity(doc.objects.len());
-    for (i, o) in doc.objects.into_iter().enumerate() {
-        let what = format!("object {} ({:?})", i + 1, o.name);
-        if let Err(reason) = check_box(&o.name, o.xmin, o.ymin, o.xmax, o.ymax, width, height) {
-            report.skip(&xml.key, format!("{what}: {reason}; box left out"));
+    let found = doc
+        .objects
+        .into_iter()
+        .map(|o| (o.name.clone(), o.name, [o.xmin, o.ymin, o.xmax, o.ymax]))
+        .collect();
+    Ok(checked(found, kind, width, height, &xml.key, report))
+}
+
+/// The boxes found for one image — `(text, label, [xmin, ymin, xmax, ymax])` each, the text
+/// being what an OCR instance reads — checked against the image's real size; bad boxes are
+/// reported on `file` and left out. OCR boxes are labelled `text`.
+fn checked(
+    found: Vec<(String, String, [f64; 4])>,
+    kind: InstanceType,
+    width: u32,
+    height: u32,
+    file: &str,
+    report: &mut IndexReport,
+) -> Vec<BoxAnnotation> {
+    let mut boxes = Vec::with_capacity(found.len());
+    for (i, (text, name, [xmin, ymin, xmax, ymax])) in found.into_iter().enumerate() {
+        let (label, text) = match kind {
+            InstanceType::Ocr => ("text".to_owned(), Some(text)),
+            _ => (name, None),
+        };
+        let shown = text.as_deref().unwrap_or(&label);
+        if let Err(reason) = check_box(shown, xmin, ymin, xmax, ymax, width, height) {
+            report.skip(
+                file,
+                format!("object {} ({shown:?}): {reason}; box left out", i + 1),
+            );
             continue;
         }
-        let (label, text) = match kind {
-            InstanceType::Ocr => ("text".to_owned(), Some(o.name)),
-            _ => (o.name, None),
-        };
         boxes.push(BoxAnnotation {
             label,
-            xmin: o.xmin,
-            ymin: o.ymin,
-            xmax: o.xmax,
-            ymax: o.ymax,
+            xmin,
+            ymin,
+            xmax,
+            ymax,
             text,
         });
     }
-    Ok(boxes)
+    boxes
+}
+
+/// Every COCO file's boxes by the image key they describe: `file_name` relative to the
+/// file's folder, else to the folder above it (`annotations/` beside the images), else to
+/// `images/` beside that. A JSON file that is not COCO is reported as unsupported, and so is
+/// an entry whose image is not among `images`.
+async fn read_coco_files(
+    store: &Store,
+    jsons: &[&ObjectInfo],
+    images: &std::collections::HashSet<&str>,
+    report: &mut IndexReport,
+) -> HashMap<String, (String, Vec<coco::CocoBox>)> {
+    let mut out = HashMap::new();
+    for json in jsons {
+        if json.size > coco::MAX_JSON_BYTES {
+            report.skip(
+                &json.key,
+                format!(
+                    "COCO file is {} bytes; the limit is {}",
+                    json.size,
+                    coco::MAX_JSON_BYTES
+                ),
+            );
+            continue;
+        }
+        let doc = match store.read(&json.key, coco::MAX_JSON_BYTES).await {
+            Ok(bytes) if !coco::looks_like_coco(&bytes[..bytes.len().min(4096)]) => {
+                report.skip(&json.key, "unsupported file type: a JSON file that is not a COCO annotation file (no \"images\")");
+                continue;
+            }
+            Ok(bytes) => coco::parse(&bytes),
+            Err(e) => Err(format!("could not read: {e}")),
+        };
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(reason) => {
+                report.skip(
+                    &json.key,
+                    format!("{reason}; its images are indexed as unlabelled"),
+                );
+                continue;
+            }
+        };
+        for p in doc.problems {
+            report.skip(&json.key, p);
+        }
+        let dir = json.key.rsplit_once('/').map_or("", |(d, _)| d);
+        let parent = dir.rsplit_once('/').map_or("", |(p, _)| p);
+        let join = |a: &str, b: &str| {
+            if a.is_empty() {
+                b.to_owned()
+            } else {
+                format!("{a}/{b}")
+            }
+        };
+        for (file_name, boxes) in doc.images {
+            let file_name = file_name.trim_start_matches("./").to_owned();
+            let candidates = [
+                join(dir, &file_name),
+                join(parent, &file_name),
+                join(&join(parent, "images"), &file_name),
+            ];
+            match candidates.into_iter().find(|k| images.contains(k.as_str())) {
+                Some(key) if out.contains_key(&key) => report.skip(
+                    &json.key,
+                    format!("{key} is described by another COCO file too; the first one is used"),
+                ),
+                Some(key) => {
+                    out.insert(key, (json.key.clone(), boxes));
+                }
+                None => report.skip(
+                    &json.key,
+                    format!("image {file_name:?} is not in the dataset; its boxes are not indexed"),
+                ),
+            }
+        }
+    }
+    out
+}
+
+/// Class names of YOLO labels by the folder of their `data.yaml` / `classes.txt`.
+async fn read_class_files(
+    store: &Store,
+    files: &[&ObjectInfo],
+    report: &mut IndexReport,
+) -> HashMap<String, Vec<String>> {
+    let mut out = HashMap::new();
+    for f in files {
+        let (dir, name) = f.key.rsplit_once('/').unwrap_or(("", &f.key));
+        let names = match store.read(&f.key, yolo::MAX_TXT_BYTES).await {
+            Ok(bytes) => yolo::parse_classes(name, &bytes),
+            Err(e) => Err(format!("could not read: {e}")),
+        };
+        match names {
+            // data.yaml before classes.txt when a folder has both.
+            Ok(names) => {
+                if name.starts_with("data.") || !out.contains_key(dir) {
+                    out.insert(dir.to_owned(), names);
+                }
+            }
+            Err(reason) => report.skip(&f.key, format!("{reason}; its class names are not used")),
+        }
+    }
+    out
+}
+
+/// The boxes of one YOLO label file, named by the class file nearest above it.
+async fn read_yolo(
+    store: &Store,
+    txt: &ObjectInfo,
+    kind: InstanceType,
+    classes: &HashMap<String, Vec<String>>,
+    (width, height): (u32, u32),
+    report: &mut IndexReport,
+) -> Result<Vec<BoxAnnotation>, String> {
+    if kind == InstanceType::Ocr {
+        return Err(
+            "YOLO labels carry no text; OCR boxes are read from VOC or COCO files".to_owned(),
+        );
+    }
+    let mut dir = txt.key.rsplit_once('/').map_or("", |(d, _)| d);
+    let names = loop {
+        if let Some(n) = classes.get(dir) {
+            break n;
+        }
+        if dir.is_empty() {
+            return Err(
+                "no data.yaml or classes.txt in its folder or above names the classes".to_owned(),
+            );
+        }
+        dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
+    };
+    let bytes = store
+        .read(&txt.key, yolo::MAX_TXT_BYTES)
+        .await
+        .map_err(|e| format!("could not read: {e}"))?;
+    let (boxes, problems) = yolo::parse_labels(&bytes, names, width, height)?;
+    for p in problems {
+        report.skip(&txt.key, p);
+    }
+    let found = boxes
+        .into_iter()
+        .map(|b| (b.name.clone(), b.name, [b.xmin, b.ymin, b.xmax, b.ymax]))
+        .collect();
+    Ok(checked(found, kind, width, height, &txt.key, report))
 }
 
 /// Validates one box in pixels against the image size; the message says what is wrong.

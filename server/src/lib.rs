@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod assist;
 pub mod auth;
 pub mod cli;
+pub mod coco;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod thumbnail;
 pub mod train;
 pub mod upload;
 pub mod voc;
+pub mod yolo;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -198,7 +198,7 @@ pub const ROUTES: &[RouteDoc] = &[
     r(
         "get",
         "/api/datasets/{id}/export",
-        "Labelled data as a tar archive; query: format (folder|voc)",
+        "Labelled data as a tar archive; query: format (folder for classification; voc, coco or yolo for detection; voc or coco for OCR)",
         "ListInstance",
         None,
         "tar",

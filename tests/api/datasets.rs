@@ -458,6 +458,196 @@ async fn the_servers_own_folders_are_never_datasets(b: Backend) {
     }
 }
 
+/// Each image's boxes in a dataset, by file name (folders dropped: exports move images).
+async fn boxes_by_file(
+    app: &integration_tests::TestApp,
+    ds: &serde_json::Value,
+) -> Vec<(String, serde_json::Value)> {
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/images?per_page=100", ds["id"]),
+            None,
+        )
+        .await;
+    let mut out: Vec<(String, serde_json::Value)> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let path = i["path"].as_str().unwrap();
+            let name = path.rsplit('/').next().unwrap().to_owned();
+            (name, i["annotation"]["boxes"].clone())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Exports `ds` as `format`, unpacks the archive into a new folder and indexes it into
+/// `inst`: the new dataset.
+async fn exported_and_indexed(
+    app: &integration_tests::TestApp,
+    inst: i64,
+    ds: &serde_json::Value,
+    format: &str,
+) -> serde_json::Value {
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/export?format={format}", ds["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{format}: {:?}", r.body);
+    let name = format!("{}-{format}", ds["name"].as_str().unwrap());
+    let dir = app.dataset_dir(&name);
+    tar::Archive::new(&r.bytes[..]).unpack(&dir).unwrap();
+    app.create_dataset(inst, &name, dir.to_str().unwrap()).await
+}
+
+/// COCO and YOLO layouts index in place (boxes in pixels, problems reported), and every
+/// box layout exports and indexes back to exactly the same boxes.
+async fn coco_and_yolo_datasets_index_and_round_trip(b: Backend) {
+    let app = spawn_app(b).await;
+    let det = app.create_instance("object_detection", "cocoyolo").await;
+    // COCO: annotations/ beside images/, one annotation naming a missing category.
+    let dir = app.dataset_dir("coco");
+    write(&dir, "images/a.jpg", &jpeg(100, 75));
+    write(&dir, "images/b.jpg", &jpeg(64, 48));
+    write(&dir, "images/bg.jpg", &jpeg(64, 48));
+    let coco = json!({
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 100, "height": 75},
+            {"id": 2, "file_name": "b.jpg", "width": 64, "height": 48},
+            {"id": 3, "file_name": "bg.jpg", "width": 64, "height": 48},
+            {"id": 4, "file_name": "gone.jpg", "width": 64, "height": 48}
+        ],
+        "categories": [{"id": 1, "name": "dog"}, {"id": 7, "name": "red car"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2.5, 29.125, 37.75]},
+            {"id": 2, "image_id": 1, "category_id": 7, "bbox": [50, 10, 49.999, 60]},
+            {"id": 3, "image_id": 2, "category_id": 7, "bbox": [0, 0, 64, 48]},
+            {"id": 4, "image_id": 2, "category_id": 9, "bbox": [0, 0, 5, 5]}
+        ]
+    });
+    write(
+        &dir,
+        "annotations/instances.json",
+        coco.to_string().as_bytes(),
+    );
+    let ds = app.create_dataset(det, "coco", dir.to_str().unwrap()).await;
+    assert_eq!(ds["per_label"], json!({"dog": 1, "red car": 2}));
+    let r = reasons(&ds);
+    assert!(
+        r.iter()
+            .any(|(p, why)| p == "annotations/instances.json"
+                && why.contains("no category with id 9")),
+        "{r:?}"
+    );
+    assert!(
+        r.iter()
+            .any(|(_, why)| why.contains("\"gone.jpg\" is not in the dataset")),
+        "{r:?}"
+    );
+    let want = boxes_by_file(&app, &ds).await;
+    assert_eq!(
+        want[0],
+        (
+            "a.jpg".to_owned(),
+            json!([
+                {"label": "dog", "xmin": 1.0, "ymin": 2.5, "xmax": 30.125, "ymax": 40.25},
+                {"label": "red car", "xmin": 50.0, "ymin": 10.0, "xmax": 99.999, "ymax": 70.0}
+            ])
+        )
+    );
+    for format in ["coco", "yolo", "voc"] {
+        let back = exported_and_indexed(&app, det, &ds, format).await;
+        assert_eq!(back["per_label"], ds["per_label"], "{format}");
+        // Exports carry the labelled images only (bg.jpg has no boxes).
+        let boxed =
+            |(_, b): &(String, serde_json::Value)| b.as_array().is_some_and(|a| !a.is_empty());
+        let got = boxes_by_file(&app, &back).await;
+        assert!(got.iter().all(boxed), "{format}: {got:?}");
+        let mut labelled = want.clone();
+        labelled.retain(boxed);
+        assert_eq!(got, labelled, "{format}: the same boxes, to the bit");
+    }
+
+    // YOLO, Ultralytics layout: images/train + labels/train + data.yaml.
+    let dir = app.dataset_dir("yolo");
+    write(&dir, "images/train/c.jpg", &jpeg(200, 100));
+    write(
+        &dir,
+        "labels/train/c.txt",
+        b"1 0.5 0.5 0.25 0.5\n0 0.1 0.1 0.1 0.1\n5 0.5 0.5 0.1 0.1\n",
+    );
+    write(
+        &dir,
+        "data.yaml",
+        b"path: .\ntrain: images/train\nnames:\n  0: person\n  1: bike\n",
+    );
+    write(&dir, "labels/train/orphan.txt", b"0 0.5 0.5 0.1 0.1\n");
+    let ds = app.create_dataset(det, "yolo", dir.to_str().unwrap()).await;
+    assert_eq!(ds["per_label"], json!({"bike": 1, "person": 1}));
+    assert_eq!(
+        boxes_by_file(&app, &ds).await,
+        [(
+            "c.jpg".to_owned(),
+            json!([
+                {"label": "bike", "xmin": 75.0, "ymin": 25.0, "xmax": 125.0, "ymax": 75.0},
+                {"label": "person", "xmin": 10.0, "ymin": 5.0, "xmax": 30.0, "ymax": 15.0}
+            ])
+        )]
+    );
+    let r = reasons(&ds);
+    assert!(
+        reason_for(&r, "labels/train/c.txt").contains("class 5 has no name"),
+        "{r:?}"
+    );
+    assert!(
+        reason_for(&r, "labels/train/orphan.txt").contains("without an image"),
+        "{r:?}"
+    );
+
+    // OCR: texts travel through COCO; YOLO has no place for them.
+    let ocr = app.create_instance("ocr", "cocotext").await;
+    let dir = app.dataset_dir("cocotext");
+    write(&dir, "p.jpg", &jpeg(120, 60));
+    let coco = json!({
+        "images": [{"id": 1, "file_name": "p.jpg"}],
+        "categories": [{"id": 1, "name": "text"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 80, 20], "text": "出口 EXIT"}]
+    });
+    write(&dir, "coco.json", coco.to_string().as_bytes());
+    let ds = app
+        .create_dataset(ocr, "cocotext", dir.to_str().unwrap())
+        .await;
+    let want = boxes_by_file(&app, &ds).await;
+    assert_eq!(want[0].1[0]["text"], "出口 EXIT");
+    for format in ["coco", "voc"] {
+        let back = exported_and_indexed(&app, ocr, &ds, format).await;
+        assert_eq!(boxes_by_file(&app, &back).await, want, "{format}");
+    }
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/datasets/{}/export?format=yolo", ds["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("format"))
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("voc | coco")
+    );
+}
+
 both_backends!(
     classification_folders_are_indexed_with_a_skip_report,
     dataset_paths_must_stay_inside_the_data_roots,
@@ -466,4 +656,5 @@ both_backends!(
     ocr_datasets_keep_unicode_transcriptions,
     reindexing_keeps_browser_labels,
     datasets_export_to_their_input_layouts,
+    coco_and_yolo_datasets_index_and_round_trip,
 );

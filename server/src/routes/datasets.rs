@@ -210,15 +210,8 @@ async fn export_archive(
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<Response> {
     let d = authorised_dataset(&s, &p, Permission::ListInstance, id).await?;
-    let expected = if d.kind.uses_boxes() { "voc" } else { "folder" };
-    let format = q.format.as_deref().unwrap_or(expected);
-    if format != expected {
-        return Err(ApiError::invalid(
-            "format",
-            "invalid_format",
-            format!("{} datasets export as format={expected}", d.kind.as_str()),
-        ));
-    }
+    let format = export::Format::parse(q.format.as_deref(), d.kind)
+        .map_err(|m| ApiError::invalid("format", "invalid_format", m))?;
     let permit = s.export_permits.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -231,8 +224,8 @@ async fn export_archive(
     })?;
     let images = s.db.labelled_images(id).await?;
     let store = s.storage.open_uri(&d.location)?;
-    let tar = axum::body::Body::from_stream(export::archive(store, d.kind, images, permit));
-    let filename = format!("{}-{format}.tar", d.name);
+    let tar = axum::body::Body::from_stream(export::archive(store, d.kind, format, images, permit));
+    let filename = format!("{}-{}.tar", d.name, format.name());
     Ok((
         [
             (CONTENT_TYPE, "application/x-tar".to_owned()),
