@@ -181,8 +181,7 @@ async fn add(st: &mut Exporting, tar: &mut tar::Builder<Vec<u8>>, img: &Image) -
                 .pop()
                 .expect("a path under images/ has a labels/ twin");
             append(tar, &path, &bytes)?;
-            let classes = st.classes.iter().map(|(l, i)| (l.as_str(), *i)).collect();
-            let txt = yolo::write_labels(&img.annotation.boxes, &classes, img.width, img.height);
+            let txt = yolo::write_labels(&img.annotation.boxes, &st.classes, img.width, img.height);
             append(tar, &format!("{label}.txt"), txt.as_bytes())?;
         }
         Format::Folder => {

@@ -186,7 +186,7 @@ pub fn parse_labels(
 /// One image's label file; `classes` maps each label to its index.
 pub fn write_labels(
     boxes: &[BoxAnnotation],
-    classes: &HashMap<&str, usize>,
+    classes: &HashMap<String, usize>,
     width: i64,
     height: i64,
 ) -> String {
@@ -283,7 +283,7 @@ mod tests {
                 text: None,
             },
         ];
-        let classes = HashMap::from([("dog", 0), ("cat", 1)]);
+        let classes = HashMap::from([("dog".to_owned(), 0), ("cat".to_owned(), 1)]);
         let txt = write_labels(&boxes, &classes, 100, 75);
         assert!(txt.starts_with("1 0.15"), "{txt}");
         let (back, problems) = parse_labels(txt.as_bytes(), &names, 100, 75).unwrap();

@@ -339,7 +339,7 @@ impl DetectorNet {
 }
 
 /// `n` images of `h×w×c` (NHWC, the executor's layout) as burn's NCHW.
-fn nchw(x: &[f32], n: usize, (h, w, c): (usize, usize, usize)) -> Vec<f32> {
+pub(super) fn nchw(x: &[f32], n: usize, (h, w, c): (usize, usize, usize)) -> Vec<f32> {
     let mut out = vec![0.0; n * c * h * w];
     for (src, dst) in x
         .chunks_exact(h * w * c)

@@ -9,6 +9,7 @@ use image::RgbImage;
 use shared::model::ocr::{Line, OcrModel, OcrReader};
 use shared::train::ModelMeta;
 
+use super::detection::nchw;
 use super::engine::{Engine, Worker};
 use super::native::Scratch;
 use super::plan::{Plan, Shape, weights_of};
@@ -74,7 +75,7 @@ impl PageReader {
         let (features, s) =
             self.rec_backbone
                 .run(nhwc(x, n, 3, h, w), Shape { n, h, w, c: 3 }, pool);
-        let nchw = nchw(&features, s);
+        let nchw = nchw(&features, s.n, (s.h, s.w, s.c));
         pool.push(features);
         self.reader.rec_neck(nchw, [s.n, s.c, s.h, s.w])
     }
@@ -98,21 +99,6 @@ fn nhwc(x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
         for (p, px) in img.chunks_exact_mut(c).enumerate() {
             for (ch, v) in px.iter_mut().enumerate() {
                 *v = x[ch * plane + p];
-            }
-        }
-    }
-    out
-}
-
-/// NHWC back to burn's NCHW.
-fn nchw(x: &[f32], s: Shape) -> Vec<f32> {
-    let plane = s.h * s.w;
-    let mut out = vec![0.0; s.elements()];
-    for (i, img) in out.chunks_exact_mut(s.c * plane).enumerate() {
-        let x = &x[i * s.c * plane..(i + 1) * s.c * plane];
-        for (p, px) in x.chunks_exact(s.c).enumerate() {
-            for (ch, v) in px.iter().enumerate() {
-                img[ch * plane + p] = *v;
             }
         }
     }

@@ -64,6 +64,17 @@ fn at(v: &[f32], i: usize) -> f32 {
 }
 
 impl Epi {
+    /// `x · scale + bias`, both one value or both one per channel (a single value is
+    /// repeated), so applying it allocates nothing.
+    fn affine(scale: Vec<f32>, bias: Vec<f32>) -> Self {
+        let c = scale.len().max(bias.len());
+        let per_channel = |v: Vec<f32>| if v.len() == c { v } else { vec![v[0]; c] };
+        Epi::Affine {
+            scale: per_channel(scale),
+            bias: per_channel(bias),
+        }
+    }
+
     /// `self` then `next` as one affine function, when both are affine.
     fn then(&mut self, next: &Epi) -> bool {
         let (
@@ -85,7 +96,7 @@ impl Epi {
         let b: Vec<f32> = (0..c)
             .map(|i| at(bias, i) * at(s2, i) + at(b2, i))
             .collect();
-        (*scale, *bias) = (s, b);
+        *self = Epi::affine(s, b);
         true
     }
 
@@ -98,10 +109,9 @@ impl Epi {
                 data.iter_mut().for_each(|v| *v = *v * s + b);
             }
             Epi::Affine { scale, bias } => {
-                let scale: Vec<f32> = (0..c).map(|i| at(scale, i)).collect();
-                let bias: Vec<f32> = (0..c).map(|i| at(bias, i)).collect();
+                // Per channel: both as long as the channels (`Epi::affine`).
                 for px in data.chunks_exact_mut(c) {
-                    for ((v, s), b) in px.iter_mut().zip(&scale).zip(&bias) {
+                    for ((v, s), b) in px.iter_mut().zip(scale).zip(bias) {
                         *v = *v * s + b;
                     }
                 }
@@ -293,25 +303,19 @@ impl Plan {
             // The element-wise function this line is, if it is one.
             let mut skip = 0;
             let epi = match l.op {
-                "mulc" => Some(Epi::Affine {
-                    scale: constant(l.args[1])?,
-                    bias: vec![0.0],
-                }),
+                "mulc" => Some(Epi::affine(constant(l.args[1])?, vec![0.0])),
                 "addc" => {
                     if let Some((f, n)) = hard_swish(&lines[i..], &reads, |p| constant(p))? {
                         skip = n - 1;
                         Some(f)
                     } else {
-                        Some(Epi::Affine {
-                            scale: vec![1.0],
-                            bias: constant(l.args[1])?,
-                        })
+                        Some(Epi::affine(vec![1.0], constant(l.args[1])?))
                     }
                 }
-                "divc" => Some(Epi::Affine {
-                    scale: constant(l.args[1])?.iter().map(|v| 1.0 / v).collect(),
-                    bias: vec![0.0],
-                }),
+                "divc" => Some(Epi::affine(
+                    constant(l.args[1])?.iter().map(|v| 1.0 / v).collect(),
+                    vec![0.0],
+                )),
                 "bn" => {
                     let p = l.args[1];
                     let eps = num(l.args[2])?;
@@ -330,7 +334,7 @@ impl Plan {
                         .zip(&scale)
                         .map(|((b, m), s)| b - m * s)
                         .collect();
-                    Some(Epi::Affine { scale, bias })
+                    Some(Epi::affine(scale, bias))
                 }
                 "clip" => Some(Epi::Clip(num(l.args[1])?, num(l.args[2])?)),
                 "relu" => Some(Epi::Relu),
