@@ -162,6 +162,43 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     t
 }
 
+/// A PostgreSQL test database goes with its test: dropped (its connections closed) when the
+/// test's app is, pass or fail, so runs leave no databases behind.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Some(name) = self
+            .database_url
+            .starts_with("postgres")
+            .then(|| self.database_url.rsplit('/').next())
+            .flatten()
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which must not block on itself: the drop
+        // gets its own thread and runtime.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base()))
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("could not drop the test database {}", self.database_url);
+        }
+    }
+}
+
 /// A response as tests look at it.
 #[derive(Debug)]
 pub struct Res {

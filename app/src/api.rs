@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::api::{
     Annotation, CreateDataset, CreateInstance, Dataset, ErrorBody, Image, ImagePage, ImageStatus,
-    Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, Suggestions, User,
+    Instance, LabelBody, LabelCount, LoginRequest, LoginResponse, PrelabelRun, Prelabels,
+    StartPrelabels, Suggestions, User,
 };
 use shared::predict::{DataItem, PredictFailure, PredictRequest, PredictResult, PredictSuccess};
 use shared::preview::{CreatePreviewLink, PreviewInfo, PreviewLink};
@@ -298,11 +299,22 @@ pub async fn all_images(dataset: i64, filter: &ImageFilter) -> ApiResult<Vec<Ima
     }
 }
 
-/// `PUT /api/images/{id}/annotation`: the saved image comes back.
-pub async fn put_annotation(image: i64, annotation: &Annotation) -> ApiResult<Image> {
-    let request =
-        with_accept(Request::put(&format!("/api/images/{image}/annotation"))).json(annotation);
+/// `PUT /api/images/{id}/annotation` of the change made to `revision`: the saved image
+/// comes back; 409 (`edit_conflict`) when another change came first.
+pub async fn put_annotation(
+    image: i64,
+    revision: i64,
+    annotation: &Annotation,
+) -> ApiResult<Image> {
+    let request = with_accept(Request::put(&format!("/api/images/{image}/annotation")))
+        .header("If-Match", &format!("\"{revision}\""))
+        .json(annotation);
     json(send(request).await?).await
+}
+
+/// `GET /api/images/{id}`.
+pub async fn get_image(image: i64) -> ApiResult<Image> {
+    json(send(get(&format!("/api/images/{image}"))).await?).await
 }
 
 /// `DELETE /api/images/{id}`: a soft delete ("skip"); [`restore_image`] undoes it.
@@ -343,6 +355,25 @@ pub async fn list_labels(dataset: i64) -> ApiResult<Vec<LabelCount>> {
 pub async fn get_suggestions(dataset: i64, doubtful: bool) -> ApiResult<Suggestions> {
     let url = format!("/api/datasets/{dataset}/suggestions?doubtful={doubtful}");
     json(send(get(&url)).await?).await
+}
+
+/// `GET /api/datasets/{id}/prelabels`: the pre-labelling run and the drafts waiting.
+pub async fn get_prelabels(dataset: i64) -> ApiResult<Prelabels> {
+    json(send(get(&format!("/api/datasets/{dataset}/prelabels"))).await?).await
+}
+
+/// `POST /api/datasets/{id}/prelabels`: runs `model` over the unlabelled images.
+pub async fn start_prelabels(dataset: i64, model: i64) -> ApiResult<PrelabelRun> {
+    let request = with_accept(Request::post(&format!("/api/datasets/{dataset}/prelabels")))
+        .json(&StartPrelabels { model_id: model });
+    json(send(request).await?).await
+}
+
+/// `DELETE /api/images/{id}/prelabel`: the image's drafts are decided.
+pub async fn drop_prelabel(image: i64) -> ApiResult<()> {
+    send(with_accept(Request::delete(&format!("/api/images/{image}/prelabel"))).build())
+        .await
+        .map(drop)
 }
 
 /// `POST /api/datasets/{id}/labels`.

@@ -122,6 +122,13 @@ const BOXES: Section = (
         ("1 – 9", "Label of the selected box and of new boxes"),
         ("Delete / Backspace", "Delete the selected box"),
         ("R", "Repeat the previous image's boxes"),
+        (
+            "Click a dashed draft, E",
+            "Accept a suggested box (E: the most confident)",
+        ),
+        ("Q", "Reject the most confident draft"),
+        ("Enter", "Accept every draft shown, drop the rest"),
+        ("X", "Reject every draft of this image"),
         ("D / →", "Next image"),
         ("A / ←", "Previous image"),
         ("Wheel", "Zoom at the pointer"),

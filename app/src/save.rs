@@ -7,6 +7,10 @@
 //! refusal (4xx: no permission, invalid box) is not retried: the page is told to show the
 //! server's last saved annotation again, and the banner says why.
 //!
+//! Each save names the revision it edits (`If-Match`). When someone else saved the image
+//! first (409), nothing is overwritten: the page is shown their newer state and the banner
+//! says so.
+//!
 //! There is one queue for the whole app ([`provide_saver`], [`use_saver`]), owned by the
 //! shell rather than a page: leaving a labelling page while a change is still on its way
 //! does not drop it, and the banner stays visible wherever the user went.
@@ -42,6 +46,8 @@ struct Slot {
     timer: u64,
     /// What the server holds, as far as we know.
     confirmed: Annotation,
+    /// The revision of `confirmed`.
+    revision: i64,
 }
 
 impl Slot {
@@ -111,15 +117,21 @@ impl Saver {
     }
 
     /// Records `annotation` as the new state of `image` and sends it. `before` is what the
-    /// server held before this change (used if the change is refused).
-    pub fn save(&self, image: i64, annotation: Annotation, before: &Annotation) {
+    /// server held before this change (used if the change is refused), at `revision`.
+    pub fn save(&self, image: i64, revision: i64, annotation: Annotation, before: &Annotation) {
         let start = self
             .slots
             .try_update_value(|slots| {
                 let slot = slots.entry(image).or_insert_with(|| Slot {
                     confirmed: before.clone(),
+                    revision,
                     ..Slot::default()
                 });
+                // The page may have loaded a newer state than this queue last saw.
+                if revision > slot.revision {
+                    slot.revision = revision;
+                    slot.confirmed = before.clone();
+                }
                 slot.queued = Some(annotation);
                 !slot.in_flight && !slot.waiting
             })
@@ -175,14 +187,16 @@ impl Saver {
                 let annotation = slot.queued.take()?;
                 slot.in_flight = true;
                 slot.waiting = false;
-                Some(annotation)
+                Some((annotation, slot.revision))
             })
             .flatten();
         self.recount();
-        let Some(annotation) = next else { return };
+        let Some((annotation, revision)) = next else {
+            return;
+        };
         let session = self.session;
         spawn_local(async move {
-            let result = api::put_annotation(image, &annotation).await;
+            let result = api::put_annotation(image, revision, &annotation).await;
             match result {
                 Ok(saved) => {
                     let more = self
@@ -192,6 +206,7 @@ impl Saver {
                             slot.in_flight = false;
                             slot.attempt = 0;
                             slot.confirmed = saved.annotation;
+                            slot.revision = saved.revision;
                             Some(slot.queued.is_some())
                         })
                         .flatten()
@@ -261,30 +276,54 @@ impl Saver {
                         Duration::from_millis(delay),
                     );
                 }
+                Err(e) if e.status == 409 => {
+                    // Someone else saved first: show theirs, drop ours (never overwrite).
+                    let theirs = api::get_image(image).await.ok();
+                    self.refused(
+                        image,
+                        theirs.map(|t| (t.annotation, t.revision)),
+                        "Not saved: this image was changed elsewhere meanwhile. \
+                         Showing the newer labels; redo your change on them."
+                            .into(),
+                    );
+                }
                 Err(e) => {
                     session.check(&e);
-                    let confirmed = self
-                        .slots
-                        .try_update_value(|slots| {
-                            let slot = slots.entry(image).or_default();
-                            slot.in_flight = false;
-                            slot.waiting = false;
-                            slot.queued = None;
-                            slot.attempt = 0;
-                            slot.confirmed.clone()
-                        })
-                        .unwrap_or_default();
-                    self.problem.set(Some(SaveProblem {
-                        message: format!("Not saved: {}", sentence(&e.message)),
-                        retrying: false,
-                    }));
-                    self.recount();
-                    if let Some(cb) = self.on_refused.get_value() {
-                        cb.try_run((image, confirmed));
-                    }
+                    self.refused(image, None, format!("Not saved: {}", sentence(&e.message)));
                 }
             }
         });
+    }
+}
+
+impl Saver {
+    /// A change the server refused: dropped, with the banner saying `message`; the page is
+    /// shown `theirs` (the server's newer state, with its revision) or else what the server
+    /// last confirmed.
+    fn refused(self, image: i64, theirs: Option<(Annotation, i64)>, message: String) {
+        let confirmed = self
+            .slots
+            .try_update_value(|slots| {
+                let slot = slots.entry(image).or_default();
+                slot.in_flight = false;
+                slot.waiting = false;
+                slot.queued = None;
+                slot.attempt = 0;
+                if let Some((annotation, revision)) = theirs {
+                    slot.confirmed = annotation;
+                    slot.revision = revision;
+                }
+                slot.confirmed.clone()
+            })
+            .unwrap_or_default();
+        self.problem.set(Some(SaveProblem {
+            message,
+            retrying: false,
+        }));
+        self.recount();
+        if let Some(cb) = self.on_refused.get_value() {
+            cb.try_run((image, confirmed));
+        }
     }
 }
 

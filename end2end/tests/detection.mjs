@@ -323,3 +323,62 @@ step("e: a preview link on a phone draws the boxes on the camera picture", async
   await phone.screenshot({ path: join(SCREENSHOTS, "detection-preview-phone.png") });
   assert.deepEqual(errors, []);
 }, 5 * 60_000);
+
+step("f: suggested boxes from the trained version are drafts to accept or reject by keyboard", async () => {
+  // Two validation images made unlabelled; the version suggests boxes on them.
+  const ds = (await api("GET", `/api/instances/${made.instance}/datasets`)).json[0].id;
+  const picked = made.truth.slice(0, 2).map((t) => t.image_id);
+  for (const image of picked) {
+    const r = await api("PUT", `/api/images/${image}/annotation`, {});
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+  }
+  const labelledBefore = (await api("GET", `/api/datasets/${ds}`)).json.labelled;
+  await page.setViewportSize(DESKTOP);
+  await page.goto(`${BASE_URL}/datasets/${ds}/label?status=unlabelled&image=${picked[0]}`);
+  await page.locator(`${id("board")}[data-ready="true"]`).waitFor();
+  await page.click(id("prelabel-start"));
+  await page.waitForFunction((sel) => /Suggested on 2 images/.test(document.querySelector(sel)?.textContent ?? ""),
+    id("prelabel-status"), { timeout: 120_000 });
+  const listed = (await api("GET", `/api/datasets/${ds}/prelabels`)).json;
+  assert.equal(listed.run.model_id, made.model);
+  const drafts = new Map(picked.map((image) => [image, []]));
+  for (const i of listed.items) drafts.set(i.image_id, i.boxes ?? []);
+  // Drafts are not labels.
+  assert.equal((await api("GET", `/api/datasets/${ds}`)).json.labelled, labelledBefore);
+  // The image with more drafts is accepted, the other rejected.
+  const [accept, reject] = [...picked].sort((a, b) => drafts.get(b).length - drafts.get(a).length);
+  const want = drafts.get(accept);
+  assert.ok(want.length >= 1, `the version suggests boxes: ${JSON.stringify(listed)}`);
+
+  await page.goto(`${BASE_URL}/datasets/${ds}/label?status=unlabelled&image=${accept}`);
+  const board = page.locator(`${id("board")}[data-ready="true"][data-image-id="${accept}"]`);
+  await board.waitFor();
+  await page.locator(`${id("board")}[data-drafts="${want.length}"]`).waitFor();
+  await page.screenshot({ path: join(SCREENSHOTS, "detection-drafts-desktop.png") });
+  await page.locator(id("board")).focus();
+  // E accepts the most confident draft (the first: drafts come by confidence), Enter the rest.
+  await page.keyboard.press("e");
+  await page.locator(`${id("board")}[data-drafts="${want.length - 1}"]`).waitFor();
+  await page.keyboard.press("Enter");
+  await page.locator(`${id("board")}[data-drafts="0"]`).waitFor();
+  await page.locator(`${id("save-status")}[data-state="saved"]`).waitFor();
+  const saved = (await api("GET", `/api/images/${accept}`)).json;
+  assert.deepEqual(saved.annotation.boxes, want.map(({ conf, ...box }) => box), "accepted drafts are saved exactly");
+  await page.waitForFunction(async ([ds, image]) => {
+    const res = await fetch(`/api/datasets/${ds}/prelabels`);
+    return !(await res.json()).items.some((i) => i.image_id === image);
+  }, [ds, accept]);
+
+  // X rejects every draft: the image stays unlabelled and its drafts are gone.
+  if (drafts.get(reject).length === 0) return;
+  await page.goto(`${BASE_URL}/datasets/${ds}/label?status=unlabelled&image=${reject}`);
+  await page.locator(`${id("board")}[data-ready="true"][data-image-id="${reject}"]`).waitFor();
+  await page.locator(`${id("board")}[data-drafts="${drafts.get(reject).length}"]`).waitFor();
+  await page.locator(id("board")).focus();
+  await page.keyboard.press("x");
+  await page.locator(`${id("board")}[data-drafts="0"]`).waitFor();
+  await page.waitForFunction(async (ds) => (await (await fetch(`/api/datasets/${ds}/prelabels`)).json()).items.length === 0, ds);
+  const after = (await api("GET", `/api/images/${reject}`)).json;
+  assert.equal(after.labelled, false);
+  assert.equal((await api("GET", `/api/datasets/${ds}`)).json.labelled, labelledBefore + 1);
+}, 4 * 60_000);

@@ -70,3 +70,8 @@ pub fn unpack(bytes: &[u8]) -> anyhow::Result<(ModelMeta, Vec<u8>)> {
         _ => bail!("the artifact lacks meta.json or model.bpk"),
     }
 }
+
+/// Key of the gzip-compressed web form kept beside an artifact.
+pub fn web_key(key: &str) -> String {
+    format!("{key}.web.gz")
+}

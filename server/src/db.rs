@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod images;
 pub mod instances;
 pub mod labels;
+pub mod prelabels;
 pub mod previews;
 pub mod recall;
 pub mod tasks;

@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod assist;
 pub mod auth;
+pub mod cleanup;
 pub mod cli;
 pub mod coco;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod indexer;
 pub mod login_limits;
 pub mod metrics;
 pub mod openapi;
+pub mod prelabel;
 pub mod preview;
 pub mod recall;
 pub mod routes;
@@ -59,6 +61,28 @@ pub struct AppState {
     pub export_permits: Arc<tokio::sync::Semaphore>,
     /// Image embeddings and label suggestions.
     pub assist: Arc<assist::Assist>,
+    /// "Now" for expiry decisions (preview links).
+    pub clock: Arc<Clock>,
+}
+
+/// The clock expiry decisions read: the system's, which tests move forward instead of
+/// sleeping past an expiry.
+#[derive(Default)]
+pub struct Clock {
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    /// Unix seconds.
+    pub fn unix_now(&self) -> i64 {
+        db::unix_now() + self.offset_secs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves this server's "now" `secs` seconds ahead.
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A server bound to its port, ready to run.
@@ -97,6 +121,7 @@ impl Application {
             login_limits: Arc::default(),
             export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
             assist: Arc::default(),
+            clock: Arc::default(),
         };
         Ok(Self { listener, state })
     }
@@ -188,6 +213,7 @@ pub async fn run_workers_only(config: Config) -> anyhow::Result<()> {
         login_limits: Arc::default(),
         export_permits: Arc::new(tokio::sync::Semaphore::new(export::MAX_CONCURRENT_EXPORTS)),
         assist: Arc::default(),
+        clock: Arc::default(),
     };
     let workers = Workers::start(&state, n);
     tracing::info!("{n} training worker(s) running; Ctrl-C or SIGTERM stops them");

@@ -2,11 +2,11 @@
 
 mod auth;
 mod datasets;
-mod images;
+pub(crate) mod images;
 mod instances;
 mod labels;
 mod models;
-mod predict;
+pub(crate) mod predict;
 mod previews;
 pub mod query;
 mod recall;

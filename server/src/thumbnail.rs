@@ -24,6 +24,31 @@ pub fn cache_path(
         .join(format!("{image_id}-{size}-{source_bytes}.jpg"))
 }
 
+/// Removes the cached thumbnails (every size, every version) of images `ids` from the
+/// thumbnail folder `dir`.
+pub fn remove_of(
+    dir: &std::path::Path,
+    ids: &std::collections::HashSet<i64>,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let id = name
+            .to_str()
+            .and_then(|n| n.split('-').next())
+            .and_then(|n| n.parse::<i64>().ok());
+        if id.is_some_and(|id| ids.contains(&id)) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Decodes `bytes` (JPEG or PNG) within memory limits and encodes a JPEG whose longest side
 /// is at most `size`. CPU-heavy: call on a blocking thread.
 pub fn make(bytes: &[u8], size: u32) -> Result<Vec<u8>, String> {

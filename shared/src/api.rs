@@ -190,6 +190,10 @@ pub struct Image {
     pub deleted: bool,
     pub annotation: Annotation,
     pub updated_at: String,
+    /// Bumped by every change of the annotation; a save may name the revision it edits
+    /// (`If-Match`) and is refused (409) when another change came first.
+    #[serde(default)]
+    pub revision: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,6 +253,85 @@ pub struct Doubtful {
     pub suggested: String,
     /// Probability the fit gives the carried label.
     pub confidence: f64,
+}
+
+/// One box a model found, as a draft: pixel coordinates of the image, rounded to hundredths
+/// of a pixel as the labelling page saves them, so accepting it saves exactly this box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DraftBox {
+    #[serde(flatten)]
+    pub rect: BoxAnnotation,
+    /// The model's confidence, 0 to 1.
+    pub conf: f64,
+}
+
+/// A model version's answer for one unlabelled image, stored apart from its annotation:
+/// `boxes` for detection and OCR (OCR boxes carry the text read), `label` for
+/// classification (the most likely one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prelabel {
+    pub image_id: i64,
+    pub model_id: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<DraftBox>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<DraftLabel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DraftLabel {
+    pub label: String,
+    pub conf: f64,
+}
+
+impl Prelabel {
+    /// The annotation that accepting every draft at or above `min_conf` saves.
+    pub fn accepted(&self, min_conf: f64) -> Annotation {
+        Annotation {
+            labels: self
+                .label
+                .iter()
+                .filter(|l| l.conf >= min_conf)
+                .map(|l| l.label.clone())
+                .collect(),
+            boxes: self
+                .boxes
+                .iter()
+                .filter(|b| b.conf >= min_conf)
+                .map(|b| b.rect.clone())
+                .collect(),
+        }
+    }
+}
+
+/// A dataset's pre-labelling run (`GET`/`POST /api/datasets/{id}/prelabels`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrelabelRun {
+    pub model_id: i64,
+    /// `running`, `done` or `failed` (see `message`).
+    pub state: String,
+    /// Images done, of `total` (the unlabelled images when the run started).
+    pub done: i64,
+    pub total: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+/// `GET /api/datasets/{id}/prelabels`: the last run and the drafts still waiting for a
+/// decision, by image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prelabels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<PrelabelRun>,
+    pub items: Vec<Prelabel>,
+}
+
+/// `POST /api/datasets/{id}/prelabels`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartPrelabels {
+    pub model_id: i64,
 }
 
 /// A tag of a dataset and the number of images carrying it.

@@ -291,6 +291,37 @@ async fn trains_scenes_and_serves_boxes(backend: Backend) {
         secs < 170.0,
         "early stop came after {secs} s of 180: {logs}"
     );
+
+    // Pre-labels from version 1 on three images made unlabelled: drafts are the served
+    // boxes, training never sees them, and accepting all saves exactly those boxes.
+    let picked = &val_ids[..3];
+    let items = super::prelabels::prelabel(&app, instance, ds, model_id, picked).await;
+    let in_training = |d: &autolearn_server::train::detection::data::Data| -> Vec<i64> {
+        d.train.iter().chain(&d.val).map(|s| s.image_id).collect()
+    };
+    let before = in_training(&data);
+    let now = in_training(
+        &autolearn_server::train::detection::data::load(&app.state, &task_row, &|_| {})
+            .await
+            .unwrap(),
+    );
+    assert_eq!(now.len(), before.len() - picked.len());
+    assert!(now.iter().all(|i| !picked.contains(i)));
+    let accepted = super::prelabels::accept_all(
+        &app,
+        (instance, ds),
+        ("scenes", &token),
+        picked,
+        &items,
+        false,
+    )
+    .await;
+    let now = in_training(
+        &autolearn_server::train::detection::data::load(&app.state, &task_row, &|_| {})
+            .await
+            .unwrap(),
+    );
+    assert_eq!(now.len(), before.len() - picked.len() + accepted.len());
 }
 
 both_backends!(trains_scenes_and_serves_boxes);

@@ -405,6 +405,25 @@ async fn ocr_signs_take_cjk_keep_the_budget_stop_and_serve_rotated_lines(b: Back
     assert!(read >= listed.len(), "lines read on every sign");
     assert!(rotated >= 1, "an askew line served with rotated corners");
 
+    // Pre-labels from this version on two signs made unlabelled: each read line a draft
+    // box (its rotated corners' enclosing box) with its text; accepting all saves exactly
+    // those boxes and texts.
+    let picked: Vec<i64> = listed
+        .iter()
+        .take(2)
+        .map(|im| im["image_id"].as_i64().unwrap())
+        .collect();
+    let items = super::prelabels::prelabel(&app, inst, ds_id, model_id, &picked).await;
+    super::prelabels::accept_all(
+        &app,
+        (inst, ds_id),
+        ("signs", &token),
+        &picked,
+        &items,
+        true,
+    )
+    .await;
+
     // A stop request ends a long task within seconds.
     let long = start(&app, inst, task("long", json!({"max_minutes": 10}))).await;
     stop_while_training(&app, long).await;

@@ -3,7 +3,6 @@
 //! web artifact carries exactly the stored weights and travels in under 6 MB.
 
 use std::io::Read;
-use std::time::Duration;
 
 use integration_tests::{Backend, Res, TestApp, both_backends, spawn_app_with};
 use reqwest::{Method, StatusCode};
@@ -166,7 +165,7 @@ async fn preview_links_and_web_artifact(backend: Backend) {
         }
     }
 
-    // Expired: a one-second link, a little later.
+    // Expired: a one-second link, two seconds later on the server's clock.
     let r = app
         .admin(
             Method::POST,
@@ -176,7 +175,7 @@ async fn preview_links_and_web_artifact(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let short = r.body["token"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.state.clock.advance(2);
     for path in [
         format!("/api/preview/{short}"),
         format!("/api/models/{model}/artifact?format=web&preview={short}"),

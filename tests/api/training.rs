@@ -425,6 +425,73 @@ async fn trains_from_scratch_without_pretrained_weights(backend: Backend) {
     assert_eq!(m["pretrained"], false);
     let logs = task_logs(&app, id).await;
     assert!(logs.contains("random initialisation"));
+
+    // Deleting the instance removes its files: the artifact and its web form, the grid
+    // thumbnails, the template's generated images; another instance's stay.
+    let (other, other_ds) = shapes(&app).await;
+    let model_id = t["model_id"].as_i64().unwrap();
+    let r = app
+        .admin(
+            Method::GET,
+            &format!("/api/models/{model_id}/artifact?format=web"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let thumbs_of = |ds: i64| {
+        let app = &app;
+        async move {
+            let first = app.all_images(ds).await[0]["id"].as_i64().unwrap();
+            let r = app
+                .admin(
+                    Method::GET,
+                    &format!("/api/images/{first}/thumbnail?size=128"),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK);
+            first
+        }
+    };
+    let (mine, theirs) = (thumbs_of(ds).await, thumbs_of(other_ds).await);
+    let thumbs = |id: i64| {
+        std::fs::read_dir(app.data_dir.join("thumbs"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{id}-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(thumbs(mine) >= 1 && thumbs(theirs) >= 1);
+    let (_, key) = app.state.db.model(model_id).await.unwrap().unwrap();
+    let store = app
+        .state
+        .storage
+        .open_uri(&app.state.config.models_uri)
+        .unwrap();
+    let web = autolearn_server::artifact::web_key(&key);
+    assert!(store.read(&key, u64::MAX).await.is_ok());
+    assert!(store.read(&web, u64::MAX).await.is_ok());
+    let templates = app.data_dir.join("templates");
+    assert!(templates.join(format!("instance-{instance}")).is_dir());
+    let r = app
+        .admin(Method::DELETE, &format!("/api/instances/{instance}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(store.read(&key, u64::MAX).await.is_err(), "artifact left");
+    assert!(
+        store.read(&web, u64::MAX).await.is_err(),
+        "web artifact left"
+    );
+    assert_eq!(thumbs(mine), 0, "thumbnails left");
+    assert!(!templates.join(format!("instance-{instance}")).exists());
+    assert!(thumbs(theirs) >= 1, "another instance's thumbnails removed");
+    assert!(templates.join(format!("instance-{other}")).is_dir());
 }
 
 async fn bad_tasks_are_refused_clearly(backend: Backend) {
@@ -568,7 +635,64 @@ async fn bad_tasks_are_refused_clearly(backend: Backend) {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
+/// The event stream ends on the task's row: when a queued task is stopped (its status and
+/// event commit together, so the stream ends with it), and when the task is deleted with
+/// its instance (no event will ever come).
+async fn event_streams_end_with_the_task_row(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let stream = |id: i64| {
+        let (url, token) = (app.url.clone(), app.admin_token.clone());
+        tokio::spawn(async move {
+            let res = reqwest::Client::new()
+                .get(format!("{url}/api/tasks/{id}/events"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            tokio::time::timeout(Duration::from_secs(20), res.text())
+                .await
+                .map(Result::unwrap)
+        })
+    };
+    let (instance, ds) = shapes(&app).await;
+    let stopped = start(
+        &app,
+        instance,
+        task(ds, "stopped", &["circle", "square"], json!({})),
+    )
+    .await;
+    let watching = stream(stopped);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = app
+        .admin(Method::POST, &format!("/api/tasks/{stopped}/stop"), None)
+        .await;
+    assert_eq!(r.body["status"], "stopped", "{:?}", r.body);
+    let text = watching
+        .await
+        .unwrap()
+        .expect("the stream ends when the task stops");
+    assert!(text.contains("\"status\":\"stopped\""), "{text}");
+
+    let deleted = start(
+        &app,
+        instance,
+        task(ds, "deleted", &["circle", "square"], json!({})),
+    )
+    .await;
+    let watching = stream(deleted);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = app
+        .admin(Method::DELETE, &format!("/api/instances/{instance}"), None)
+        .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    watching
+        .await
+        .unwrap()
+        .expect("the stream of a deleted task ends");
+}
+
 both_backends!(
+    event_streams_end_with_the_task_row,
     trains_shapes_and_evaluates_on_validation_only,
     stop_budget_and_early_stop,
     incremental_training_adds_a_label,

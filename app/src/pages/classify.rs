@@ -231,15 +231,15 @@ pub fn ClassifyPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                     boxes: Vec::new(),
                 };
                 if img.annotation != new {
-                    changes.push((img.id, img.annotation.clone(), new.clone()));
+                    changes.push((img.id, img.revision, img.annotation.clone(), new.clone()));
                     img.annotation = new;
                     img.labelled = tag.is_some();
                 }
             }
         });
         let n = changes.len();
-        for (image, before, new) in changes {
-            saver.save(image, new, &before);
+        for (image, revision, before, new) in changes {
+            saver.save(image, revision, new, &before);
         }
         n
     };

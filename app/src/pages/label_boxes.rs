@@ -19,7 +19,7 @@ use leptos::prelude::*;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use shared::InstanceType;
-use shared::api::{Annotation, BoxAnnotation, Dataset, Image, ImageStatus, Instance};
+use shared::api::{Annotation, BoxAnnotation, Dataset, DraftBox, Image, ImageStatus, Instance};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement};
 
@@ -28,6 +28,7 @@ use crate::geometry::{Handle, Hit, Rect, View, hit_test};
 use crate::help::{HelpTopic, help_topic, modified, release_focus, typing, use_help};
 use crate::pages::common::Breadcrumb;
 use crate::pages::label::{ImageSnapshot, SnapshotStatus};
+use crate::pages::prelabel::{DraftMap, DraftPanel};
 use crate::save::{SaveStatus, use_saver};
 use crate::tags::{self, TagList};
 use crate::{format, use_session};
@@ -64,6 +65,15 @@ impl Borrow<Rect> for EditBox {
     }
 }
 
+/// A box a model version suggested (see [`crate::pages::prelabel`]), not yet accepted.
+#[derive(Clone, Debug, PartialEq)]
+struct Draft {
+    label: String,
+    text: Option<String>,
+    rect: Rect,
+    conf: f64,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Drag {
     /// A new box from `(x0, y0)` to `(x1, y1)`, image pixels.
@@ -89,6 +99,19 @@ enum Drag {
         sy: f64,
         orig: View,
     },
+}
+
+/// Which drafts a decision takes.
+#[derive(Clone, Copy)]
+enum DraftPick {
+    /// Accept the most confident one shown.
+    Best,
+    /// Accept this one (clicked).
+    At(usize),
+    /// Accept every one shown, drop the rest.
+    AllShown,
+    RejectBest,
+    RejectAll,
 }
 
 /// What a finished drag did.
@@ -128,6 +151,11 @@ struct Editor {
     next_uid: u64,
     /// The boxes of the image shown before this one ("repeat previous").
     previous: Option<Vec<EditBox>>,
+    /// The shown image's drafts, and the confidence from which they are shown.
+    drafts: Vec<Draft>,
+    draft_min: f64,
+    /// The draft count last written to the canvas' `data-drafts`.
+    drafts_shown: Option<usize>,
     surfaces: Option<Surfaces>,
     image: Option<HtmlImageElement>,
     image_ready: bool,
@@ -204,6 +232,7 @@ impl Editor {
             self.previous = Some(std::mem::take(&mut self.boxes));
         }
         self.image_id = Some(image.id);
+        self.drafts.clear();
         self.width = image.width as f64;
         self.height = image.height as f64;
         self.boxes = self.edit_boxes(&image.annotation);
@@ -214,6 +243,95 @@ impl Editor {
         self.image_ready = false;
         self.refit();
         true
+    }
+
+    /// Takes the shown image's drafts (as stored: pixel boxes, hundredths of a pixel).
+    fn set_drafts(&mut self, drafts: &[DraftBox]) {
+        self.drafts = drafts
+            .iter()
+            .map(|d| Draft {
+                label: d.rect.label.clone(),
+                text: d.rect.text.clone(),
+                rect: Rect::new(d.rect.xmin, d.rect.ymin, d.rect.xmax, d.rect.ymax),
+                conf: d.conf,
+            })
+            .collect();
+        self.cache_dirty = true;
+    }
+
+    /// The drafts as the page keeps them (what is left after decisions).
+    fn draft_boxes(&self) -> Vec<DraftBox> {
+        self.drafts
+            .iter()
+            .map(|d| DraftBox {
+                rect: BoxAnnotation {
+                    label: d.label.clone(),
+                    xmin: d.rect.x0,
+                    ymin: d.rect.y0,
+                    xmax: d.rect.x1,
+                    ymax: d.rect.y1,
+                    text: d.text.clone(),
+                },
+                conf: d.conf,
+            })
+            .collect()
+    }
+
+    /// Indices of the drafts shown (at or above the threshold), in the model's order.
+    fn shown_drafts(&self) -> Vec<usize> {
+        (0..self.drafts.len())
+            .filter(|&i| self.drafts[i].conf >= self.draft_min)
+            .collect()
+    }
+
+    /// The most confident draft shown.
+    fn best_draft(&self) -> Option<usize> {
+        self.shown_drafts()
+            .into_iter()
+            .max_by(|&a, &b| self.drafts[a].conf.total_cmp(&self.drafts[b].conf))
+    }
+
+    /// The most confident draft shown under screen point `(sx, sy)`.
+    fn draft_at(&self, sx: f64, sy: f64) -> Option<usize> {
+        let (x, y) = self.view.to_image(sx, sy);
+        self.shown_drafts()
+            .into_iter()
+            .filter(|&i| self.drafts[i].rect.contains(x, y))
+            .max_by(|&a, &b| self.drafts[a].conf.total_cmp(&self.drafts[b].conf))
+    }
+
+    /// Makes drafts `which` boxes, exactly as suggested, in the order given (one undo step);
+    /// the last becomes the selected box. Returns how many.
+    fn accept_drafts(&mut self, which: &[usize]) -> usize {
+        if which.is_empty() {
+            return 0;
+        }
+        self.checkpoint();
+        for &i in which {
+            let d = self.drafts[i].clone();
+            let uid = self.new_uid();
+            self.boxes.push(EditBox {
+                uid,
+                label: d.label,
+                text: d.text,
+                rect: d.rect,
+            });
+        }
+        self.reject_drafts(which);
+        self.select(Some(self.boxes.len() - 1));
+        which.len()
+    }
+
+    /// Drops drafts `which`. Returns how many.
+    fn reject_drafts(&mut self, which: &[usize]) -> usize {
+        let mut gone = which.to_vec();
+        gone.sort_unstable();
+        gone.dedup();
+        for &i in gone.iter().rev() {
+            self.drafts.remove(i);
+        }
+        self.cache_dirty = true;
+        gone.len()
     }
 
     /// Shows `annotation` on the current image (after a refusal, or a rename of labels).
@@ -483,6 +601,11 @@ impl Editor {
                 &self.image_id.map(|i| i.to_string()).unwrap_or_default(),
             );
         }
+        let drafts = self.shown_drafts().len();
+        if self.drafts_shown != Some(drafts) {
+            self.drafts_shown = Some(drafts);
+            let _ = canvas.set_attribute("data-drafts", &drafts.to_string());
+        }
         record_frame(now() - start);
     }
 
@@ -524,6 +647,45 @@ impl Editor {
                     self.caption(c, b, &r, self.colour(&b.label));
                 }
             }
+        }
+        self.draw_drafts(c);
+    }
+
+    /// Drafts: dashed, in their label's colour, captioned with the confidence.
+    fn draw_drafts(&self, c: &CanvasRenderingContext2d) {
+        let shown = self.shown_drafts();
+        if shown.is_empty() {
+            return;
+        }
+        let dash = js_sys::Array::of2(&JsValue::from_f64(5.0), &JsValue::from_f64(4.0));
+        let _ = c.set_line_dash(&dash);
+        c.set_line_width(2.0);
+        for &i in &shown {
+            let d = &self.drafts[i];
+            let r = self.view.rect_to_screen(&d.rect);
+            c.set_stroke_style_str(self.colour(&d.label));
+            c.stroke_rect(r.x0, r.y0, r.width(), r.height());
+        }
+        let _ = c.set_line_dash(&js_sys::Array::new());
+        if shown.len() <= CAPTION_LIMIT {
+            c.set_global_alpha(0.75);
+            for &i in &shown {
+                let d = &self.drafts[i];
+                let r = self.view.rect_to_screen(&d.rect);
+                let what = if self.ocr {
+                    d.text.clone().unwrap_or_default()
+                } else {
+                    d.label.clone()
+                };
+                let caption = EditBox {
+                    uid: 0,
+                    label: format!("{what} {:.0}%", d.conf * 100.0),
+                    text: Some(format!("{what} {:.0}%", d.conf * 100.0)),
+                    rect: d.rect,
+                };
+                self.caption(c, &caption, &r, self.colour(&d.label));
+            }
+            c.set_global_alpha(1.0);
         }
     }
 
@@ -744,13 +906,15 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
             return;
         };
         let mut before = Annotation::default();
+        let mut revision = 0;
         items.update(|v| {
             if let Some(img) = v.iter_mut().find(|i| i.id == image) {
                 img.labelled = !annotation.is_empty();
+                revision = img.revision;
                 before = std::mem::replace(&mut img.annotation, annotation.clone());
             }
         });
-        saver.save(image, annotation, &before);
+        saver.save(image, revision, annotation, &before);
         if bump {
             version.update(|n| *n += 1);
         }
@@ -758,10 +922,95 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
         request_frame();
     };
 
+    // Drafts from a model version: kept per image by the panel, shown by the editor.
+    let drafts_map = RwSignal::new(DraftMap::new());
+    let draft_min = RwSignal::new(0.0_f64);
+    Effect::new(move |_| {
+        let min = draft_min.get();
+        ed.update_value(|e| {
+            e.draft_min = min;
+            e.cache_dirty = true;
+        });
+        request_frame();
+    });
+    Effect::new(move |_| {
+        drafts_map.with(|m| {
+            ed.update_value(|e| {
+                if let Some(id) = e.image_id {
+                    e.set_drafts(m.get(&id).map(Vec::as_slice).unwrap_or(&[]));
+                }
+            });
+        });
+        request_frame();
+    });
+    // A decision on the shown image's drafts: accepted ones are saved as boxes drawn by
+    // hand; when none is left, the server drops the image's drafts.
+    let take_drafts = move |pick: DraftPick| {
+        let (accepted, rejected) = ed
+            .try_update_value(|e| {
+                let all: Vec<usize> = (0..e.drafts.len()).collect();
+                match pick {
+                    DraftPick::Best => e
+                        .best_draft()
+                        .map_or((0, 0), |i| (e.accept_drafts(&[i]), 0)),
+                    DraftPick::At(i) => (e.accept_drafts(&[i]), 0),
+                    DraftPick::AllShown => {
+                        let shown = e.shown_drafts();
+                        let accepted = e.accept_drafts(&shown);
+                        let rest: Vec<usize> = (0..e.drafts.len()).collect();
+                        (accepted, e.reject_drafts(&rest))
+                    }
+                    DraftPick::RejectBest => e
+                        .best_draft()
+                        .map_or((0, 0), |i| (0, e.reject_drafts(&[i]))),
+                    DraftPick::RejectAll => (0, e.reject_drafts(&all)),
+                }
+            })
+            .unwrap_or((0, 0));
+        if accepted + rejected == 0 {
+            notice.set(Some("No drafts shown on this image.".into()));
+            return;
+        }
+        let Some((image, left)) = ed
+            .try_with_value(|e| e.image_id.map(|i| (i, e.draft_boxes())))
+            .flatten()
+        else {
+            return;
+        };
+        let had = drafts_map.with_untracked(|m| m.contains_key(&image));
+        drafts_map.update(|m| {
+            if left.is_empty() {
+                m.remove(&image);
+            } else {
+                m.insert(image, left.clone());
+            }
+        });
+        if had && left.is_empty() {
+            leptos::task::spawn_local(async move {
+                let _ = session.checked(api::drop_prelabel(image)).await;
+            });
+        }
+        if accepted > 0 {
+            save_current(true);
+        } else {
+            sync();
+            request_frame();
+        }
+    };
+
     // Show the current image in the editor.
     Effect::new(move |_| {
         let Some(image) = current.get() else { return };
-        let changed = ed.try_update_value(|e| e.load(&image)).unwrap_or(false);
+        let changed = ed
+            .try_update_value(|e| {
+                let changed = e.load(&image);
+                if changed && let Some(d) = drafts_map.with_untracked(|m| m.get(&image.id).cloned())
+                {
+                    e.set_drafts(&d);
+                }
+                changed
+            })
+            .unwrap_or(false);
         if changed {
             notice.set(None);
             version.update(|n| *n += 1);
@@ -881,8 +1130,24 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
             return;
         }
         ev.prevent_default();
-        let _ = canvas.set_pointer_capture(ev.pointer_id());
         let shift = ev.shift_key();
+        // A click on a draft (not on a box) accepts it.
+        let draft = ed
+            .try_with_value(|e| {
+                if shift || button != 0 || e.space || e.hand || e.image_id.is_none() {
+                    return None;
+                }
+                match hit_test(&e.boxes, e.selected, &e.view, sx, sy, HANDLE_REACH) {
+                    Hit::Nothing => e.draft_at(sx, sy),
+                    _ => None,
+                }
+            })
+            .flatten();
+        if let Some(i) = draft {
+            take_drafts(DraftPick::At(i));
+            return;
+        }
+        let _ = canvas.set_pointer_capture(ev.pointer_id());
         let panning = ed
             .try_update_value(|e| {
                 e.image_id?;
@@ -1231,6 +1496,10 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                     }
                 }
                 "r" | "R" => repeat(),
+                "Enter" => take_drafts(DraftPick::AllShown),
+                "e" | "E" => take_drafts(DraftPick::Best),
+                "q" | "Q" => take_drafts(DraftPick::RejectBest),
+                "x" | "X" => take_drafts(DraftPick::RejectAll),
                 "h" | "H" => toggle_hand(),
                 "d" | "D" | "ArrowRight" => nav_image(1),
                 "a" | "A" | "ArrowLeft" => nav_image(-1),
@@ -1348,6 +1617,7 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                 })
                 canvas_ref=canvas_ref
             />
+            <DraftPanel dataset=id instance=instance.id drafts=drafts_map min_conf=draft_min/>
         }
         .into_any()
     } else {
@@ -1367,6 +1637,7 @@ pub fn BoxPage(dataset: Dataset, instance: Instance) -> impl IntoView {
                 hint="Click a label or press its number: new boxes get it, and so does the selected box."
             />
             <BoxInfo ed=ed version=version selected_uid=selected_uid labels=labels on_label=Callback::new(relabel) on_delete=Callback::new(move |()| delete_selected())/>
+            <DraftPanel dataset=id instance=instance.id drafts=drafts_map min_conf=draft_min/>
         }
         .into_any()
     };

@@ -14,6 +14,7 @@ pub mod model;
 pub mod model_detection;
 pub mod model_ocr;
 pub mod not_found;
+pub mod prelabel;
 pub mod preview;
 pub mod publish;
 pub mod recall;

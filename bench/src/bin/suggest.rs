@@ -159,6 +159,7 @@ fn main() {
                         boxes: Vec::new(),
                     },
                     updated_at: String::new(),
+                    revision: 0,
                 }
             })
             .collect()

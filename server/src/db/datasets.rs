@@ -47,10 +47,21 @@ impl Db {
         Ok(id)
     }
 
-    /// Applies a fresh index of an existing dataset in one transaction.
+    /// Applies a fresh index of an existing dataset, [`REINDEX_BATCH`] images per
+    /// transaction: a long re-index does not hold SQLite's one write lock for the whole
+    /// folder, so labelling goes on meanwhile (an image edited meanwhile keeps its edit:
+    /// the guard is in each UPDATE).
     pub async fn reindex_dataset(&self, id: i64, report: &IndexReport) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
-        apply_index(&mut tx, id, report).await?;
+        let mut existing = read_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        for batch in report.images.chunks(REINDEX_BATCH) {
+            let mut tx = self.pool.begin().await?;
+            apply_images(&mut tx, id, batch, &mut existing).await?;
+            tx.commit().await?;
+        }
+        let mut tx = self.pool.begin().await?;
+        finish_index(&mut tx, id, report, &existing).await?;
         tx.commit().await
     }
 
@@ -138,6 +149,17 @@ impl Db {
     }
 }
 
+/// Images written per transaction by a re-index.
+pub const REINDEX_BATCH: usize = 500;
+
+/// An image row as a re-index finds it.
+struct Existing {
+    id: i64,
+    edited: bool,
+    removed: bool,
+    state: (i64, i64, i64, String),
+}
+
 /// Brings the image rows of a dataset in line with a fresh index: new files are added,
 /// vanished files marked `removed` (their labels kept in case they return), and
 /// annotations taken from the source files unless a user edited them in the browser.
@@ -146,12 +168,16 @@ async fn apply_index(
     dataset_id: i64,
     report: &IndexReport,
 ) -> sqlx::Result<()> {
-    struct Existing {
-        id: i64,
-        edited: bool,
-        removed: bool,
-        state: (i64, i64, i64, String),
-    }
+    let mut existing = read_existing(tx, dataset_id).await?;
+    apply_images(tx, dataset_id, &report.images, &mut existing).await?;
+    finish_index(tx, dataset_id, report, &existing).await
+}
+
+/// The dataset's image rows by path.
+async fn read_existing(
+    tx: &mut Transaction<'_, Any>,
+    dataset_id: i64,
+) -> sqlx::Result<HashMap<String, Existing>> {
     let rows = sqlx::query(
         "SELECT id, rel_path, edited, removed, width, height, size_bytes, annotation FROM images WHERE dataset_id = $1",
     )
@@ -170,32 +196,57 @@ async fn apply_index(
             },
         );
     }
+    Ok(existing)
+}
+
+/// Writes `images` of a fresh index; each one found is taken out of `existing`.
+async fn apply_images(
+    tx: &mut Transaction<'_, Any>,
+    dataset_id: i64,
+    images: &[crate::indexer::IndexedImage],
+    existing: &mut HashMap<String, Existing>,
+) -> sqlx::Result<()> {
     let now = now_rfc3339();
-    for img in &report.images {
+    for img in images {
         let (w, h, size) = (
             i64::from(img.width),
             i64::from(img.height),
             img.size.cast_signed(),
         );
         let json = annotation_json(&img.annotation);
+        let resize = |id: i64| {
+            sqlx::query(
+                "UPDATE images SET width = $1, height = $2, size_bytes = $3, removed = 0 WHERE id = $4",
+            )
+            .bind(w)
+            .bind(h)
+            .bind(size)
+            .bind(id)
+        };
         match existing.remove(&img.key) {
             Some(e) if e.edited => {
                 if e.removed || (e.state.0, e.state.1, e.state.2) != (w, h, size) {
-                    sqlx::query("UPDATE images SET width = $1, height = $2, size_bytes = $3, removed = 0 WHERE id = $4")
-                        .bind(w).bind(h).bind(size).bind(e.id)
-                        .execute(&mut **tx).await?;
+                    resize(e.id).execute(&mut **tx).await?;
                 }
             }
             Some(e) => {
                 if e.removed || e.state != (w, h, size, json.clone()) {
-                    sqlx::query(
+                    // Only while nobody has edited it: an edit saved since the rows were
+                    // read wins over the source files.
+                    let written = sqlx::query(
                         "UPDATE images SET width = $1, height = $2, size_bytes = $3, annotation = $4, \
-                         labelled = $5, removed = 0, updated_at = $6 WHERE id = $7",
+                         labelled = $5, removed = 0, updated_at = $6, revision = revision + 1 \
+                         WHERE id = $7 AND edited = 0",
                     )
                     .bind(w).bind(h).bind(size).bind(&json)
                     .bind(i64::from(!img.annotation.is_empty())).bind(&now).bind(e.id)
-                    .execute(&mut **tx).await?;
-                    replace_labels(tx, e.id, &img.annotation).await?;
+                    .execute(&mut **tx).await?
+                    .rows_affected();
+                    if written == 1 {
+                        replace_labels(tx, e.id, &img.annotation).await?;
+                    } else {
+                        resize(e.id).execute(&mut **tx).await?;
+                    }
                 }
             }
             None => {
@@ -211,6 +262,16 @@ async fn apply_index(
             }
         }
     }
+    Ok(())
+}
+
+/// Marks the rows no file was found for as removed and records the skip report.
+async fn finish_index(
+    tx: &mut Transaction<'_, Any>,
+    dataset_id: i64,
+    report: &IndexReport,
+    existing: &HashMap<String, Existing>,
+) -> sqlx::Result<()> {
     for gone in existing.values().filter(|e| !e.removed) {
         sqlx::query("UPDATE images SET removed = 1 WHERE id = $1")
             .bind(gone.id)
@@ -221,7 +282,7 @@ async fn apply_index(
         serde_json::to_string(&report.skipped).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query("UPDATE datasets SET skipped = $1, indexed_at = $2 WHERE id = $3")
         .bind(skipped)
-        .bind(&now)
+        .bind(now_rfc3339())
         .bind(dataset_id)
         .execute(&mut **tx)
         .await?;
@@ -265,6 +326,12 @@ impl Db {
     /// Deletes a dataset's rows (the files in storage stay untouched).
     pub async fn delete_dataset(&self, id: i64) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
+        for table in ["prelabels", "prelabel_runs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE dataset_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM image_labels WHERE image_id IN (SELECT id FROM images WHERE dataset_id = $1)")
             .bind(id)
             .execute(&mut *tx)

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::datasets::{annotation_json, replace_labels};
 use super::{Db, now_rfc3339};
 
-const COLUMNS: &str = "m.id, m.dataset_id, m.rel_path, m.width, m.height, m.size_bytes, m.labelled, m.deleted, m.annotation, m.updated_at";
+const COLUMNS: &str = "m.id, m.dataset_id, m.rel_path, m.width, m.height, m.size_bytes, m.labelled, m.deleted, m.annotation, m.updated_at, m.revision";
 
 fn from_row(r: &AnyRow) -> sqlx::Result<Image> {
     let json: String = r.try_get(8)?;
@@ -22,6 +22,7 @@ fn from_row(r: &AnyRow) -> sqlx::Result<Image> {
         deleted: r.try_get::<i64, _>(7)? != 0,
         annotation: serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         updated_at: r.try_get(9)?,
+        revision: r.try_get(10)?,
     })
 }
 
@@ -119,19 +120,41 @@ impl Db {
         .transpose()
     }
 
-    /// Saves an annotation and its label index in one transaction; marks the image as
-    /// edited so re-indexing keeps it.
-    pub async fn save_annotation(&self, image_id: i64, a: &Annotation) -> sqlx::Result<()> {
+    /// Saves an annotation and its label index in one transaction, bumping the revision;
+    /// marks the image as edited so re-indexing keeps it. With `expected`, saves only if the
+    /// image is still at that revision (checked in the UPDATE itself): `false` when another
+    /// change came first.
+    pub async fn save_annotation(
+        &self,
+        image_id: i64,
+        a: &Annotation,
+        expected: Option<i64>,
+    ) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE images SET annotation = $1, labelled = $2, edited = 1, updated_at = $3 WHERE id = $4")
+        let sql = match expected {
+            Some(_) => {
+                "UPDATE images SET annotation = $1, labelled = $2, edited = 1, updated_at = $3, \
+                        revision = revision + 1 WHERE id = $4 AND revision = $5"
+            }
+            None => {
+                "UPDATE images SET annotation = $1, labelled = $2, edited = 1, updated_at = $3, \
+                     revision = revision + 1 WHERE id = $4"
+            }
+        };
+        let mut q = sqlx::query(sql)
             .bind(annotation_json(a))
             .bind(i64::from(!a.is_empty()))
             .bind(now_rfc3339())
-            .bind(image_id)
-            .execute(&mut *tx)
-            .await?;
+            .bind(image_id);
+        if let Some(r) = expected {
+            q = q.bind(r);
+        }
+        if q.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
         replace_labels(&mut tx, image_id, a).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn set_image_deleted(&self, image_id: i64, deleted: bool) -> sqlx::Result<()> {

@@ -58,7 +58,7 @@ impl Db {
                 .await?;
         }
         let rows = sqlx::query(
-            "SELECT m.id, m.annotation FROM images m JOIN image_labels l ON l.image_id = m.id \
+            "SELECT m.id, m.annotation, m.revision FROM images m JOIN image_labels l ON l.image_id = m.id \
              WHERE m.dataset_id = $1 AND l.label = $2",
         )
         .bind(dataset_id)
@@ -68,20 +68,41 @@ impl Db {
         let now = now_rfc3339();
         for r in rows {
             let id: i64 = r.try_get(0)?;
-            let json: String = r.try_get(1)?;
-            let mut a: Annotation =
-                serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            if !a.relabel(old, new) {
-                continue;
-            }
-            sqlx::query("UPDATE images SET annotation = $1, labelled = $2, edited = 1, updated_at = $3 WHERE id = $4")
+            let (mut json, mut revision): (String, i64) = (r.try_get(1)?, r.try_get(2)?);
+            // Each rewrite names the revision it read: a save that landed since (PostgreSQL
+            // lets one in between) is read again and rewritten, never overwritten.
+            loop {
+                let mut a: Annotation =
+                    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                if !a.relabel(old, new) {
+                    break;
+                }
+                let done = sqlx::query(
+                    "UPDATE images SET annotation = $1, labelled = $2, edited = 1, updated_at = $3, \
+                     revision = revision + 1 WHERE id = $4 AND revision = $5",
+                )
                 .bind(annotation_json(&a))
                 .bind(i64::from(!a.is_empty()))
                 .bind(&now)
                 .bind(id)
+                .bind(revision)
                 .execute(&mut *tx)
-                .await?;
-            replace_labels(&mut tx, id, &a).await?;
+                .await?
+                .rows_affected();
+                if done == 1 {
+                    replace_labels(&mut tx, id, &a).await?;
+                    break;
+                }
+                let Some(again) =
+                    sqlx::query("SELECT annotation, revision FROM images WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                else {
+                    break;
+                };
+                (json, revision) = (again.try_get(0)?, again.try_get(1)?);
+            }
         }
         tx.commit().await?;
         Ok(true)

@@ -170,17 +170,19 @@ impl Db {
     /// Stops a queued task at once; asks the worker of a running one to stop.
     pub async fn request_stop(&self, id: i64) -> sqlx::Result<()> {
         let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
         let stopped = sqlx::query(
             "UPDATE tasks SET status = 'stopped', finished_at = $2, stop_requested = 1 \
              WHERE id = $1 AND status = 'queued'",
         )
         .bind(id)
         .bind(&now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if stopped > 0 {
-            self.append_event(
+            insert_event(
+                &mut tx,
                 id,
                 &TaskEventBody::Status {
                     status: TaskStatus::Stopped,
@@ -189,8 +191,9 @@ impl Db {
                 },
             )
             .await?;
-            return Ok(());
+            return tx.commit().await;
         }
+        tx.commit().await?;
         sqlx::query("UPDATE tasks SET stop_requested = 1 WHERE id = $1 AND status = 'running'")
             .bind(id)
             .execute(&self.pool)
@@ -226,6 +229,7 @@ impl Db {
                     format!("worker {who} stopped answering (lease expired); re-queued"),
                 )
             };
+            let mut tx = self.pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE tasks SET status = $2, worker = NULL, error = $3, \
                  finished_at = CASE WHEN $2 = 'failed' THEN $4 ELSE NULL END \
@@ -236,14 +240,14 @@ impl Db {
             .bind(&msg)
             .bind(now_rfc3339())
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             if done > 0 {
                 n += 1;
-                self.append_event(id, &TaskEventBody::Log { line: msg.clone() })
-                    .await?;
-                self.append_event(
+                insert_event(&mut tx, id, &TaskEventBody::Log { line: msg.clone() }).await?;
+                insert_event(
+                    &mut tx,
                     id,
                     &TaskEventBody::Status {
                         status,
@@ -253,6 +257,7 @@ impl Db {
                 )
                 .await?;
             }
+            tx.commit().await?;
         }
         Ok(n)
     }
@@ -263,6 +268,7 @@ impl Db {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE tasks SET status = 'running', worker = $1, lease_until = $2, \
              attempts = attempts + 1, started_at = COALESCE(started_at, $3), error = NULL \
@@ -273,11 +279,12 @@ impl Db {
         .bind(worker)
         .bind(unix_now() + lease_secs)
         .bind(now_rfc3339())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let id: i64 = row.try_get(0)?;
-        self.append_event(
+        insert_event(
+            &mut tx,
             id,
             &TaskEventBody::Status {
                 status: TaskStatus::Running,
@@ -286,6 +293,7 @@ impl Db {
             },
         )
         .await?;
+        tx.commit().await?;
         self.task(id).await
     }
 
@@ -332,19 +340,7 @@ impl Db {
     }
 
     pub async fn append_event(&self, task_id: i64, body: &TaskEventBody) -> sqlx::Result<()> {
-        let kind = match body {
-            TaskEventBody::Log { .. } => "log",
-            TaskEventBody::Progress(_) => "progress",
-            TaskEventBody::Status { .. } => "status",
-        };
-        sqlx::query("INSERT INTO task_events (task_id, kind, body, at) VALUES ($1, $2, $3, $4)")
-            .bind(task_id)
-            .bind(kind)
-            .bind(serde_json::to_string(body).unwrap_or_default())
-            .bind(now_rfc3339())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        insert_event(&mut *self.pool.acquire().await?, task_id, body).await
     }
 
     /// Events after `seq` (0: from the start), oldest first; `kind` narrows to one kind.
@@ -385,6 +381,7 @@ impl Db {
         status: TaskStatus,
         error: Option<&str>,
     ) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE tasks SET status = $3, error = $4, finished_at = $5 \
              WHERE id = $1 AND worker = $2 AND status = 'running'",
@@ -394,12 +391,13 @@ impl Db {
         .bind(status.as_str())
         .bind(error)
         .bind(now_rfc3339())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             > 0;
         if done {
-            self.append_event(
+            insert_event(
+                &mut tx,
                 id,
                 &TaskEventBody::Status {
                     status,
@@ -409,6 +407,7 @@ impl Db {
             )
             .await?;
         }
+        tx.commit().await?;
         Ok(done)
     }
 
@@ -476,8 +475,8 @@ impl Db {
             .bind(model_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        self.append_event(
+        insert_event(
+            &mut tx,
             m.task.id,
             &TaskEventBody::Status {
                 status,
@@ -486,6 +485,7 @@ impl Db {
             },
         )
         .await?;
+        tx.commit().await?;
         Ok(Some(model_id))
     }
 
@@ -531,4 +531,26 @@ impl Db {
             .rows_affected()
             > 0)
     }
+}
+
+/// Appends an event on `conn`: a transaction's, so that a status change and its event
+/// commit together (a stream never sees one without the other).
+async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    task_id: i64,
+    body: &TaskEventBody,
+) -> sqlx::Result<()> {
+    let kind = match body {
+        TaskEventBody::Log { .. } => "log",
+        TaskEventBody::Progress(_) => "progress",
+        TaskEventBody::Status { .. } => "status",
+    };
+    sqlx::query("INSERT INTO task_events (task_id, kind, body, at) VALUES ($1, $2, $3, $4)")
+        .bind(task_id)
+        .bind(kind)
+        .bind(serde_json::to_string(body).unwrap_or_default())
+        .bind(now_rfc3339())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use shared::api::{CreateDataset, Dataset, ImagePage, ImageStatus};
+use shared::api::{
+    CreateDataset, Dataset, ImagePage, ImageStatus, PrelabelRun, Prelabels, StartPrelabels,
+};
 use shared::names::DatasetName;
 use shared::{InstanceType, Permission};
 
@@ -18,7 +20,7 @@ use crate::db::images::ImageFilter;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Id, Json, Query};
 use crate::storage::Location;
-use crate::{AppState, export, indexer, thumbnail};
+use crate::{AppState, export, indexer, prelabel, thumbnail};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,6 +30,82 @@ pub fn router() -> Router<AppState> {
         .route("/api/datasets/{id}/images", get(images))
         .route("/api/datasets/{id}/export", get(export_archive))
         .route("/api/datasets/{id}/suggestions", get(suggestions))
+        .route(
+            "/api/datasets/{id}/prelabels",
+            get(prelabels).post(start_prelabels),
+        )
+}
+
+/// The dataset's pre-labelling run and the drafts waiting for a decision.
+async fn prelabels(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Prelabels>> {
+    authorised_dataset(&s, &p, Permission::LabelInstance, id).await?;
+    Ok(axum::Json(Prelabels {
+        run: s.db.prelabel_run(id).await?,
+        items: s.db.prelabels(id).await?,
+    }))
+}
+
+/// Starts pre-labelling the dataset's unlabelled images with one of its instance's model
+/// versions (replacing the previous run's drafts); 409 while a run is going on.
+async fn start_prelabels(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    Json(req): Json<StartPrelabels>,
+) -> ApiResult<(StatusCode, axum::Json<PrelabelRun>)> {
+    let d = authorised_dataset(&s, &p, Permission::LabelInstance, id).await?;
+    if d.kind == InstanceType::RecommendationRecall {
+        return Err(ApiError::unprocessable(
+            "wrong_instance_type",
+            "recall datasets have no images to pre-label",
+        ));
+    }
+    let unknown = || {
+        ApiError::invalid(
+            "model_id",
+            "unknown_model",
+            format!(
+                "model {} is not a version of this dataset's instance",
+                req.model_id
+            ),
+        )
+    };
+    let (m, _) =
+        s.db.model(req.model_id)
+            .await?
+            .filter(|(m, _)| m.instance_id == d.instance_id)
+            .ok_or_else(unknown)?;
+    let targets: Vec<prelabel::Target> =
+        s.db.current_images(id)
+            .await?
+            .into_iter()
+            .filter(|i| !i.labelled)
+            .map(|i| prelabel::Target {
+                id: i.id,
+                path: i.path,
+                width: i.width,
+                height: i.height,
+            })
+            .collect();
+    if !s
+        .db
+        .start_prelabel_run(id, m.id, targets.len() as i64)
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "a pre-labelling run is going on for this dataset; wait for it to finish",
+        ));
+    }
+    tokio::spawn(prelabel::run(s.clone(), d, m.id, targets));
+    let run =
+        s.db.prelabel_run(id)
+            .await?
+            .ok_or_else(|| ApiError::internal("the run just started is missing"))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(run)))
 }
 
 /// Label suggestions from the dataset's own labels (classification datasets): answers

@@ -2,10 +2,10 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, IF_MATCH};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use shared::api::{Annotation, Image};
 use shared::names::LabelName;
 use shared::{InstanceType, Permission};
@@ -29,6 +29,21 @@ pub fn router() -> Router<AppState> {
         .route("/api/images/{id}/content", get(content))
         .route("/api/images/{id}/thumbnail", get(thumbnail))
         .route("/api/images/{id}/annotation", put(annotate))
+        .route("/api/images/{id}/prelabel", delete(drop_prelabel))
+}
+
+/// Drops the image's drafts (the user accepted or rejected them all); 404 when it has none.
+async fn drop_prelabel(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    authorised_image(&s, &p, Permission::LabelInstance, id).await?;
+    if s.db.delete_prelabel(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("pre-label"))
+    }
 }
 
 async fn authorised_image(
@@ -175,15 +190,45 @@ fn validate(kind: InstanceType, img: &Image, a: &Annotation) -> ApiResult<()> {
     Ok(())
 }
 
+/// The revision a save edits, from `If-Match` (`"3"`, `3` or `W/"3"`); none when absent.
+fn edited_revision(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(v) = headers.get(IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::invalid(
+            "If-Match",
+            "invalid_revision",
+            "If-Match takes the image's revision, e.g. \"3\"",
+        )
+    };
+    let v = v.to_str().map_err(|_| bad())?.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+    v.parse::<i64>().map(Some).map_err(|_| bad())
+}
+
 async fn annotate(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
+    headers: HeaderMap,
     Json(a): Json<Annotation>,
 ) -> ApiResult<axum::Json<Image>> {
     let (img, d) = authorised_image(&s, &p, Permission::LabelInstance, id).await?;
     validate(d.kind, &img, &a)?;
-    s.db.save_annotation(id, &a).await?;
+    let expected = edited_revision(&headers)?;
+    if !s.db.save_annotation(id, &a, expected).await? {
+        let now = s.db.image(id).await?.map_or(0, |i| i.revision);
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "edit_conflict",
+            format!(
+                "this image was changed elsewhere since revision {} (it is at revision {now}); \
+                 load it again and redo the change",
+                expected.unwrap_or_default()
+            ),
+        ));
+    }
     s.db.image(id)
         .await?
         .map(axum::Json)

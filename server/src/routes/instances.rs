@@ -248,6 +248,8 @@ async fn update(
 
 async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResult<StatusCode> {
     authorised_instance(&s, &p, Permission::CreateInstance, id).await?;
+    let leftovers = crate::cleanup::Leftovers::of_instance(&s, id).await?;
     s.db.delete_instance(id).await?;
+    leftovers.remove(&s, &format!("instance {id}")).await;
     Ok(StatusCode::NO_CONTENT)
 }

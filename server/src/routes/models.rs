@@ -67,14 +67,12 @@ async fn remove(State(s): State<AppState>, p: Principal, Id(id): Id) -> ApiResul
         )));
     }
     s.db.delete_model(id).await?;
-    let store = s.storage.open_uri(&s.config.models_uri)?;
-    for k in [web_key(&key), key] {
-        if let Err(e) = store.delete(&k).await
-            && !matches!(e, crate::storage::StorageError::NotFound(_))
-        {
-            tracing::warn!("model {id} deleted, but its artifact {k} could not be removed: {e}");
-        }
+    crate::cleanup::Leftovers {
+        artifacts: vec![key],
+        ..Default::default()
     }
+    .remove(&s, &format!("model {id}"))
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,15 +166,13 @@ async fn artifact(
     }
 }
 
-/// Key of the gzip-compressed web form beside an artifact.
-fn web_key(key: &str) -> String {
-    format!("{key}.web.gz")
-}
-
 /// The gzip-compressed web form of an artifact, made once and kept beside it in storage
 /// (so every server sharing the storage reuses it).
 async fn web_artifact(store: &crate::storage::Store, key: &str) -> ApiResult<Bytes> {
-    match store.read(&web_key(key), MAX_ARTIFACT_BYTES).await {
+    match store
+        .read(&crate::artifact::web_key(key), MAX_ARTIFACT_BYTES)
+        .await
+    {
         Ok(b) => return Ok(b),
         Err(crate::storage::StorageError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
@@ -193,7 +189,9 @@ async fn web_artifact(store: &crate::storage::Store, key: &str) -> ApiResult<Byt
     .await
     .map_err(ApiError::internal)??;
     let gz = Bytes::from(gz);
-    store.put(&web_key(key), gz.clone()).await?;
+    store
+        .put(&crate::artifact::web_key(key), gz.clone())
+        .await?;
     Ok(gz)
 }
 

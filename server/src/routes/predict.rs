@@ -208,7 +208,7 @@ async fn predict(
         Err(e) => return failure(error_status(e), e),
     };
     drop(body);
-    match run(&s, &loaded, images, first).await {
+    match answer(&s, &loaded, images, first).await {
         Ok(result) => axum::Json(PredictSuccess {
             success: true,
             result,
@@ -224,7 +224,10 @@ enum Pending {
     Ocr(oneshot::Receiver<Result<Vec<Line>, String>>),
 }
 
-async fn run(
+/// Each image's answer from a loaded model: decoded under the decode permits, run on its
+/// engine (batched with whatever else is queued there), in the SPEC §7 shape. `first` is a
+/// place already taken for the first image.
+pub(crate) async fn answer(
     s: &AppState,
     loaded: &crate::serve::Loaded,
     images: Vec<Vec<u8>>,

@@ -12,7 +12,7 @@ use super::models::authorised_model;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::db::previews::PreviewRow;
-use crate::db::{rfc3339, unix_now};
+use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult, Id};
 use crate::preview;
 
@@ -49,7 +49,7 @@ fn view(s: &AppState, row: &PreviewRow, base: &str) -> PreviewLink {
         created_at: row.created_at.clone(),
         expires_at: rfc3339(row.expires_at),
         revoked: row.revoked,
-        expired: unix_now() >= row.expires_at,
+        expired: s.clock.unix_now() >= row.expires_at,
     }
 }
 
@@ -77,7 +77,7 @@ async fn create(
             format!("expires_in_hours must be above 0 and at most {MAX_EXPIRES_HOURS} (30 days)"),
         ));
     }
-    let expires_at = unix_now() + (hours * 3600.0).round().max(1.0) as i64;
+    let expires_at = s.clock.unix_now() + (hours * 3600.0).round().max(1.0) as i64;
     let row = s.db.create_preview_link(id, p.id, expires_at).await?;
     Ok((
         StatusCode::CREATED,
@@ -121,7 +121,7 @@ pub async fn resolve(s: &AppState, token: &str) -> ApiResult<PreviewRow> {
         Some(id) => s.db.preview_link(id).await?,
         None => None,
     };
-    preview::check(&s.secret, token, row.as_ref(), unix_now())
+    preview::check(&s.secret, token, row.as_ref(), s.clock.unix_now())
         .map_err(|r| ApiError::new(StatusCode::FORBIDDEN, r.code(), r.message()))?;
     row.ok_or_else(|| ApiError::internal("checked preview link vanished"))
 }

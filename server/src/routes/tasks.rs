@@ -297,6 +297,7 @@ async fn events(
         after,
         pending: Vec::new(),
         finished: false,
+        closing: false,
     };
     let stream = stream::unfold(state, |mut c| async move {
         loop {
@@ -315,10 +316,21 @@ async fn events(
                     page.reverse();
                     c.pending = page;
                 }
-                // A deleted task or an unreachable database ends the stream; clients
-                // reconnect with Last-Event-ID.
+                // An unreachable database ends the stream; clients reconnect with
+                // Last-Event-ID.
                 Err(_) => return None,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                // Nothing new, after the last read the task's row asked for: done.
+                Ok(_) if c.closing => return None,
+                // Nothing new: the task's row says whether more can come. A status change
+                // commits with its event, so once the row says finished (or the task is
+                // gone), one more read finds everything there will ever be.
+                Ok(_) => match c.db.task(c.task).await {
+                    Ok(Some(t)) if !t.status.is_finished() => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    Ok(Some(_)) => c.closing = true,
+                    Ok(None) | Err(_) => return None,
+                },
             }
         }
     });
@@ -332,6 +344,8 @@ struct EventCursor {
     /// Fetched events not yet sent, newest first.
     pending: Vec<TaskEvent>,
     finished: bool,
+    /// The task's row says it finished: the next empty read ends the stream.
+    closing: bool,
 }
 
 fn to_sse(e: &TaskEvent) -> Event {

@@ -213,18 +213,9 @@ impl PredictCache {
         if Self::lock(&self.loaded).get(name).is_none() {
             self.set_status(name, "loading".into());
         }
-        match load(s, model_id, replicas).await {
-            Ok((runner, kind, conf_threshold, labels)) => {
-                let l = Arc::new(Loaded {
-                    runner,
-                    kind,
-                    conf_threshold,
-                    labels,
-                    model_id,
-                    replicas,
-                    token_hash,
-                    checked: Instant::now(),
-                });
+        match load_version(s, model_id, replicas).await {
+            Ok(l) => {
+                let l = Arc::new(Loaded { token_hash, ..l });
                 Self::lock(&self.loaded).insert(name.to_owned(), l.clone());
                 Self::lock(&self.failures).remove(name);
                 self.set_status(name, "running".into());
@@ -259,12 +250,10 @@ impl PredictCache {
     }
 }
 
-/// Reads the model's artifact and starts an engine for it, of the artifact's kind.
-async fn load(
-    s: &AppState,
-    model_id: i64,
-    replicas: i64,
-) -> anyhow::Result<(Runner, InstanceType, f32, Vec<String>)> {
+/// Reads a model version's artifact and starts `replicas` engines for it, of the
+/// artifact's kind. Services add their token's hash; pre-labelling runs a version this way
+/// too (the same engine and answer as a service of it).
+pub async fn load_version(s: &AppState, model_id: i64, replicas: i64) -> anyhow::Result<Loaded> {
     let (m, key) =
         s.db.model(model_id)
             .await?
@@ -300,5 +289,14 @@ async fn load(
         Ok((runner, kind, meta.conf_threshold()))
     })
     .await??;
-    Ok((runner, kind, threshold, m.labels))
+    Ok(Loaded {
+        runner,
+        kind,
+        conf_threshold: threshold,
+        labels: m.labels,
+        model_id,
+        replicas,
+        token_hash: String::new(),
+        checked: Instant::now(),
+    })
 }

@@ -127,7 +127,6 @@ async fn run_task(
     // Flush the events of the run before the final ones, which are written directly.
     drop(tx);
     let _ = forwarder.await;
-    heartbeat.abort();
     let log = |line: String| {
         let db = s.db.clone();
         let id = task.id;
@@ -162,6 +161,9 @@ async fn run_task(
                 .map_err(Into::into)
         }
     };
+    // The lease is kept until the version is stored and the task finished: a slow upload
+    // must not let the task be reaped and re-run while its model is being saved.
+    heartbeat.abort();
     if lost.load(Ordering::Relaxed) {
         tracing::warn!(
             "task {}: lease lost to another worker; its result was dropped",
