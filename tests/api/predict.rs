@@ -133,6 +133,39 @@ async fn deploy_predict_errors_swap_undeploy(backend: Backend) {
     let svc = wait_running(&app, "shapes").await;
     assert!(svc.get("token").is_none(), "the token is shown once");
 
+    // Pre-labels from v1 on two images made unlabelled: each draft is the served top-1
+    // label with its confidence; nothing is labelled until a label is saved.
+    let first_two = app.all_images(ds).await[..2].to_vec();
+    let picked: Vec<i64> = first_two
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    let items = super::prelabels::prelabel(&app, instance, ds, v1, &picked).await;
+    for id in &picked {
+        let item = items.iter().find(|i| i["image_id"] == *id).unwrap();
+        let bytes = app
+            .admin(Method::GET, &format!("/api/images/{id}/content"), None)
+            .await
+            .bytes;
+        let (status, text) = predict_raw(&app, "shapes", Some(&token), image_body(&bytes)).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let served: Value = serde_json::from_str(&text).unwrap();
+        let top = &served["result"]["output"][0]["body"][0];
+        assert_eq!(item["label"]["label"], top["label"], "{item} vs {text}");
+        assert_eq!(item["label"]["conf"], top["conf"], "{item} vs {text}");
+        // The true label goes back (the later versions train on it).
+        let truth = &first_two.iter().find(|i| i["id"] == *id).unwrap()["annotation"];
+        let r = app
+            .admin(
+                Method::PUT,
+                &format!("/api/images/{id}/annotation"),
+                Some(truth.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["labelled"], true);
+    }
+
     // Success, in the SPEC's exact shape.
     let dir = app.data_dir.join(format!("templates/instance-{instance}"));
     let circle = std::fs::read(dir.join("circle/circle-000.png")).unwrap();
