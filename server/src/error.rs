@@ -122,6 +122,24 @@ impl From<crate::routes::query::Invalid> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        // No connection, or PostgreSQL shutting down or refusing connections (SQLSTATE
+        // classes 57 and 08): a clear, retryable answer rather than an internal error.
+        let unreachable = match &e {
+            E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::Tls(_) | E::WorkerCrashed => true,
+            E::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("57") || c.starts_with("08")),
+            _ => false,
+        };
+        if unreachable {
+            tracing::warn!("database unreachable: {e}");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database cannot be reached just now; try again shortly",
+            );
+        }
         Self::internal(format!("database: {e}"))
     }
 }
@@ -143,6 +161,14 @@ impl From<crate::storage::StorageError> for ApiError {
             | E::BucketNotAllowed(_)
             | E::Reserved { .. }
             | E::NoS3 => Self::invalid("path", "invalid_path", e.to_string()),
+            E::Unreachable(_) => {
+                tracing::warn!("{e}");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the image storage (S3) cannot be reached just now; try again shortly",
+                )
+            }
             E::Io(_) | E::S3(_) => Self::internal(e),
         }
     }

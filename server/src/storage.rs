@@ -40,6 +40,9 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("S3: {0}")]
     S3(String),
+    /// The S3 server did not answer (connection refused, timed out): worth retrying.
+    #[error("S3 not reachable: {0}")]
+    Unreachable(String),
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;

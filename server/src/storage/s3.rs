@@ -44,6 +44,10 @@ fn s3_err(e: impl std::error::Error) -> StorageError {
         msg.push_str(&s.to_string());
         src = s.source();
     }
+    // The SDK's "dispatch failure" is a request that never got an answer.
+    if msg.starts_with("dispatch failure") || msg.contains("timed out") {
+        return StorageError::Unreachable(msg);
+    }
     StorageError::S3(msg)
 }
 
