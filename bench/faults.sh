@@ -11,12 +11,15 @@
 #     (lease expiry, reaped by the next worker) and finish with exactly one model version.
 #   s3-restart: the S3 server stopped and started again; /readyz and an image read while
 #     it is down, recovery without restarting our server.
+#   disk-full: the server's data dir (SQLite database included) on a small tmpfs (needs
+#     root) filled to the last byte; saves must fail clearly and change nothing, and work
+#     again once space is freed.
 # CASES="..." picks some (default: all). BIN_DIR=<dir> uses a built autolearn binary
 # instead of building one (see build_server_for_bench: PROFILE=release|dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-CASES="${CASES:-save-kill-sqlite save-kill-postgres postgres-restart worker-kill s3-restart}"
+CASES="${CASES:-save-kill-sqlite save-kill-postgres postgres-restart worker-kill s3-restart disk-full}"
 WORK=$(mktemp -d)
 PIDS=()
 DBS=()
@@ -188,6 +191,31 @@ PY
   kill "$SERVER" "$s3pid" 2>/dev/null || true
 }
 
+disk_full() {
+  local name=diskfull port url token ds image before during after fill="$WORK/diskfull/filler"
+  mkdir -p "$WORK/diskfull"
+  mount -t tmpfs -o size=24m tmpfs "$WORK/diskfull"
+  port=$(free_port); url="http://127.0.0.1:$port"
+  start_server diskfull "$port"
+  token=$(login "$url"); read -r _ ds < <(demo "$url" "$token")
+  image=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/datasets/$ds/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+  before=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/images/$image" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["annotation"]))')
+  dd if=/dev/zero of="$fill" bs=64k >/dev/null 2>&1 || true   # until the disk is full
+  # Saves with labels long enough to need new pages, until one fails.
+  local code="" body=""
+  for n in $(seq 200); do
+    body=$(curl -s -H "Authorization: Bearer $token" -X PUT -H 'content-type: application/json'       -d "{\"labels\":[\"full$n$(printf 'x%.0s' $(seq 40))\"]}" -w ' %{http_code}' "$url/api/images/$image/annotation")
+    code=${body##* }
+    [ "$code" != 200 ] && break
+  done
+  during=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/images/$image" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["annotation"]))' 2>&1 || echo unreadable)
+  rm -f "$fill"
+  after=$(curl -s -o /dev/null -H "Authorization: Bearer $token" -X PUT -H 'content-type: application/json'     -d '{"labels":["circle"]}' -w '%{http_code}' "$url/api/images/$image/annotation")
+  result disk-full "after $((n - 1)) saves that fit, a save on the full disk: ${body:0:220}; the image then reads $during (its last acknowledged state; was $before at the start); space freed: a save answers $after (same server process)"
+  kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true
+  umount "$WORK/diskfull" || true
+}
+
 for c in $CASES; do
   case "$c" in
     save-kill-sqlite) save_kill savekill-sqlite ;;
@@ -195,6 +223,7 @@ for c in $CASES; do
     postgres-restart) postgres_restart ;;
     worker-kill) worker_kill ;;
     s3-restart) s3_restart ;;
+    disk-full) disk_full ;;
     *) echo "unknown case $c" >&2; exit 1 ;;
   esac
 done

@@ -78,6 +78,15 @@ impl ApiError {
         )
     }
 
+    /// 507: the server's disk is full; nothing was saved.
+    pub fn disk_full() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            "the server's disk is full; nothing was saved (an administrator must free space)",
+        )
+    }
+
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
@@ -132,6 +141,13 @@ impl From<sqlx::Error> for ApiError {
                 .is_some_and(|c| c.starts_with("57") || c.starts_with("08")),
             _ => false,
         };
+        // SQLITE_FULL (13), PostgreSQL's disk_full (53100): the change was not made.
+        if let E::Database(d) = &e
+            && matches!(d.code().as_deref(), Some("13" | "53100"))
+        {
+            tracing::warn!("database: {e}");
+            return Self::disk_full();
+        }
         if unreachable {
             tracing::warn!("database unreachable: {e}");
             return Self::new(
@@ -168,6 +184,10 @@ impl From<crate::storage::StorageError> for ApiError {
                     "storage_unavailable",
                     "the image storage (S3) cannot be reached just now; try again shortly",
                 )
+            }
+            E::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!("storage: {io}");
+                Self::disk_full()
             }
             E::Io(_) | E::S3(_) => Self::internal(e),
         }
