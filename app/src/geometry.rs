@@ -66,7 +66,7 @@ impl Rect {
 
     /// Rounded to hundredths of a pixel (what is saved).
     pub fn rounded(self) -> Self {
-        let r = |v: f64| (v * 100.0).round() / 100.0;
+        let r = shared::api::saved_px;
         Self::new(r(self.x0), r(self.y0), r(self.x1), r(self.y1))
     }
 }

@@ -358,7 +358,7 @@ fn checked(
     let mut boxes = Vec::with_capacity(found.len());
     for (i, (text, name, [xmin, ymin, xmax, ymax])) in found.into_iter().enumerate() {
         let (label, text) = match kind {
-            InstanceType::Ocr => ("text".to_owned(), Some(text)),
+            InstanceType::Ocr => (shared::api::OCR_LABEL.to_owned(), Some(text)),
             _ => (name, None),
         };
         let shown = text.as_deref().unwrap_or(&label);

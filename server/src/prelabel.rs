@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use shared::InstanceType;
-use shared::api::{BoxAnnotation, DraftBox, DraftLabel, Prelabel};
+use shared::api::{BoxAnnotation, DraftBox, DraftLabel, OCR_LABEL, Prelabel, saved_px};
 use shared::predict::Prediction;
 
 use crate::AppState;
@@ -18,8 +18,6 @@ use crate::serve::Loaded;
 /// Images per call to the engine: enough for its batching, few enough for a timely
 /// progress row.
 const BATCH: usize = 8;
-/// The label of OCR boxes (the labelling page's); their text is what was read.
-pub const OCR_LABEL: &str = "text";
 
 /// One image to pre-label.
 pub struct Target {
@@ -69,12 +67,12 @@ async fn label_all(
         let mut read = Vec::with_capacity(chunk.len());
         for t in chunk {
             match store.read(&t.path, MAX_IMAGE_BYTES).await {
-                Ok(bytes) => read.push((t, bytes.to_vec())),
+                Ok(bytes) => read.push((t, bytes)),
                 Err(_) => unread += 1,
             }
         }
         // The whole batch at once; when one image spoils it, each alone.
-        let answers = match answer(s, &loaded, read.iter().map(|r| r.1.clone()).collect()).await {
+        let answers = match answer(s, &loaded, read.iter().map(|r| r.1.to_vec()).collect()).await {
             Ok(bodies) => read
                 .iter()
                 .map(|r| r.0)
@@ -83,7 +81,7 @@ async fn label_all(
             Err(_) => {
                 let mut each = Vec::with_capacity(read.len());
                 for (t, bytes) in &read {
-                    let body = answer(s, &loaded, vec![bytes.clone()]).await.ok();
+                    let body = answer(s, &loaded, vec![bytes.to_vec()]).await.ok();
                     each.push((*t, body.and_then(|mut b| b.pop())));
                 }
                 each
@@ -154,9 +152,8 @@ pub fn drafts(loaded: &Loaded, t: &Target, body: &[Prediction]) -> Prelabel {
         };
         let xs = points.map(|[x, _]| (x * scale.0).clamp(0.0, w));
         let ys = points.map(|[_, y]| (y * scale.1).clamp(0.0, h));
-        let r = |v: f64| (v * 100.0).round() / 100.0;
-        let min = |v: [f64; 4]| r(v.into_iter().fold(f64::INFINITY, f64::min));
-        let max = |v: [f64; 4]| r(v.into_iter().fold(f64::NEG_INFINITY, f64::max));
+        let min = |v: [f64; 4]| saved_px(v.into_iter().fold(f64::INFINITY, f64::min));
+        let max = |v: [f64; 4]| saved_px(v.into_iter().fold(f64::NEG_INFINITY, f64::max));
         let (label, text) = if ocr {
             (
                 OCR_LABEL.to_owned(),

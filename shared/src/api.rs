@@ -136,6 +136,15 @@ pub struct Dataset {
     pub skipped: Vec<SkippedFile>,
 }
 
+/// The label of OCR boxes; their `text` is the transcription.
+pub const OCR_LABEL: &str = "text";
+
+/// A box coordinate as annotations keep it: hundredths of a pixel (what the labelling page
+/// saves, and what a model's drafts are rounded to, so accepting one saves it unchanged).
+pub fn saved_px(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 /// One box in pixel coordinates of the image. `text` is the transcription for OCR.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoxAnnotation {

@@ -19,7 +19,9 @@ use leptos::prelude::*;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use shared::InstanceType;
-use shared::api::{Annotation, BoxAnnotation, Dataset, DraftBox, Image, ImageStatus, Instance};
+use shared::api::{
+    Annotation, BoxAnnotation, Dataset, DraftBox, Image, ImageStatus, Instance, OCR_LABEL,
+};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement};
 
@@ -46,8 +48,6 @@ const MIN_DRAW_PX: f64 = 4.0;
 /// Captions are drawn on at most this many boxes (more would be unreadable anyway).
 const CAPTION_LIMIT: usize = 200;
 const HISTORY: usize = 100;
-/// The label of OCR boxes; their text is the transcription.
-const OCR_LABEL: &str = "text";
 /// The label of a new detection box when the dataset has no labels yet.
 const DEFAULT_LABEL: &str = "object";
 
@@ -573,7 +573,7 @@ impl Editor {
             }
             ctx.fill();
             ctx.stroke();
-            self.caption(&ctx, b, &r, colour);
+            self.caption(&ctx, self.name(&b.label, b.text.as_deref()), &r, colour);
         }
         if let Some(Drag::Draw { x0, y0, x1, y1 }) = self.drag {
             let r = self
@@ -644,7 +644,8 @@ impl Editor {
             for (i, b) in self.boxes.iter().enumerate() {
                 if Some(i) != self.selected {
                     let r = self.view.rect_to_screen(&b.rect);
-                    self.caption(c, b, &r, self.colour(&b.label));
+                    let name = self.name(&b.label, b.text.as_deref());
+                    self.caption(c, name, &r, self.colour(&b.label));
                 }
             }
         }
@@ -672,30 +673,21 @@ impl Editor {
             for &i in &shown {
                 let d = &self.drafts[i];
                 let r = self.view.rect_to_screen(&d.rect);
-                let what = if self.ocr {
-                    d.text.clone().unwrap_or_default()
-                } else {
-                    d.label.clone()
-                };
-                let caption = EditBox {
-                    uid: 0,
-                    label: format!("{what} {:.0}%", d.conf * 100.0),
-                    text: Some(format!("{what} {:.0}%", d.conf * 100.0)),
-                    rect: d.rect,
-                };
+                let what = self.name(&d.label, d.text.as_deref());
+                let caption = format!("{what} {:.0}%", d.conf * 100.0);
                 self.caption(c, &caption, &r, self.colour(&d.label));
             }
             c.set_global_alpha(1.0);
         }
     }
 
-    /// The label (or, for OCR, the text) on a small tab above the box.
-    fn caption(&self, c: &CanvasRenderingContext2d, b: &EditBox, r: &Rect, colour: &str) {
-        let text = if self.ocr {
-            b.text.as_deref().unwrap_or("")
-        } else {
-            b.label.as_str()
-        };
+    /// What a box is called on the canvas: its label, or for OCR its text.
+    fn name<'a>(&self, label: &'a str, text: Option<&'a str>) -> &'a str {
+        if self.ocr { text.unwrap_or("") } else { label }
+    }
+
+    /// `text` on a small tab above the box.
+    fn caption(&self, c: &CanvasRenderingContext2d, text: &str, r: &Rect, colour: &str) {
         if text.is_empty() {
             return;
         }

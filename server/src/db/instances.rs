@@ -78,7 +78,6 @@ impl Db {
         Ok(())
     }
 
-    /// Deletes an instance with its datasets and annotations (the images in storage stay).
     /// Artifact keys of the instance's model versions.
     pub async fn instance_artifacts(&self, id: i64) -> sqlx::Result<Vec<String>> {
         sqlx::query("SELECT artifact FROM models WHERE instance_id = $1")
@@ -103,12 +102,17 @@ impl Db {
         .collect()
     }
 
+    /// Deletes an instance with its datasets and annotations (the images in storage stay).
     pub async fn delete_instance(&self, id: i64) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM prelabels WHERE dataset_id IN (SELECT id FROM datasets WHERE instance_id = $1)")
-            .bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM prelabel_runs WHERE dataset_id IN (SELECT id FROM datasets WHERE instance_id = $1)")
-            .bind(id).execute(&mut *tx).await?;
+        for table in ["prelabels", "prelabel_runs"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE dataset_id IN (SELECT id FROM datasets WHERE instance_id = $1)"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         // Explicit deletes rather than relying on cascades, which SQLite applies only with
         // foreign keys enabled on that connection.
         sqlx::query("DELETE FROM image_labels WHERE image_id IN (SELECT m.id FROM images m JOIN datasets d ON d.id = m.dataset_id WHERE d.instance_id = $1)")
