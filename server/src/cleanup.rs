@@ -13,6 +13,8 @@ use crate::storage::StorageError;
 pub struct Leftovers {
     /// Model artifact keys in the models store (each with its web form).
     pub artifacts: Vec<String>,
+    /// Stored behaviour logs of the instance's open CF builds, in the models store.
+    pub cf_logs: Vec<String>,
     /// Images whose thumbnails go.
     pub image_ids: Vec<i64>,
     /// A template instance's generated images.
@@ -29,6 +31,7 @@ impl Leftovers {
             .join(format!("instance-{id}"));
         Ok(Self {
             artifacts: s.db.instance_artifacts(id).await?,
+            cf_logs: s.db.instance_cf_logs(id).await?,
             image_ids: s.db.instance_image_ids(id).await?,
             template_dir: dir.is_dir().then_some(dir),
         })
@@ -37,18 +40,18 @@ impl Leftovers {
     /// Removes everything listed; a failure is logged (the rows are gone already, so a
     /// leftover file is unreachable, not lost data). `whose` names the deleted thing.
     pub async fn remove(self, s: &AppState, whose: &str) {
-        if !self.artifacts.is_empty() {
+        if !self.artifacts.is_empty() || !self.cf_logs.is_empty() {
             match s.storage.open_uri(&s.config.models_uri) {
                 Ok(store) => {
-                    for key in &self.artifacts {
-                        for k in [crate::artifact::web_key(key), key.clone()] {
-                            if let Err(e) = store.delete(&k).await
-                                && !matches!(e, StorageError::NotFound(_))
-                            {
-                                tracing::warn!(
-                                    "{whose} deleted, but {k} could not be removed: {e}"
-                                );
-                            }
+                    let artifacts = self
+                        .artifacts
+                        .iter()
+                        .flat_map(|key| [crate::artifact::web_key(key), key.clone()]);
+                    for k in artifacts.chain(self.cf_logs) {
+                        if let Err(e) = store.delete(&k).await
+                            && !matches!(e, StorageError::NotFound(_))
+                        {
+                            tracing::warn!("{whose} deleted, but {k} could not be removed: {e}");
                         }
                     }
                 }

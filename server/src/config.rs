@@ -65,6 +65,9 @@ pub struct Config {
     pub workers: usize,
     /// Seconds a worker's claim on a task lasts without renewal (it renews every third).
     pub task_lease_secs: i64,
+    /// Behaviour-log (CF) builds `autolearn serve` runs at once (0: leaves them to other
+    /// servers on the same database).
+    pub cf_builders: usize,
     /// Smallest training budget a task may ask for (SPEC: 10 minutes; lower for demos/tests).
     pub min_task_minutes: f64,
     /// How phones reach this server (`https://autolearn.example.com`), for preview links;
@@ -103,6 +106,7 @@ const KEYS: &[(&str, &str)] = &[
     ("pretrained", "AUTOLEARN_PRETRAINED"),
     ("workers", "AUTOLEARN_WORKERS"),
     ("task_lease_secs", "AUTOLEARN_TASK_LEASE_SECS"),
+    ("cf_builders", "AUTOLEARN_CF_BUILDERS"),
     ("min_task_minutes", "AUTOLEARN_MIN_TASK_MINUTES"),
     ("public_url", "AUTOLEARN_PUBLIC_URL"),
     ("preview_hours", "AUTOLEARN_PREVIEW_HOURS"),
@@ -182,6 +186,7 @@ impl Config {
         };
         let workers = number("workers", 1.0)? as usize;
         let task_lease_secs = (number("task_lease_secs", 60.0)? as i64).max(3);
+        let cf_builders = number("cf_builders", 2.0)? as usize;
         let min_task_minutes = number("min_task_minutes", 10.0)?;
         let train_memory_bytes = (number("train_memory_mb", 4096.0)? * 1024.0 * 1024.0) as u64;
         let preview_hours = number("preview_hours", 24.0)?;
@@ -217,6 +222,7 @@ impl Config {
             weights_dir: get("weights_dir").map_or_else(|| data_dir.join("weights"), PathBuf::from),
             workers,
             task_lease_secs,
+            cf_builders,
             min_task_minutes,
             public_url: get("public_url").map(|u| u.trim_end_matches('/').to_owned()),
             preview_hours,

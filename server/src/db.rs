@@ -2,6 +2,7 @@
 //! sqlx's `Any` driver so every query is written once. Each backend has its own migrations.
 //! Queries use `$N` placeholders, which both backends accept.
 
+pub mod cf_jobs;
 pub mod datasets;
 pub mod images;
 pub mod instances;

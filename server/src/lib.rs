@@ -143,6 +143,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let workers = Workers::start(&self.state, self.state.config.workers);
+        let (stop_builder, builder_stop) = tokio::sync::watch::channel(false);
+        let builder = tokio::spawn(recall::jobs::run(
+            self.state.clone(),
+            self.state.config.cf_builders,
+            builder_stop,
+        ));
         let app = routes::router(self.state);
         // The peer address throttles failed logins per client.
         let served = axum::serve(
@@ -152,6 +158,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP");
+        let _ = stop_builder.send(true);
+        let _ = builder.await;
         workers.stop().await;
         served
     }

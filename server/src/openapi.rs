@@ -294,7 +294,7 @@ pub const ROUTES: &[RouteDoc] = &[
     r(
         "get",
         "/api/instances/{id}/behavior-logs/jobs/{job}",
-        "Progress of a CF build",
+        "Progress of a CF build, from any server on the same database (state running while it waits for or runs on a builder; a build whose server died is resumed, and failed after three tries)",
         "ListInstance",
         None,
         "CfJob",

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use integration_tests::{Backend, TestApp, both_backends, spawn_app};
+use integration_tests::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -462,9 +462,38 @@ async fn recall_service_answers_in_the_spec_format(b: Backend) {
     );
 }
 
-async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
-    let app = spawn_app(b).await;
-    let inst = app.create_instance("recommendation_recall", "logs").await;
+/// Posts a behaviour log; the status and the answer (the job, or the error).
+async fn post_log(app: &TestApp, inst: i64, log: &str) -> (StatusCode, Value) {
+    let res = reqwest::Client::new()
+        .post(format!(
+            "{}/api/instances/{inst}/behavior-logs?top_n=10",
+            app.url
+        ))
+        .bearer_auth(&app.admin_token)
+        .body(log.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or_default())
+}
+
+/// The job as `app` shows it once it is no longer running (or after `secs`).
+async fn settled_job(app: &TestApp, inst: i64, job: &str, secs: u64) -> Value {
+    let path = format!("/api/instances/{inst}/behavior-logs/jobs/{job}");
+    let mut state = Value::Null;
+    for _ in 0..=secs * 20 {
+        state = app.admin(Method::GET, &path, None).await.body;
+        if state["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state
+}
+
+/// Six users took tea then a cup; u9 only took tea.
+fn tea_and_cups_log() -> String {
     let mut log = String::from("user_id,item_id,active_type,active_date\n");
     for u in 0..6 {
         log += &format!(
@@ -473,31 +502,27 @@ async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
             u + 2
         );
     }
-    log += "u9,tea,2,2024-02-01\n";
-    let res = reqwest::Client::new()
-        .post(format!(
-            "{}/api/instances/{inst}/behavior-logs?top_n=10",
-            app.url
-        ))
-        .bearer_auth(&app.admin_token)
-        .body(log)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let job: Value = res.json().await.unwrap();
-    let path = format!(
-        "/api/instances/{inst}/behavior-logs/jobs/{}",
-        job["id"].as_str().unwrap()
-    );
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        state = app.admin(Method::GET, &path, None).await.body;
-        if state["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    log + "u9,tea,2,2024-02-01\n"
+}
+
+/// What collaborative filtering recommends u9 (after a `cf` strategy exists).
+async fn recommended_to_u9(app: &TestApp, inst: i64) -> Vec<(String, String)> {
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/instances/{inst}/recall-test"),
+            Some(json!({"user_id": "u9", "size": 1})),
+        )
+        .await;
+    items(&r.body)
+}
+
+async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
+    let app = spawn_app(b).await;
+    let inst = app.create_instance("recommendation_recall", "logs").await;
+    let (status, job) = post_log(&app, inst, &tea_and_cups_log()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let state = settled_job(&app, inst, job["id"].as_str().unwrap(), 5).await;
     assert_eq!(state["state"], "succeeded", "{state}");
     assert_eq!(
         (
@@ -507,34 +532,15 @@ async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
         (Some(7), Some(2))
     );
     assert_eq!(state["progress"], 1.0);
-    app.admin(
-        Method::POST,
-        &format!("/api/instances/{inst}/strategies"),
-        Some(json!({"name": "cf", "type": "collaborative_filtering"})),
-    )
-    .await;
-    let r = app
-        .admin(
-            Method::POST,
-            &format!("/api/instances/{inst}/recall-test"),
-            Some(json!({"user_id": "u9", "size": 1})),
-        )
-        .await;
+    cf_strategy(&app, inst).await;
     assert_eq!(
-        items(&r.body),
+        recommended_to_u9(&app, inst).await,
         pairs(&[("cup", "cf")]),
         "who took tea also took a cup"
     );
 
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/instances/{inst}/behavior-logs", app.url))
-        .bearer_auth(&app.admin_token)
-        .body("u1,tea,0,2024-01-01\nu1,cup,5,2024-01-02\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let body: Value = res.json().await.unwrap();
+    let (status, body) = post_log(&app, inst, "u1,tea,0,2024-01-01\nu1,cup,5,2024-01-02\n").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "active_type");
     assert!(
         body["error"]["message"]
@@ -542,15 +548,144 @@ async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
             .unwrap()
             .starts_with("line 2, active_type")
     );
-    // The refused log left no job holding the instance's build slot.
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/instances/{inst}/behavior-logs", app.url))
-        .bearer_auth(&app.admin_token)
-        .body("u1,tea,0,2024-01-01\nu2,tea,0,2024-01-02\n")
-        .send()
+    // The refused log left no job holding the instance's build slot (its row is dropped
+    // just after the answer).
+    let mut status = StatusCode::CONFLICT;
+    for _ in 0..50 {
+        status = post_log(&app, inst, "u1,tea,0,2024-01-01\nu2,tea,0,2024-01-02\n")
+            .await
+            .0;
+        if status != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+/// A build is a database row, not a server's memory: a server with no builder queues it,
+/// another server on the same database runs it, a build whose builder died is resumed (and
+/// given up after three builders died), a build whose receiving server died fails cleanly,
+/// and every server reads the same job.
+async fn behaviour_log_builds_outlive_the_server_that_took_them(b: Backend) {
+    // A takes logs but builds nothing; its leases are short.
+    let a = spawn_app_with(b, &[("cf_builders", "0"), ("task_lease_secs", "3")]).await;
+    let models = a.state.config.models_uri.clone();
+    let db = &a.state.db;
+
+    // Three builders die in turn: the build is given up, not retried for ever.
+    let inst2 = a.create_instance("recommendation_recall", "logs2").await;
+    let id2 = "cf-given-up";
+    db.open_cf_job(id2, inst2, 10, "a-server", 60, 4)
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert!(
+        db.queue_cf_job(id2, "a-server", "recall-logs/x.bin")
+            .await
+            .unwrap()
+    );
+    for dead in 0..3 {
+        let c = db.claim_cf_job(&format!("dead-{dead}"), -10).await.unwrap();
+        assert_eq!(
+            c.map(|c| (c.id, c.attempts)),
+            Some((id2.to_owned(), dead + 1))
+        );
+        db.reap_cf_jobs().await.unwrap();
+    }
+    let given_up = settled_job(&a, inst2, id2, 0).await;
+    assert_eq!(given_up["state"], "failed", "{given_up}");
+    assert_eq!(
+        given_up["error"],
+        "the servers building from this log stopped answering 3 times; giving up"
+    );
+
+    // The server receiving a log dies before storing it: the instance is busy meanwhile,
+    // then the build fails saying to upload again, and a new log is accepted.
+    let inst3 = a.create_instance("recommendation_recall", "logs3").await;
+    db.open_cf_job("cf-receiving", inst3, 10, "gone", -10, 4)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = post_log(&a, inst3, &tea_and_cups_log()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    db.reap_cf_jobs().await.unwrap();
+    let failed = settled_job(&a, inst3, "cf-receiving", 0).await;
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("upload it again")
+    );
+
+    // Queued on A, where nothing builds it.
+    let inst = a.create_instance("recommendation_recall", "logs").await;
+    let (status, job) = post_log(&a, inst, &tea_and_cups_log()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = settled_job(&a, inst, &id, 0).await;
+    assert_eq!(
+        (waiting["state"].as_str(), waiting["stage"].as_str()),
+        (Some("running"), Some("waiting for a builder"))
+    );
+    // A builder claims it and dies at once (its lease is already over).
+    let claimed = db.claim_cf_job("dead-builder", -10).await.unwrap().unwrap();
+    assert_eq!((claimed.id.as_str(), claimed.attempts), (id.as_str(), 1));
+    let key = claimed.log_key.clone();
+    let store = a.state.storage.open_uri(&models).unwrap();
+    assert!(
+        store.read(&key, 1 << 20).await.is_ok(),
+        "the parsed log is stored"
+    );
+
+    // B, on the same database and models store, resumes it; A shows it finished.
+    let bsrv = spawn_app_with(
+        b,
+        &[
+            ("database_url", a.database_url.as_str()),
+            ("models", models.as_str()),
+            ("task_lease_secs", "3"),
+        ],
+    )
+    .await;
+    let done = settled_job(&a, inst, &id, 20).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["stats"]["users"], 7);
+    assert_eq!(
+        settled_job(&bsrv, inst, &id, 0).await,
+        done,
+        "both servers read one job"
+    );
+    cf_strategy(&a, inst).await;
+    for server in [&a, &bsrv] {
+        assert_eq!(
+            recommended_to_u9(server, inst).await,
+            pairs(&[("cup", "cf")])
+        );
+    }
+    assert!(
+        store.read(&key, 1 << 20).await.is_err(),
+        "the stored log goes once the build has ended"
+    );
+
+    let (status, job3) = post_log(&bsrv, inst3, &tea_and_cups_log()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done3 = settled_job(&a, inst3, job3["id"].as_str().unwrap(), 20).await;
+    assert_eq!(done3["state"], "succeeded", "{done3}");
+}
+
+/// Adds the `cf` (collaborative filtering) strategy.
+async fn cf_strategy(app: &TestApp, inst: i64) {
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/api/instances/{inst}/strategies"),
+            Some(json!({"name": "cf", "type": "collaborative_filtering"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
 
 both_backends!(
@@ -558,4 +693,5 @@ both_backends!(
     strategies_merge_dedupe_filter_and_fall_back,
     recall_service_answers_in_the_spec_format,
     behaviour_logs_build_collaborative_filtering,
+    behaviour_log_builds_outlive_the_server_that_took_them,
 );

@@ -81,29 +81,6 @@ impl Db {
         Ok(n)
     }
 
-    /// Replaces user_item and item_item with a CF build's output in one transaction.
-    pub async fn replace_cf_tables(
-        &self,
-        instance_id: i64,
-        user_item: &[(String, String)],
-        item_item: &[(String, String)],
-    ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (table, rows) in [
-            (RecallTable::UserItem, user_item),
-            (RecallTable::ItemItem, item_item),
-        ] {
-            sqlx::query("DELETE FROM recall_rows WHERE instance_id = $1 AND tbl = $2")
-                .bind(instance_id)
-                .bind(table.as_str())
-                .execute(&mut *tx)
-                .await?;
-            insert_rows(&mut tx, instance_id, table, rows).await?;
-        }
-        bump(&mut tx, instance_id).await?;
-        tx.commit().await
-    }
-
     pub async fn table_infos(
         &self,
         instance_id: i64,
@@ -378,6 +355,28 @@ impl Db {
             .rows_affected();
         Ok(n > 0)
     }
+}
+
+/// Replaces user_item and item_item with a CF build's output (within the caller's
+/// transaction, which finishes the build).
+pub(super) async fn replace_cf_rows(
+    tx: &mut Transaction<'_, Any>,
+    instance_id: i64,
+    user_item: &[(String, String)],
+    item_item: &[(String, String)],
+) -> sqlx::Result<()> {
+    for (table, rows) in [
+        (RecallTable::UserItem, user_item),
+        (RecallTable::ItemItem, item_item),
+    ] {
+        sqlx::query("DELETE FROM recall_rows WHERE instance_id = $1 AND tbl = $2")
+            .bind(instance_id)
+            .bind(table.as_str())
+            .execute(&mut **tx)
+            .await?;
+        insert_rows(tx, instance_id, table, rows).await?;
+    }
+    bump(tx, instance_id).await
 }
 
 async fn insert_rows(

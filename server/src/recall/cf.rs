@@ -102,6 +102,96 @@ pub struct Log {
     pub interactions: Vec<Interaction>,
 }
 
+/// The stored form of a parsed log starts with this (and a format version).
+const LOG_MAGIC: &[u8; 8] = b"ALCFLOG1";
+
+impl Log {
+    /// The parsed log as bytes (kept in the models store while its build is open, so any
+    /// server can run or resume the build): the magic, user and item names (length-prefixed
+    /// UTF-8) and the interactions, little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let names: usize = self
+            .users
+            .names
+            .iter()
+            .chain(&self.items.names)
+            .map(|n| n.len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(24 + names + self.interactions.len() * 20);
+        out.extend_from_slice(LOG_MAGIC);
+        for interner in [&self.users, &self.items] {
+            out.extend_from_slice(&(interner.len() as u32).to_le_bytes());
+            for n in &interner.names {
+                out.extend_from_slice(&(n.len() as u32).to_le_bytes());
+                out.extend_from_slice(n.as_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.interactions.len() as u64).to_le_bytes());
+        for i in &self.interactions {
+            out.extend_from_slice(&i.user.to_le_bytes());
+            out.extend_from_slice(&i.item.to_le_bytes());
+            out.extend_from_slice(&i.weight.to_le_bytes());
+            out.extend_from_slice(&i.time.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads [`Log::encode`]'s bytes back, checking every length and id.
+    pub fn decode(bytes: &[u8]) -> anyhow::Result<Log> {
+        struct Reader<'a>(&'a [u8]);
+        impl<'a> Reader<'a> {
+            fn take(&mut self, n: usize) -> anyhow::Result<&'a [u8]> {
+                anyhow::ensure!(self.0.len() >= n, "the stored log is cut short");
+                let (head, rest) = self.0.split_at(n);
+                self.0 = rest;
+                Ok(head)
+            }
+            fn array<const N: usize>(&mut self) -> anyhow::Result<[u8; N]> {
+                Ok(self.take(N)?.try_into().expect("took N bytes"))
+            }
+            fn u32(&mut self) -> anyhow::Result<u32> {
+                Ok(u32::from_le_bytes(self.array()?))
+            }
+        }
+        let mut r = Reader(bytes);
+        anyhow::ensure!(
+            r.take(LOG_MAGIC.len())? == LOG_MAGIC,
+            "not a stored behaviour log"
+        );
+        let mut log = Log::default();
+        for interner in [&mut log.users, &mut log.items] {
+            let n = r.u32()?;
+            for _ in 0..n {
+                let len = r.u32()? as usize;
+                let name = std::str::from_utf8(r.take(len)?)?;
+                interner.id(name);
+            }
+            anyhow::ensure!(interner.len() == n as usize, "the stored log repeats an id");
+        }
+        let n = u64::from_le_bytes(r.array()?);
+        anyhow::ensure!(
+            n.checked_mul(20).is_some_and(|b| b == r.0.len() as u64),
+            "the stored log's interactions do not match their count"
+        );
+        let (users, items) = (log.users.len() as u32, log.items.len() as u32);
+        log.interactions.reserve(n as usize);
+        for _ in 0..n {
+            let i = Interaction {
+                user: r.u32()?,
+                item: r.u32()?,
+                weight: f32::from_le_bytes(r.array()?),
+                time: i64::from_le_bytes(r.array()?),
+            };
+            anyhow::ensure!(
+                i.user < users && i.item < items,
+                "the stored log names an unknown id"
+            );
+            log.interactions.push(i);
+        }
+        Ok(log)
+    }
+}
+
 /// Turns `2024-01-31 12:00:00` or `1700000000` into a number that sorts like the time.
 fn sortable_time(s: &str) -> Option<i64> {
     if let Ok(v) = s.parse::<i64>() {
@@ -382,6 +472,25 @@ pub fn build(log: &Log, top_n: usize, progress: &Arc<AtomicUsize>) -> CfOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_logs_read_back_whole_and_damaged_ones_are_refused() {
+        let text = "user_id,item_id,active_type,active_date\nu1,tea,0,2024-01-01\n\
+                    u2,tea,1,2024-01-02\nu1,cup,2,2024-01-03\nü,tea,0,1700000000\n";
+        let log = parse_text(text, ActionWeights::default()).unwrap();
+        let bytes = log.encode();
+        let back = Log::decode(&bytes).unwrap();
+        assert_eq!(back.users.names, log.users.names);
+        assert_eq!(back.items.names, log.items.names);
+        assert_eq!(back.interactions, log.interactions);
+        assert_eq!(back.users.get("ü"), log.users.get("ü"), "ids are rebuilt");
+        assert!(Log::decode(&bytes[..bytes.len() - 1]).is_err(), "cut short");
+        assert!(Log::decode(b"ALCFLOG0").is_err(), "another format");
+        let mut unknown = bytes.clone();
+        let at = unknown.len() - 20;
+        unknown[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
+        assert!(Log::decode(&unknown).is_err(), "a user id past the names");
+    }
 
     fn parse_text(text: &str, w: ActionWeights) -> Result<Log, ImportError> {
         parse_log(text.as_bytes(), w).map_err(|e| match e {

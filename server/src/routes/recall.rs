@@ -1,7 +1,7 @@
 //! Recommendation recall (SPEC §8): tables, behaviour logs → CF, strategies, filters,
 //! services, the test console and the recall endpoint.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,7 +13,7 @@ use axum::routing::{delete, get, put};
 use shared::api::Instance;
 use shared::names::{InstanceName, StrategyName};
 use shared::recall::{
-    CfJob, CfStats, CreateFilter, CreateService, CreateStrategy, Filter, RecallItem, RecallRequest,
+    CfJob, CreateFilter, CreateService, CreateStrategy, Filter, RecallItem, RecallRequest,
     RecallResponse, RecallTable, Service, Strategy, TableImport, TableInfo,
 };
 use shared::{InstanceType, Permission};
@@ -22,6 +22,7 @@ use super::instances::authorised_instance;
 use super::query::{BehaviorLogQuery, ImportQuery, RecallQuery, recall_options};
 use crate::AppState;
 use crate::auth::{self, Principal};
+use crate::db::cf_jobs::Refused;
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::recall::cache::Access;
@@ -172,7 +173,7 @@ async fn tables(
     Ok(axum::Json(s.db.table_infos(inst.id, 5).await?))
 }
 
-/// Starts a CF build from a behaviour log; answers 202 with the job to poll.
+/// Starts a CF build from a behaviour log; answers 202 with the job to poll (on any server).
 async fn behavior_log(
     State(s): State<AppState>,
     p: Principal,
@@ -190,22 +191,36 @@ async fn behavior_log(
         favorite,
     };
     // A place first, before the body is read: parsing a log is the expensive part.
-    let job = s.cf_jobs.start(inst.id).map_err(|why| match why {
-        jobs::Refused::InstanceBusy => ApiError::conflict(
+    let job_id = format!("cf-{:016x}", rand::random::<u64>());
+    let opened =
+        s.db.open_cf_job(
+            &job_id,
+            inst.id,
+            top_n as i64,
+            &s.cf_jobs.owner,
+            s.config.task_lease_secs,
+            jobs::MAX_OPEN,
+        )
+        .await?;
+    opened.map_err(|why| match why {
+        Refused::InstanceBusy => ApiError::conflict(
             "this instance is already building from a behaviour log; wait for that job",
         ),
-        jobs::Refused::Full => ApiError::new(
+        Refused::Full => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             format!(
-                "{} behaviour-log builds are running; try again when one has finished",
-                jobs::MAX_RUNNING
+                "{} behaviour-log builds are open; try again when one has finished",
+                jobs::MAX_OPEN
             ),
         ),
     })?;
-    let pending = s.cf_jobs.pending(&job.id);
+    let receiving = Receiving {
+        s: s.clone(),
+        id: Some(job_id.clone()),
+    };
+    let _alive = jobs::Heartbeat::start(&s, &job_id, Arc::default());
     // Parse before answering, so a bad log is a 400 naming its line, not a failed job.
-    let started = Instant::now();
     let log = parse_upload(&headers, body, "invalid_log", move |r| {
         cf::parse_log(r, weights)
     })
@@ -217,47 +232,51 @@ async fn behavior_log(
             "the log has no interactions",
         ));
     }
-    let (state, job_id) = (s.clone(), job.id.clone());
-    tokio::spawn(async move {
-        let result = run_cf_job(&state, inst.id, &job_id, log, top_n, started).await;
-        state.cf_jobs.finish(&job_id, result);
-    });
-    pending.launched();
-    Ok((StatusCode::ACCEPTED, axum::Json(job)))
+    // The parsed log is stored where every server's builder can read it.
+    let bytes = tokio::task::spawn_blocking(move || log.encode())
+        .await
+        .map_err(ApiError::internal)?;
+    let key = jobs::log_key(&job_id);
+    let store = s.storage.open_uri(&s.config.models_uri)?;
+    store.put(&key, bytes.into()).await?;
+    if !s.db.queue_cf_job(&job_id, &s.cf_jobs.owner, &key).await? {
+        let _ = store.delete(&key).await;
+        return Err(ApiError::internal(
+            "the build's row was taken away while its log was stored",
+        ));
+    }
+    receiving.queued();
+    s.cf_jobs.queued();
+    let job = s.db.cf_job(&job_id).await?;
+    job.map(|j| (StatusCode::ACCEPTED, axum::Json(j)))
+        .ok_or_else(|| ApiError::not_found("job"))
 }
 
-async fn run_cf_job(
-    s: &AppState,
-    instance: i64,
-    job: &str,
-    log: cf::Log,
-    top_n: usize,
-    started: Instant,
-) -> Result<CfStats, String> {
-    let counter = s
-        .cf_jobs
-        .stage(job, "computing item similarities", log.items.len());
-    let (log, out) = tokio::task::spawn_blocking(move || {
-        let out = cf::build(&log, top_n, &counter);
-        (log, out)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    s.cf_jobs.stage(job, "writing user_item and item_item", 0);
-    s.db.replace_cf_tables(instance, &out.user_item, &out.item_item)
-        .await
-        .map_err(|e| {
-            tracing::error!("CF job {job}: {e}");
-            "writing the tables failed; the server log has details".to_owned()
-        })?;
-    s.recall.invalidate_instance(instance);
-    Ok(CfStats {
-        interactions: log.interactions.len() as i64,
-        users: log.users.len() as i64,
-        items: log.items.len() as i64,
-        item_item_rows: out.item_item.len() as i64,
-        elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-    })
+/// A build row in `receiving`, deleted unless its log is queued: a refused log, or a client
+/// gone while its log was parsed, leaves no build holding the instance.
+struct Receiving {
+    s: AppState,
+    id: Option<String>,
+}
+
+impl Receiving {
+    fn queued(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let db = self.s.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = db.drop_cf_job(&id).await {
+                    // Its lease runs out and the builders fail it.
+                    tracing::warn!("CF job {id}: forgetting a refused log: {e}");
+                }
+            });
+        }
+    }
 }
 
 async fn cf_job(
@@ -266,8 +285,8 @@ async fn cf_job(
     Path((id, job)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<CfJob>> {
     let inst = recall_instance(&s, &p, Permission::ListInstance, &id).await?;
-    s.cf_jobs
-        .get(&job)
+    s.db.cf_job(&job)
+        .await?
         .filter(|j| j.instance_id == inst.id)
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("job"))
