@@ -9,24 +9,37 @@
 #     recovery without restarting our server, lost = 0.
 #   worker-kill: kill -9 an `autolearn worker` mid-training; the task must be re-queued
 #     (lease expiry, reaped by the next worker) and finish with exactly one model version.
+#   upload-kill: artifacts on S3; the worker reaches S3 through a throttling proxy
+#     (bench/faults/slow_proxy.py) and is killed -9 as soon as its artifact PUT is in
+#     flight, the connection then cut; no version may exist, the task must be re-queued and
+#     finished by a second worker with exactly one version, which downloads and serves.
 #   s3-restart: the S3 server stopped and started again; /readyz and an image read while
 #     it is down, recovery without restarting our server.
+#   two-servers: two API servers (own data dirs; one PostgreSQL, one S3 models prefix, one
+#     secret) and two `autolearn worker`s, 90 s of mixed load through both: save bursts,
+#     4 tasks created through A and B in turn, predict and recall through both (bench/
+#     faults/mixed_load.py), a behaviour-log CF build started through A and polled through
+#     B. Lost saves 0, every task ended with one version and one claim, answers by server.
+#   cf-kill: kill -9 the server while a behaviour-log CF build runs, restart it on the same
+#     data; once the dead server's lease runs out the restarted server's builder resumes the
+#     build (the parsed log waits in the models store): it must succeed, with its tables.
 #   disk-full: the server's data dir (SQLite database included) on a small tmpfs (needs
 #     root) filled to the last byte; saves must fail clearly and change nothing, and work
 #     again once space is freed.
 # CASES="..." picks some (default: all). BIN_DIR=<dir> uses a built autolearn binary
-# instead of building one (see build_server_for_bench: PROFILE=release|dev).
+# instead of building one (see build_server_for_bench: PROFILE=release|dev). KEEP_WORK=1
+# keeps the work dir (every process's log) for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-CASES="${CASES:-save-kill-sqlite save-kill-postgres postgres-restart worker-kill s3-restart disk-full}"
+CASES="${CASES:-save-kill-sqlite save-kill-postgres postgres-restart worker-kill upload-kill s3-restart two-servers cf-kill disk-full}"
 WORK=$(mktemp -d)
 PIDS=()
 DBS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for d in "${DBS[@]}"; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$WORK"
+  if [ -n "${KEEP_WORK:-}" ]; then echo "logs and data kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 ensure_postgres
@@ -216,6 +229,212 @@ disk_full() {
   umount "$WORK/diskfull" || true
 }
 
+# start_s3 DIR: an s3s-fs server on a free port serving DIR (each folder a bucket); sets
+# S3PORT and S3PID.
+start_s3() {
+  S3PORT=$(free_port)
+  "$AUTOLEARN_TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$S3PORT" --access-key fault --secret-key fault-secret "$1" \
+    >>"$1.log" 2>&1 &
+  S3PID=$!; PIDS+=("$S3PID")
+  for _ in $(seq 20); do (exec 3<>"/dev/tcp/127.0.0.1/$S3PORT") 2>/dev/null && break; sleep 0.5; done
+}
+S3_KEYS=(AWS_ACCESS_KEY_ID=fault AWS_SECRET_ACCESS_KEY=fault-secret)
+
+# A small classification task on the shapes dataset; prints its id.
+small_task() { # URL TOKEN INSTANCE DATASET NAME EPOCHS
+  curl -fsS -H "Authorization: Bearer $2" -H 'content-type: application/json' \
+    -d "{\"name\":\"$5\",\"dataset_id\":$4,\"labels\":[\"circle\",\"square\",\"triangle\"],\"preset\":\"classification-fast\",\"device\":\"cpu\",\"max_minutes\":3,\"image_size\":64,\"max_epochs\":$6,\"seed\":1}" \
+    "$1/api/instances/$3/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+
+upload_kill() {
+  local name=uploadkill port url token inst ds db task image pport proxy marker models
+  new_pg_db; db=$PG_URL
+  mkdir -p "$WORK/$name-s3/faults"   # the bucket
+  start_s3 "$WORK/$name-s3"
+  models="s3://faults/models/"
+  port=$(free_port); url="http://127.0.0.1:$port"
+  start_server "$name" "$port" DATABASE_URL="$db" AUTOLEARN_WORKERS=0 AUTOLEARN_MODELS="$models" \
+    AUTOLEARN_S3_ENDPOINT="http://127.0.0.1:$S3PORT" "${S3_KEYS[@]}"
+  token=$(login "$url"); read -r inst ds < <(demo "$url" "$token")
+  task=$(small_task "$url" "$token" "$inst" "$ds" fault 2)
+  image=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/datasets/$ds/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+  # The first worker reaches S3 through the throttling proxy, which writes $marker when it
+  # sees the artifact's PUT (and $marker.bytes: its body bytes forwarded so far).
+  pport=$(free_port); marker="$WORK/$name.upload"
+  python3 bench/faults/slow_proxy.py "$pport" "$S3PORT" 65536 "$marker" >"$WORK/$name-proxy.log" 2>&1 &
+  proxy=$!; PIDS+=("$proxy")
+  uk_worker() { # S3 endpoint
+    env DATABASE_URL="$db" AUTOLEARN_DATA_DIR="$WORK/$name" AUTOLEARN_TASK_LEASE_SECS=6 AUTOLEARN_LOG=info \
+      AUTOLEARN_MODELS="$models" AUTOLEARN_S3_ENDPOINT="$1" "${S3_KEYS[@]}" \
+      "$BIN" worker >>"$WORK/$name-worker.log" 2>&1 &
+    WORKER=$!; PIDS+=("$WORKER")
+  }
+  uk_status() { curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task" | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["status"], round(t.get("progress", 0), 2))'; }
+  uk_versions() { curl -fsS -H "Authorization: Bearer $token" "$url/api/instances/$inst/models" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+  uk_worker "http://127.0.0.1:$pport"
+  for _ in $(seq 600); do [ -s "$marker" ] && break; kill -0 "$WORKER" 2>/dev/null || break; sleep 0.5; done
+  if [ ! -s "$marker" ]; then
+    result upload-kill "no artifact upload seen (task $(uk_status)); see $WORK/$name-worker.log"
+    kill "$WORKER" "$SERVER" "$proxy" "$S3PID" 2>/dev/null || true
+    return
+  fi
+  sleep 2   # some of the body through the throttle, most of it still to come
+  local seen sent_at_kill before versions_at_kill sent_after
+  seen=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["line"].split()[1].split("?")[0], "Content-Length", m["length"])' "$marker")
+  sent_at_kill=$(cat "$marker.bytes" 2>/dev/null || echo 0)
+  kill -9 "$WORKER"; wait "$WORKER" 2>/dev/null || true
+  before=$(uk_status); versions_at_kill=$(uk_versions)
+  # The connection cut too, as when the worker's machine vanishes (left alone, the kernel
+  # would go on sending what the dead process had buffered).
+  sleep 1; kill -9 "$proxy"; wait "$proxy" 2>/dev/null || true
+  sent_after=$(cat "$marker.bytes" 2>/dev/null || echo 0)
+  log "upload-kill: worker killed during $seen after $sent_at_kill body bytes; task '$before'; versions $versions_at_kill"
+  sleep 8   # past the 6 s lease
+  uk_worker "http://127.0.0.1:$S3PORT"   # straight to S3: reaps the lease, trains again, uploads
+  local states=""
+  for _ in $(seq 300); do
+    local st; st=$(uk_status); states="$states ${st%% *}"
+    case "$st" in succeeded*|failed*|stopped*) break ;; esac
+    sleep 1
+  done
+  local versions events claims objects serve model
+  versions=$(uk_versions)
+  events=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task/logs" | grep -c "re-queued" || true)
+  claims=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task/logs" | grep -c ") trains " || true)
+  objects=$(cd "$WORK/$name-s3/faults" && find models -type f -printf '%p (%s B) ' 2>/dev/null || true)
+  local cut; cut=$(grep -c "error reading a body" "$WORK/$name-s3.log" || true)
+  model=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/instances/$inst/models" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[0]["id"] if m else 0)')
+  serve=$(python3 bench/faults/serve_check.py "$url" "$token" "$model" "$image" uploadkill_shapes 2>&1) || true
+  result upload-kill "upload seen: $seen; killed after $sent_at_kill body bytes forwarded ($sent_after when the connection was cut); at the kill: task '$before', model versions $versions_at_kill; S3 server errors reading a cut upload body: $cut; re-queued events: $events; claims (attempt lines): $claims; final: $(uk_status); model versions: $versions; objects under models/: ${objects:-none}; the version: $serve; statuses seen: $(echo "$states" | tr ' ' '\n' | uniq | tr '\n' ' ')"
+  kill "$WORKER" "$SERVER" "$S3PID" 2>/dev/null || true
+}
+
+two_servers() {
+  local name=twoservers db porta portb urla urlb token inst ds inst2 ds2 image secs=90 common=() tasks=() t
+  new_pg_db; db=$PG_URL
+  mkdir -p "$WORK/$name-s3/fleet"   # the bucket
+  start_s3 "$WORK/$name-s3"
+  # What every process shares: the database, the models prefix, the S3 server, the secret.
+  common=(DATABASE_URL="$db" AUTOLEARN_MODELS="s3://fleet/models/" AUTOLEARN_S3_ENDPOINT="http://127.0.0.1:$S3PORT"
+    "${S3_KEYS[@]}" AUTOLEARN_SECRET=fault-fleet-secret AUTOLEARN_TASK_LEASE_SECS=10)
+  porta=$(free_port); portb=$(free_port); urla="http://127.0.0.1:$porta"; urlb="http://127.0.0.1:$portb"
+  # Both servers started at once, on one fresh database (both run the migrations).
+  local server_a server_b start_b="together with A"
+  env AUTOLEARN_ADDR="127.0.0.1:$porta" AUTOLEARN_DATA_DIR="$WORK/$name-a" AUTOLEARN_ADMIN_PASSWORD=fault-pw \
+    AUTOLEARN_LOG=warn AUTOLEARN_MIN_TASK_MINUTES=0 AUTOLEARN_WORKERS=0 "${common[@]}" "$BIN" serve >>"$WORK/$name-a.log" 2>&1 &
+  server_a=$!; PIDS+=("$server_a")
+  env AUTOLEARN_ADDR="127.0.0.1:$portb" AUTOLEARN_DATA_DIR="$WORK/$name-b" AUTOLEARN_ADMIN_PASSWORD=fault-pw \
+    AUTOLEARN_LOG=warn AUTOLEARN_MIN_TASK_MINUTES=0 AUTOLEARN_WORKERS=0 "${common[@]}" "$BIN" serve >>"$WORK/$name-b.log" 2>&1 &
+  server_b=$!; PIDS+=("$server_b")
+  wait_for "$urla/readyz" 60
+  if ! wait_for "$urlb/readyz" 30; then
+    start_b="failed when started together with A (see $name-b.log), started again after A"
+    log "two-servers: B $start_b"
+    start_server "$name-b" "$portb" AUTOLEARN_WORKERS=0 "${common[@]}"; server_b=$SERVER
+  fi
+  token=$(login "$urla")   # one session, used on both servers (sessions are database rows)
+  read -r inst ds < <(demo "$urla" "$token")     # training data, made through A
+  read -r inst2 ds2 < <(demo "$urlb" "$token")   # the save bursts' images, made through B
+  image=$(curl -fsS -H "Authorization: Bearer $token" "$urlb/api/datasets/$ds/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+  local workers=()
+  for w in 1 2; do
+    env AUTOLEARN_DATA_DIR="$WORK/$name-w$w" AUTOLEARN_LOG=info "${common[@]}" "$BIN" worker >>"$WORK/$name-w$w.log" 2>&1 &
+    workers+=($!); PIDS+=($!)
+  done
+  for n in 1 2 3 4; do   # through A and B in turn
+    if [ $((n % 2)) = 1 ]; then t=$urla; else t=$urlb; fi
+    tasks+=("$(small_task "$t" "$token" "$inst" "$ds" "fleet$n" 1)")
+  done
+  log "two-servers: A $urla, B $urlb (B $start_b), workers ${workers[*]}, tasks ${tasks[*]}; ${secs}s of load"
+  $CLIENT burst "$urla" "$token" "$ds2" 2 "$secs" "$WORK/$name.acked-a" "$WORK/$name.stop" 0 2 >"$WORK/$name.burst-a" &
+  local burst_a=$!
+  $CLIENT burst "$urlb" "$token" "$ds2" 2 "$secs" "$WORK/$name.acked-b" "$WORK/$name.stop" 1 2 >"$WORK/$name.burst-b" &
+  local burst_b=$!
+  python3 bench/faults/mixed_load.py "$urla" "$urlb" "$token" "$inst" "$image" "$secs" >"$WORK/$name.load" 2>"$WORK/$name.load.err" &
+  local load=$!
+  wait "$burst_a" "$burst_b"; wait "$load" || true
+  # The tasks: all ended (not stuck), each with one version and one claim.
+  local summary=""
+  for _ in $(seq 360); do
+    summary=$(python3 - "$urla" "$token" "$inst" "${tasks[@]}" <<'PY'
+import collections, json, sys, urllib.request
+url, token, inst, tasks = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+get = lambda p: urllib.request.urlopen(urllib.request.Request(url + p, headers={"Authorization": "Bearer " + token}), timeout=30)
+versions = collections.Counter(m["task_id"] for m in json.load(get(f"/api/instances/{inst}/models")))
+rows, ended = [], 0
+for t in tasks:
+    task = json.load(get(f"/api/tasks/{t}"))
+    log = get(f"/api/tasks/{t}/logs").read().decode()
+    claims = [l.split(" worker ", 1)[1].split(" (attempt")[0] for l in log.splitlines() if ") trains " in l]
+    ended += task["status"] in ("succeeded", "failed", "stopped")
+    rows.append(f"task {t} {task['status']} attempts {task['attempts']} versions {versions[int(t)]} "
+                f"claimed by {'+'.join(w.split(':')[1] for w in claims) or 'none'}"
+                + (f" ({task['error']})" if task.get("error") else ""))
+print(f"{ended}/{len(tasks)} ended, {sum(versions.values())} versions: " + "; ".join(rows))
+PY
+)
+    [[ "$summary" == "${#tasks[@]}/${#tasks[@]} ended"* ]] && break
+    sleep 1
+  done
+  # The saves: all acknowledged saves there, read through each server.
+  cat "$WORK/$name.acked-a" "$WORK/$name.acked-b" >"$WORK/$name.acked"
+  local check_a check_b
+  check_a=$($CLIENT check "$urla" "$token" "$ds2" "$WORK/$name.acked") || true
+  check_b=$($CLIENT check "$urlb" "$token" "$ds2" "$WORK/$name.acked") || true
+  local load_summary
+  load_summary=$(python3 - "$WORK/$name.load" "$WORK/$name.load.err" <<'PY'
+import json, sys
+try:
+    o = json.load(open(sys.argv[1]))
+except ValueError:
+    print("load client failed: " + open(sys.argv[2]).read()[-300:].replace("\n", " "))
+    sys.exit()
+cf = o["cf"]
+print(f"predict answers {json.dumps(o['predict'])}; recall answers {json.dumps(o['recall'])}, first u1 {json.dumps(o['recall_first'])}; "
+      f"CF job started via A: {cf.get('start_via_A')}, polled {json.dumps(cf.get('polled_via'))}, final {json.dumps(cf.get('final'))}, "
+      f"u9 after the build {json.dumps(cf.get('u9_after'))}; load ran {o['seconds']} s; notes: {' | '.join(o['notes'])}")
+PY
+)
+  result two-servers "B started $start_b; saves via A $(cat "$WORK/$name.burst-a"), via B $(cat "$WORK/$name.burst-b"); check via A $check_a, via B $check_b; tasks: $summary; $load_summary; workers: $(for w in 1 2; do echo -n "w$w pid ${workers[$((w-1))]} "; done)"
+  kill "$server_a" "$server_b" "${workers[@]}" "$S3PID" 2>/dev/null || true
+}
+
+cf_kill() {
+  local name=cfkill port url token inst job before after="" seen="" log="$WORK/cf.log"
+  port=$(free_port); url="http://127.0.0.1:$port"
+  python3 bench/faults/cf_log.py "${CF_USERS:-10000}" "${CF_PER_USER:-300}" 20000 >"$log"
+  start_server "$name" "$port" AUTOLEARN_TASK_LEASE_SECS=5
+  token=$(login "$url")
+  inst=$(curl -fsS -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"type":"recommendation_recall","name":"cfkill"}' "$url/api/instances" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  job=$(curl -fsS -H "Authorization: Bearer $token" --data-binary @"$log" \
+    "$url/api/instances/$inst/behavior-logs?top_n=20" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  state() { curl -s -H "Authorization: Bearer $token" "$url/api/instances/$inst/behavior-logs/jobs/$job" |
+    python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["state"], round(j["progress"], 2), j["stage"].replace(" ", "_"), j.get("error", ""))' 2>/dev/null || echo "down"; }
+  # Killed once the similarities are under way (the progress row says so).
+  for _ in $(seq 600); do
+    before=$(state)
+    case "$before" in running\ 0.[1-9]*computing*|succeeded*|failed*) break ;; esac
+    sleep 0.2
+  done
+  kill -9 "$SERVER"; wait "$SERVER" 2>/dev/null || true
+  log "$name: server killed while the job read: $before"
+  start_server "$name" "$port" AUTOLEARN_TASK_LEASE_SECS=5
+  local t0=$SECONDS
+  for _ in $(seq 600); do
+    after=$(state); seen="$seen ${after%% *}/$(echo "$after" | cut -d' ' -f3)"
+    case "$after" in succeeded*|failed*) break ;; esac
+    sleep 1
+  done
+  local recs
+  recs=$(curl -s -H "Authorization: Bearer $token" "$url/api/instances/$inst/tables" |
+    python3 -c 'import json,sys; print(", ".join("%s %d rows" % (t["table"], t["rows"]) for t in json.load(sys.stdin)))')
+  local logs; logs=$(find "$WORK/$name/models/recall-logs" -type f 2>/dev/null | wc -l)
+  result cf-kill "$(wc -l <"$log") log lines; killed while '$before'; restarted, then: $(echo "$seen" | tr ' ' '\n' | uniq | tr '\n' ' ')(ended $((SECONDS - t0)) s after the restart); final '$after'; tables: $recs; stored logs left: $logs"
+  kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true
+}
+
 for c in $CASES; do
   case "$c" in
     save-kill-sqlite) save_kill savekill-sqlite ;;
@@ -224,6 +443,9 @@ for c in $CASES; do
     worker-kill) worker_kill ;;
     s3-restart) s3_restart ;;
     disk-full) disk_full ;;
+    upload-kill) upload_kill ;;
+    two-servers) two_servers ;;
+    cf-kill) cf_kill ;;
     *) echo "unknown case $c" >&2; exit 1 ;;
   esac
 done

@@ -2,7 +2,9 @@
 over, each save a new label ``v<n>`` with n rising, and log every save the server answered
 2xx (image, n) to ACKED (flushed per line, so the log survives whatever happens to the
 server). Runs until STOP exists or SECONDS pass; connection errors and 5xx are counted and
-the client carries on (the server may be killed and restarted meanwhile).
+the client carries on (the server may be killed and restarted meanwhile). Optional PART
+PARTS: this burst saves only every PARTS-th image from the PART-th (0-based), so bursts
+through several servers at once never save the same image.
 
 ``check`` mode reads every image back and counts acknowledged saves that are not there: an
 image whose stored n is lower than the last n acknowledged for it lost a save.
@@ -20,8 +22,8 @@ def call(url, token, method, path, body=None, timeout=10):
 def images(url, token, ds):
     return call(url, token, "GET", f"/api/datasets/{ds}/images?per_page=500")[1]["items"]
 
-def burst(url, token, ds, clients, seconds, acked_path, stop_path):
-    ids = [i["id"] for i in images(url, token, ds)]
+def burst(url, token, ds, clients, seconds, acked_path, stop_path, part=0, parts=1):
+    ids = [i["id"] for i in images(url, token, ds)][part::parts]
     log = open(acked_path, "a", buffering=1)
     lock = threading.Lock()
     counts = {"acked": 0, "failed": 0}
@@ -68,6 +70,7 @@ def check(url, token, ds, acked_path):
 if __name__ == "__main__":
     mode, url, token, ds = sys.argv[1:5]
     if mode == "burst":
-        burst(url, token, int(ds), int(sys.argv[5]), float(sys.argv[6]), sys.argv[7], sys.argv[8])
+        burst(url, token, int(ds), int(sys.argv[5]), float(sys.argv[6]), sys.argv[7], sys.argv[8],
+              *map(int, sys.argv[9:11]))
     else:
         sys.exit(check(url, token, int(ds), sys.argv[5]))
