@@ -548,19 +548,9 @@ async fn behaviour_logs_build_collaborative_filtering(b: Backend) {
             .unwrap()
             .starts_with("line 2, active_type")
     );
-    // The refused log left no job holding the instance's build slot (its row is dropped
-    // just after the answer).
-    let mut status = StatusCode::CONFLICT;
-    for _ in 0..50 {
-        status = post_log(&app, inst, "u1,tea,0,2024-01-01\nu2,tea,0,2024-01-02\n")
-            .await
-            .0;
-        if status != StatusCode::CONFLICT {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, StatusCode::ACCEPTED);
+    // The refused log left no job holding the instance's build slot.
+    let (status, body) = post_log(&app, inst, "u1,tea,0,2024-01-01\nu2,tea,0,2024-01-02\n").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
 
 /// A build is a database row, not a server's memory: a server with no builder queues it,
@@ -576,15 +566,11 @@ async fn behaviour_log_builds_outlive_the_server_that_took_them(b: Backend) {
     // Three builders die in turn: the build is given up, not retried for ever.
     let inst2 = a.create_instance("recommendation_recall", "logs2").await;
     let id2 = "cf-given-up";
-    db.open_cf_job(id2, inst2, 10, "a-server", 60, 4)
+    db.open_cf_job(id2, inst2, 10, "recall-logs/x.bin", "a-server", 60, 4)
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        db.queue_cf_job(id2, "a-server", "recall-logs/x.bin")
-            .await
-            .unwrap()
-    );
+    assert!(db.queue_cf_job(id2, "a-server").await.unwrap());
     for dead in 0..3 {
         let c = db.claim_cf_job(&format!("dead-{dead}"), -10).await.unwrap();
         assert_eq!(
@@ -603,13 +589,22 @@ async fn behaviour_log_builds_outlive_the_server_that_took_them(b: Backend) {
     // The server receiving a log dies before storing it: the instance is busy meanwhile,
     // then the build fails saying to upload again, and a new log is accepted.
     let inst3 = a.create_instance("recommendation_recall", "logs3").await;
-    db.open_cf_job("cf-receiving", inst3, 10, "gone", -10, 4)
+    let log3 = "recall-logs/cf-receiving.bin";
+    db.open_cf_job("cf-receiving", inst3, 10, log3, "gone", 60, 4)
         .await
         .unwrap()
         .unwrap();
     let (status, body) = post_log(&a, inst3, &tea_and_cups_log()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    db.reap_cf_jobs().await.unwrap();
+    // Its lease runs out: the reaper fails it and hands back its log to remove.
+    let progress = ("receiving the log", 0.0);
+    assert!(
+        db.renew_cf_job("cf-receiving", "gone", -10, progress)
+            .await
+            .unwrap()
+    );
+    let failed_logs = db.reap_cf_jobs().await.unwrap();
+    assert!(failed_logs.contains(&log3.to_owned()), "{failed_logs:?}");
     let failed = settled_job(&a, inst3, "cf-receiving", 0).await;
     assert_eq!(failed["state"], "failed");
     assert!(
@@ -665,15 +660,38 @@ async fn behaviour_log_builds_outlive_the_server_that_took_them(b: Backend) {
             pairs(&[("cup", "cf")])
         );
     }
-    assert!(
-        store.read(&key, 1 << 20).await.is_err(),
-        "the stored log goes once the build has ended"
-    );
+    // The builder removes the stored log just after the end it recorded.
+    let mut gone = false;
+    for _ in 0..40 {
+        gone = store.read(&key, 1 << 20).await.is_err();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the stored log goes once the build has ended");
 
     let (status, job3) = post_log(&bsrv, inst3, &tea_and_cups_log()).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let done3 = settled_job(&a, inst3, job3["id"].as_str().unwrap(), 20).await;
     assert_eq!(done3["state"], "succeeded", "{done3}");
+
+    // Four builds open across the servers: a fifth waits (503 busy), on either server.
+    for k in 0..4 {
+        let other = a
+            .create_instance("recommendation_recall", &format!("busy{k}"))
+            .await;
+        let id = format!("cf-busy-{k}");
+        db.open_cf_job(&id, other, 10, "recall-logs/none.bin", "elsewhere", 60, 4)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for server in [&a, &bsrv] {
+        let (status, body) = post_log(server, inst, &tea_and_cups_log()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["code"], "busy");
+    }
 }
 
 /// Adds the `cf` (collaborative filtering) strategy.

@@ -14,7 +14,8 @@ CREATE TABLE cf_jobs (
     stats TEXT,
     top_n BIGINT NOT NULL,
     log_key TEXT,
-    -- The server receiving or running it, and until when (Unix seconds) it counts as alive.
+    -- The claim receiving or running it (its server's name and a token of its own), and
+    -- until when (Unix seconds) it counts as alive.
     owner TEXT,
     lease_until BIGINT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,

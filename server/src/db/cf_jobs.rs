@@ -24,10 +24,13 @@ pub enum Refused {
     Full,
 }
 
-/// A claimed build: what the builder needs to run it.
+/// A claimed build: what the builder needs to run it. `owner` is this claim's own token, so a
+/// build re-queued and claimed again by the same server is not renewed or ended through
+/// the earlier claim.
 #[derive(Debug, Clone)]
 pub struct ClaimedCfJob {
     pub id: String,
+    pub owner: String,
     pub instance_id: i64,
     pub top_n: i64,
     pub log_key: String,
@@ -35,6 +38,10 @@ pub struct ClaimedCfJob {
 }
 
 const OPEN: &str = "state IN ('receiving', 'queued', 'running')";
+/// The stage of a queued build.
+pub const WAITING_FOR_A_BUILDER: &str = "waiting for a builder";
+/// PostgreSQL advisory lock key taken while a build is opened.
+const OPEN_LOCK: i64 = 0x0a17_cf00;
 
 fn job_from_row(r: &AnyRow) -> sqlx::Result<CfJob> {
     let state: String = r.try_get(2)?;
@@ -58,76 +65,95 @@ fn job_from_row(r: &AnyRow) -> sqlx::Result<CfJob> {
 }
 
 impl Db {
-    /// Opens a build in `receiving` for `owner`, unless the instance has one open or
-    /// `max_open` are open in all.
+    /// Opens a build in `receiving` for `owner`, its log to be stored under `log_key`,
+    /// unless the instance has one open or `max_open` are open in all. One statement, which
+    /// takes SQLite's write lock at once; on PostgreSQL a transaction-scoped advisory lock
+    /// makes the count and the insert one decision across servers.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open_cf_job(
         &self,
         id: &str,
         instance_id: i64,
         top_n: i64,
+        log_key: &str,
         owner: &str,
         lease_secs: i64,
         max_open: i64,
     ) -> sqlx::Result<Result<(), Refused>> {
         let mut tx = self.pool.begin().await?;
-        let open: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM cf_jobs WHERE {OPEN}"))
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        let mine = sqlx::query(&format!(
-            "SELECT 1 FROM cf_jobs WHERE instance_id = $1 AND {OPEN}"
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(OPEN_LOCK)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO cf_jobs (id, instance_id, state, stage, progress, top_n, log_key, owner, \
+             lease_until, created_at, updated_at) \
+             SELECT $1, $2, 'receiving', 'receiving the log', 0, $3, $4, $5, $6, $7, $7 \
+             WHERE (SELECT COUNT(*) FROM cf_jobs WHERE {OPEN}) < $8"
         ))
-        .bind(instance_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if mine.is_some() {
-            return Ok(Err(Refused::InstanceBusy));
-        }
-        if open >= max_open {
-            return Ok(Err(Refused::Full));
-        }
-        let now = now_rfc3339();
-        let inserted = sqlx::query(
-            "INSERT INTO cf_jobs (id, instance_id, state, stage, progress, top_n, owner, lease_until, created_at, updated_at) \
-             VALUES ($1, $2, 'receiving', 'receiving the log', 0, $3, $4, $5, $6, $6)",
-        )
         .bind(id)
         .bind(instance_id)
         .bind(top_n)
+        .bind(log_key)
         .bind(owner)
         .bind(unix_now() + lease_secs)
-        .bind(&now)
+        .bind(now_rfc3339())
+        .bind(max_open)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            // A build opened beside this one by another server: the unique index decides.
-            Err(e) if super::is_unique_violation(&e) => return Ok(Err(Refused::InstanceBusy)),
-            r => r?,
+        let refused = match inserted {
+            Ok(r) if r.rows_affected() > 0 => None,
+            // The instance's open build (the partial unique index decides, also between
+            // servers).
+            Err(e) if super::is_unique_violation(&e) => Some(Refused::InstanceBusy),
+            Err(e) => return Err(e),
+            Ok(_) => {
+                let mine = sqlx::query(&format!(
+                    "SELECT 1 FROM cf_jobs WHERE instance_id = $1 AND {OPEN}"
+                ))
+                .bind(instance_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                Some(if mine.is_some() {
+                    Refused::InstanceBusy
+                } else {
+                    Refused::Full
+                })
+            }
         };
-        tx.commit().await?;
-        Ok(Ok(()))
+        match refused {
+            None => {
+                tx.commit().await?;
+                Ok(Ok(()))
+            }
+            Some(why) => Ok(Err(why)),
+        }
     }
 
-    /// Forgets a build whose log was refused (or whose client went away) while receiving.
-    pub async fn drop_cf_job(&self, id: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM cf_jobs WHERE id = $1 AND state = 'receiving'")
+    /// Forgets a build whose log was refused (or whose client went away) while receiving;
+    /// returns where its log would be stored, for the caller to remove.
+    pub async fn drop_cf_job(&self, id: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query("DELETE FROM cf_jobs WHERE id = $1 AND state = 'receiving' RETURNING log_key")
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<Option<String>, _>(0))
+            .transpose()
+            .map(Option::flatten)
     }
 
-    /// Hands a received build, its log stored under `log_key`, to the builders; `false`
-    /// when the row is no longer `owner`'s receiving row (its lease ran out meanwhile).
-    pub async fn queue_cf_job(&self, id: &str, owner: &str, log_key: &str) -> sqlx::Result<bool> {
+    /// Hands a received build, its log stored, to the builders; `false` when the row is no
+    /// longer `owner`'s receiving row (its lease ran out meanwhile).
+    pub async fn queue_cf_job(&self, id: &str, owner: &str) -> sqlx::Result<bool> {
         let n = sqlx::query(
-            "UPDATE cf_jobs SET state = 'queued', stage = 'waiting for a builder', log_key = $3, \
-             owner = NULL, lease_until = 0, updated_at = $4 \
-             WHERE id = $1 AND owner = $2 AND state = 'receiving'",
+            "UPDATE cf_jobs SET state = 'queued', stage = $3, owner = NULL, lease_until = 0, \
+             updated_at = $4 WHERE id = $1 AND owner = $2 AND state = 'receiving'",
         )
         .bind(id)
         .bind(owner)
-        .bind(log_key)
+        .bind(WAITING_FOR_A_BUILDER)
         .bind(now_rfc3339())
         .execute(&self.pool)
         .await?
@@ -161,18 +187,18 @@ impl Db {
     }
 
     /// Settles builds whose server stopped answering: a receiving one fails (its log was
-    /// never stored), a running one is queued again or, after [`MAX_ATTEMPTS`], fails.
-    /// Returns the stored logs of the builds given up, for the caller to remove.
+    /// perhaps not stored whole), a running one is queued again or, after [`MAX_ATTEMPTS`],
+    /// fails. Returns the stored logs of the builds failed, for the caller to remove.
     pub async fn reap_cf_jobs(&self) -> sqlx::Result<Vec<String>> {
         let (now, at) = (unix_now(), now_rfc3339());
-        sqlx::query(
+        let received = sqlx::query(
             "UPDATE cf_jobs SET state = 'failed', owner = NULL, updated_at = $2, \
              error = 'the server receiving this log stopped before the log was stored; upload it again' \
-             WHERE state = 'receiving' AND lease_until < $1",
+             WHERE state = 'receiving' AND lease_until < $1 RETURNING log_key",
         )
         .bind(now)
         .bind(&at)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
         let given_up = sqlx::query(
             "UPDATE cf_jobs SET state = 'failed', owner = NULL, updated_at = $3, \
@@ -183,10 +209,7 @@ impl Db {
         .bind(MAX_ATTEMPTS)
         .bind(&at)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .filter_map(|r| r.try_get::<Option<String>, _>(0).transpose())
-        .collect::<sqlx::Result<_>>()?;
+        .await?;
         sqlx::query(
             "UPDATE cf_jobs SET state = 'queued', owner = NULL, progress = 0, updated_at = $2, \
              stage = 'waiting for a builder (the previous one stopped answering)' \
@@ -196,7 +219,11 @@ impl Db {
         .bind(&at)
         .execute(&self.pool)
         .await?;
-        Ok(given_up)
+        received
+            .iter()
+            .chain(&given_up)
+            .filter_map(|r| r.try_get::<Option<String>, _>(0).transpose())
+            .collect()
     }
 
     /// Takes the oldest queued build for `owner`, leased for `lease_secs`.
@@ -224,6 +251,7 @@ impl Db {
         row.map(|r| {
             Ok(ClaimedCfJob {
                 id: r.try_get(0)?,
+                owner: owner.to_owned(),
                 instance_id: r.try_get(1)?,
                 top_n: r.try_get(2)?,
                 log_key: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),

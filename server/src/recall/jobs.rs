@@ -27,15 +27,15 @@ const MAX_STORED_LOG_BYTES: u64 = 2 << 30;
 /// This server's side of the builds: who it is in the job rows, and a wake-up for its
 /// builder when it queued a build itself.
 pub struct CfJobs {
-    /// Names this server in `cf_jobs.owner`.
-    pub owner: String,
+    /// Names this server; each claim on a build adds a token of its own ([`CfJobs::claim`]).
+    server: String,
     wake: Notify,
 }
 
 impl Default for CfJobs {
     fn default() -> Self {
         Self {
-            owner: format!(
+            server: format!(
                 "{}-{}-{:08x}",
                 hostname(),
                 std::process::id(),
@@ -55,6 +55,11 @@ fn hostname() -> String {
 }
 
 impl CfJobs {
+    /// A new claim's `cf_jobs.owner`: this server and a token of the claim's own.
+    pub fn claim(&self) -> String {
+        format!("{}#{:08x}", self.server, rand::random::<u32>())
+    }
+
     /// A build was queued: the builder looks now instead of at its next poll.
     pub fn queued(&self) {
         self.wake.notify_one();
@@ -66,25 +71,21 @@ pub fn log_key(job: &str) -> String {
     format!("recall-logs/{job}.bin")
 }
 
-/// Renews this server's lease on a build every [`BEAT`], with the progress read from
-/// `progress`, until dropped or the build is no longer this server's.
+/// Renews a claim's lease on a build every [`BEAT`], with the progress read from
+/// `progress`, until dropped or the build is no longer the claim's.
 pub struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Heartbeat {
-    pub fn start(s: &AppState, job: &str, progress: Arc<Progress>) -> Self {
-        let (s, job) = (s.clone(), job.to_owned());
+    pub fn start(s: &AppState, job: &str, owner: &str, progress: Arc<Progress>) -> Self {
+        let (s, job, owner) = (s.clone(), job.to_owned(), owner.to_owned());
         let lease = s.config.task_lease_secs;
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(BEAT).await;
                 let (stage, frac) = progress.read();
-                match s
-                    .db
-                    .renew_cf_job(&job, &s.cf_jobs.owner, lease, (stage, frac))
-                    .await
-                {
+                match s.db.renew_cf_job(&job, &owner, lease, (stage, frac)).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     // The database may come back before the lease runs out.
@@ -125,7 +126,8 @@ impl Progress {
         self.done.clone()
     }
 
-    /// The stage and the build's progress: 10% loading, 80% similarities, 10% writing.
+    /// The stage and the build's progress: 0 to 0.1 receiving and loading, 0.1 to 0.9 the
+    /// similarities, 0.9 writing.
     fn read(&self) -> (&'static str, f64) {
         let stage = usize::from(self.stage.load(Ordering::Relaxed)).min(STAGES.len() - 1);
         let total = self.total.load(Ordering::Relaxed);
@@ -146,6 +148,11 @@ impl Progress {
 /// The builder of one server: runs up to `slots` builds at once until `shutdown`. A build
 /// still running at shutdown is left to its lease (another server resumes it).
 pub async fn run(s: AppState, slots: usize, mut shutdown: watch::Receiver<bool>) {
+    if slots == 0 {
+        tracing::info!(
+            "AUTOLEARN_CF_BUILDERS is 0: behaviour-log builds taken here wait for a server with builders"
+        );
+    }
     let permits = Arc::new(Semaphore::new(slots));
     loop {
         if *shutdown.borrow() {
@@ -162,7 +169,7 @@ pub async fn run(s: AppState, slots: usize, mut shutdown: watch::Receiver<bool>)
         while let Ok(permit) = permits.clone().try_acquire_owned() {
             match s
                 .db
-                .claim_cf_job(&s.cf_jobs.owner, s.config.task_lease_secs)
+                .claim_cf_job(&s.cf_jobs.claim(), s.config.task_lease_secs)
                 .await
             {
                 Ok(Some(job)) => {
@@ -183,7 +190,12 @@ pub async fn run(s: AppState, slots: usize, mut shutdown: watch::Receiver<bool>)
         tokio::select! {
             () = s.cf_jobs.wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}
-            _ = shutdown.changed() => {}
+            changed = shutdown.changed() => {
+                // The sender gone is a shutdown too (else this loop would spin).
+                if changed.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -192,8 +204,8 @@ pub async fn run(s: AppState, slots: usize, mut shutdown: watch::Receiver<bool>)
 /// a build taken away (its lease ran out) keeps it for the builder that has it now.
 async fn build(s: &AppState, job: ClaimedCfJob) {
     let progress = Arc::new(Progress::default());
-    let _heartbeat = Heartbeat::start(s, &job.id, progress.clone());
-    let owner = &s.cf_jobs.owner;
+    let _heartbeat = Heartbeat::start(s, &job.id, &job.owner, progress.clone());
+    let owner = &job.owner;
     let ended = match build_tables(s, &job, &progress).await {
         Ok(stats) => {
             let (user_item, item_item, stats) = stats;
@@ -220,7 +232,7 @@ async fn build(s: &AppState, job: ClaimedCfJob) {
 }
 
 /// Removes a build's stored log once the build has ended (a leftover is only disk space).
-async fn remove_log(s: &AppState, key: &str) {
+pub async fn remove_log(s: &AppState, key: &str) {
     let removed = match s.storage.open_uri(&s.config.models_uri) {
         Ok(store) => store.delete(key).await,
         Err(e) => Err(e),

@@ -22,7 +22,7 @@ use super::instances::authorised_instance;
 use super::query::{BehaviorLogQuery, ImportQuery, RecallQuery, recall_options};
 use crate::AppState;
 use crate::auth::{self, Principal};
-use crate::db::cf_jobs::Refused;
+use crate::db::cf_jobs::{Refused, WAITING_FOR_A_BUILDER};
 use crate::db::is_unique_violation;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::recall::cache::Access;
@@ -192,12 +192,14 @@ async fn behavior_log(
     };
     // A place first, before the body is read: parsing a log is the expensive part.
     let job_id = format!("cf-{:016x}", rand::random::<u64>());
+    let (owner, key) = (s.cf_jobs.claim(), jobs::log_key(&job_id));
     let opened =
         s.db.open_cf_job(
             &job_id,
             inst.id,
             top_n as i64,
-            &s.cf_jobs.owner,
+            &key,
+            &owner,
             s.config.task_lease_secs,
             jobs::MAX_OPEN,
         )
@@ -215,13 +217,45 @@ async fn behavior_log(
             ),
         ),
     })?;
-    let receiving = Receiving {
+    let mut receiving = Receiving {
         s: s.clone(),
         id: Some(job_id.clone()),
     };
-    let _alive = jobs::Heartbeat::start(&s, &job_id, Arc::default());
-    // Parse before answering, so a bad log is a 400 naming its line, not a failed job.
-    let log = parse_upload(&headers, body, "invalid_log", move |r| {
+    if let Err(e) = receive_log(&s, &job_id, &owner, &key, &headers, body, weights).await {
+        // Forgotten before the answer, so the instance is free for a corrected log.
+        receiving.forget().await;
+        return Err(e);
+    }
+    receiving.id = None;
+    s.cf_jobs.queued();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(CfJob {
+            id: job_id,
+            instance_id: inst.id,
+            state: "running".to_owned(),
+            progress: 0.0,
+            stage: WAITING_FOR_A_BUILDER.to_owned(),
+            error: None,
+            stats: None,
+        }),
+    ))
+}
+
+/// Parses a log as it arrives (before answering, so a bad log is a 400 naming its line, not
+/// a failed job), stores it where every server's builder can read it and queues the build;
+/// the receiving row's lease is kept alive meanwhile.
+async fn receive_log(
+    s: &AppState,
+    job_id: &str,
+    owner: &str,
+    key: &str,
+    headers: &HeaderMap,
+    body: Body,
+    weights: ActionWeights,
+) -> ApiResult<()> {
+    let _alive = jobs::Heartbeat::start(s, job_id, owner, Arc::default());
+    let log = parse_upload(headers, body, "invalid_log", move |r| {
         cf::parse_log(r, weights)
     })
     .await?;
@@ -232,50 +266,53 @@ async fn behavior_log(
             "the log has no interactions",
         ));
     }
-    // The parsed log is stored where every server's builder can read it.
     let bytes = tokio::task::spawn_blocking(move || log.encode())
         .await
         .map_err(ApiError::internal)?;
-    let key = jobs::log_key(&job_id);
-    let store = s.storage.open_uri(&s.config.models_uri)?;
-    store.put(&key, bytes.into()).await?;
-    if !s.db.queue_cf_job(&job_id, &s.cf_jobs.owner, &key).await? {
-        let _ = store.delete(&key).await;
+    s.storage
+        .open_uri(&s.config.models_uri)?
+        .put(key, bytes.into())
+        .await?;
+    if !s.db.queue_cf_job(job_id, owner).await? {
         return Err(ApiError::internal(
             "the build's row was taken away while its log was stored",
         ));
     }
-    receiving.queued();
-    s.cf_jobs.queued();
-    let job = s.db.cf_job(&job_id).await?;
-    job.map(|j| (StatusCode::ACCEPTED, axum::Json(j)))
-        .ok_or_else(|| ApiError::not_found("job"))
+    Ok(())
 }
 
-/// A build row in `receiving`, deleted unless its log is queued: a refused log, or a client
-/// gone while its log was parsed, leaves no build holding the instance.
+/// A build row in `receiving`, with the log it may have stored: forgotten unless queued, so
+/// a refused log, or a client gone while its log was parsed, leaves no build holding the
+/// instance and no stored log.
 struct Receiving {
     s: AppState,
     id: Option<String>,
 }
 
 impl Receiving {
-    fn queued(mut self) {
-        self.id = None;
+    async fn forget(&mut self) {
+        if let Some(id) = self.id.take() {
+            forget(&self.s, &id).await;
+        }
     }
 }
 
+/// The request was dropped (its client went away) while receiving.
 impl Drop for Receiving {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let db = self.s.db.clone();
-            tokio::spawn(async move {
-                if let Err(e) = db.drop_cf_job(&id).await {
-                    // Its lease runs out and the builders fail it.
-                    tracing::warn!("CF job {id}: forgetting a refused log: {e}");
-                }
-            });
+        if let (Some(id), Ok(rt)) = (self.id.take(), tokio::runtime::Handle::try_current()) {
+            let s = self.s.clone();
+            rt.spawn(async move { forget(&s, &id).await });
         }
+    }
+}
+
+async fn forget(s: &AppState, id: &str) {
+    match s.db.drop_cf_job(id).await {
+        Ok(Some(key)) => jobs::remove_log(s, &key).await,
+        Ok(None) => {}
+        // Its lease runs out and the builders fail it (and remove its log).
+        Err(e) => tracing::warn!("CF job {id}: forgetting a refused log: {e}"),
     }
 }
 
