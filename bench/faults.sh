@@ -57,15 +57,63 @@ new_pg_db() { # sets PG_URL to a fresh database's DATABASE_URL (dropped at exit)
   PG_URL="postgres://postgres@127.0.0.1:5432/$name"
 }
 
-# start_server NAME PORT [VAR=value ...]: a server on data dir $WORK/NAME; sets SERVER.
-start_server() {
+# launch_server NAME PORT [VAR=value ...]: a server on data dir $WORK/NAME, logging to
+# $WORK/NAME.log, not waited for; sets SERVER.
+launch_server() {
   local name=$1 port=$2
   shift 2
   env AUTOLEARN_ADDR="127.0.0.1:$port" AUTOLEARN_DATA_DIR="$WORK/$name" AUTOLEARN_ADMIN_PASSWORD=fault-pw \
     AUTOLEARN_LOG=warn AUTOLEARN_MIN_TASK_MINUTES=0 "$@" "$BIN" serve >>"$WORK/$name.log" 2>&1 &
   SERVER=$!
   PIDS+=("$SERVER")
-  wait_for "http://127.0.0.1:$port/readyz" 60
+}
+
+# start_server NAME PORT [VAR=value ...]: launch_server, then wait until it is ready.
+start_server() {
+  launch_server "$@"
+  wait_for "http://127.0.0.1:$2/readyz" 60
+}
+
+# start_worker LOG [VAR=value ...]: an `autolearn worker` logging to $WORK/LOG.log; sets WORKER.
+start_worker() {
+  local name=$1
+  shift
+  env AUTOLEARN_LOG=warn "$@" "$BIN" worker >>"$WORK/$name.log" 2>&1 &
+  WORKER=$!
+  PIDS+=("$WORKER")
+}
+
+# A small classification task on the shapes dataset; prints its id.
+small_task() { # URL TOKEN INSTANCE DATASET NAME EPOCHS
+  curl -fsS -H "Authorization: Bearer $2" -H 'content-type: application/json' \
+    -d "{\"name\":\"$5\",\"dataset_id\":$4,\"labels\":[\"circle\",\"square\",\"triangle\"],\"preset\":\"classification-fast\",\"device\":\"cpu\",\"max_minutes\":3,\"image_size\":64,\"max_epochs\":$6,\"seed\":1}" \
+    "$1/api/instances/$3/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+
+task_status() { # URL TOKEN TASK: "status progress"
+  curl -fsS -H "Authorization: Bearer $2" "$1/api/tasks/$3" |
+    python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["status"], round(t.get("progress", 0), 2))'
+}
+
+version_count() { # URL TOKEN INSTANCE
+  curl -fsS -H "Authorization: Bearer $2" "$1/api/instances/$3/models" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+}
+
+# await_task_end URL TOKEN TASK: waits (up to 300 s) until the task has ended; prints the
+# statuses it went through.
+await_task_end() {
+  local seen="" st
+  for _ in $(seq 300); do
+    st=$(task_status "$@"); seen="$seen ${st%% *}"
+    case "$st" in succeeded*|failed*|stopped*) break ;; esac
+    sleep 1
+  done
+  echo "$seen" | tr ' ' '\n' | uniq | tr '\n' ' '
+}
+
+# The task's log lines that say it was re-queued.
+requeued_events() { # URL TOKEN TASK
+  curl -fsS -H "Authorization: Bearer $2" "$1/api/tasks/$3/logs" | grep -c "re-queued" || true
 }
 
 login() { AUTOLEARN_URL="$1" AUTOLEARN_PASSWORD=fault-pw "$BIN" login -u admin; }
@@ -138,30 +186,16 @@ worker_kill() {
   new_pg_db; db=$PG_URL
   start_server "$name" "$port" DATABASE_URL="$db" AUTOLEARN_WORKERS=0
   token=$(login "$url"); read -r inst ds < <(demo "$url" "$token")
-  task=$(curl -fsS -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-    -d "{\"name\":\"fault\",\"dataset_id\":$ds,\"labels\":[\"circle\",\"square\",\"triangle\"],\"preset\":\"classification-fast\",\"device\":\"cpu\",\"max_minutes\":3,\"image_size\":64,\"max_epochs\":2,\"seed\":1}" \
-    "$url/api/instances/$inst/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  worker() {
-    env DATABASE_URL="$db" AUTOLEARN_DATA_DIR="$WORK/$name" AUTOLEARN_TASK_LEASE_SECS=6 AUTOLEARN_LOG=warn \
-      "$BIN" worker >>"$WORK/$name-worker.log" 2>&1 &
-    WORKER=$!; PIDS+=("$WORKER")
-  }
-  status() { curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task" | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["status"], t.get("progress", 0))'; }
+  task=$(small_task "$url" "$token" "$inst" "$ds" fault 2)
+  worker() { start_worker "$name-worker" DATABASE_URL="$db" AUTOLEARN_DATA_DIR="$WORK/$name" AUTOLEARN_TASK_LEASE_SECS=6; }
   worker
-  for _ in $(seq 120); do [[ "$(status)" == running\ 0.[1-9]* ]] && break; sleep 1; done
-  local before; before=$(status)
+  for _ in $(seq 120); do [[ "$(task_status "$url" "$token" "$task")" == running\ 0.[1-9]* ]] && break; sleep 1; done
+  local before; before=$(task_status "$url" "$token" "$task")
   kill -9 "$WORKER"
   sleep 8   # past the 6 s lease
   worker    # reaps the expired lease, then claims the task again
-  local seen=""
-  for _ in $(seq 300); do
-    local s; s=$(status); seen="$seen ${s%% *}"
-    case "$s" in succeeded*|failed*|stopped*) break ;; esac
-    sleep 1
-  done
-  local versions; versions=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/instances/$inst/models" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-  local events; events=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task/logs" | grep -c "re-queued" || true)
-  result worker-kill "killed while '$before'; re-queued events: $events; final: $(status); model versions: $versions; statuses seen: $(echo "$seen" | tr ' ' '\n' | uniq | tr '\n' ' ')"
+  local seen; seen=$(await_task_end "$url" "$token" "$task")
+  result worker-kill "killed while '$before'; re-queued events: $(requeued_events "$url" "$token" "$task"); final: $(task_status "$url" "$token" "$task"); model versions: $(version_count "$url" "$token" "$inst"); statuses seen: $seen"
   kill "$WORKER" "$SERVER" 2>/dev/null || true
 }
 
@@ -240,13 +274,6 @@ start_s3() {
 }
 S3_KEYS=(AWS_ACCESS_KEY_ID=fault AWS_SECRET_ACCESS_KEY=fault-secret)
 
-# A small classification task on the shapes dataset; prints its id.
-small_task() { # URL TOKEN INSTANCE DATASET NAME EPOCHS
-  curl -fsS -H "Authorization: Bearer $2" -H 'content-type: application/json' \
-    -d "{\"name\":\"$5\",\"dataset_id\":$4,\"labels\":[\"circle\",\"square\",\"triangle\"],\"preset\":\"classification-fast\",\"device\":\"cpu\",\"max_minutes\":3,\"image_size\":64,\"max_epochs\":$6,\"seed\":1}" \
-    "$1/api/instances/$3/tasks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
-}
-
 upload_kill() {
   local name=uploadkill port url token inst ds db task image pport proxy marker models
   new_pg_db; db=$PG_URL
@@ -265,13 +292,10 @@ upload_kill() {
   python3 bench/faults/slow_proxy.py "$pport" "$S3PORT" 65536 "$marker" >"$WORK/$name-proxy.log" 2>&1 &
   proxy=$!; PIDS+=("$proxy")
   uk_worker() { # S3 endpoint
-    env DATABASE_URL="$db" AUTOLEARN_DATA_DIR="$WORK/$name" AUTOLEARN_TASK_LEASE_SECS=6 AUTOLEARN_LOG=info \
-      AUTOLEARN_MODELS="$models" AUTOLEARN_S3_ENDPOINT="$1" "${S3_KEYS[@]}" \
-      "$BIN" worker >>"$WORK/$name-worker.log" 2>&1 &
-    WORKER=$!; PIDS+=("$WORKER")
+    start_worker "$name-worker" DATABASE_URL="$db" AUTOLEARN_DATA_DIR="$WORK/$name" AUTOLEARN_TASK_LEASE_SECS=6 \
+      AUTOLEARN_LOG=info AUTOLEARN_MODELS="$models" AUTOLEARN_S3_ENDPOINT="$1" "${S3_KEYS[@]}"
   }
-  uk_status() { curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task" | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["status"], round(t.get("progress", 0), 2))'; }
-  uk_versions() { curl -fsS -H "Authorization: Bearer $token" "$url/api/instances/$inst/models" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+  uk_status() { task_status "$url" "$token" "$task"; }
   uk_worker "http://127.0.0.1:$pport"
   for _ in $(seq 600); do [ -s "$marker" ] && break; kill -0 "$WORKER" 2>/dev/null || break; sleep 0.5; done
   if [ ! -s "$marker" ]; then
@@ -284,7 +308,7 @@ upload_kill() {
   seen=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["line"].split()[1].split("?")[0], "Content-Length", m["length"])' "$marker")
   sent_at_kill=$(cat "$marker.bytes" 2>/dev/null || echo 0)
   kill -9 "$WORKER"; wait "$WORKER" 2>/dev/null || true
-  before=$(uk_status); versions_at_kill=$(uk_versions)
+  before=$(uk_status); versions_at_kill=$(version_count "$url" "$token" "$inst")
   # The connection cut too, as when the worker's machine vanishes (left alone, the kernel
   # would go on sending what the dead process had buffered).
   sleep 1; kill -9 "$proxy"; wait "$proxy" 2>/dev/null || true
@@ -292,21 +316,16 @@ upload_kill() {
   log "upload-kill: worker killed during $seen after $sent_at_kill body bytes; task '$before'; versions $versions_at_kill"
   sleep 8   # past the 6 s lease
   uk_worker "http://127.0.0.1:$S3PORT"   # straight to S3: reaps the lease, trains again, uploads
-  local states=""
-  for _ in $(seq 300); do
-    local st; st=$(uk_status); states="$states ${st%% *}"
-    case "$st" in succeeded*|failed*|stopped*) break ;; esac
-    sleep 1
-  done
+  local states; states=$(await_task_end "$url" "$token" "$task")
   local versions events claims objects serve model
-  versions=$(uk_versions)
-  events=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task/logs" | grep -c "re-queued" || true)
+  versions=$(version_count "$url" "$token" "$inst")
+  events=$(requeued_events "$url" "$token" "$task")
   claims=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/tasks/$task/logs" | grep -c ") trains " || true)
   objects=$(cd "$WORK/$name-s3/faults" && find models -type f -printf '%p (%s B) ' 2>/dev/null || true)
   local cut; cut=$(grep -c "error reading a body" "$WORK/$name-s3.log" || true)
   model=$(curl -fsS -H "Authorization: Bearer $token" "$url/api/instances/$inst/models" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[0]["id"] if m else 0)')
   serve=$(python3 bench/faults/serve_check.py "$url" "$token" "$model" "$image" uploadkill_shapes 2>&1) || true
-  result upload-kill "upload seen: $seen; killed after $sent_at_kill body bytes forwarded ($sent_after when the connection was cut); at the kill: task '$before', model versions $versions_at_kill; S3 server errors reading a cut upload body: $cut; re-queued events: $events; claims (attempt lines): $claims; final: $(uk_status); model versions: $versions; objects under models/: ${objects:-none}; the version: $serve; statuses seen: $(echo "$states" | tr ' ' '\n' | uniq | tr '\n' ' ')"
+  result upload-kill "upload seen: $seen; killed after $sent_at_kill body bytes forwarded ($sent_after when the connection was cut); at the kill: task '$before', model versions $versions_at_kill; S3 server errors reading a cut upload body: $cut; re-queued events: $events; claims (attempt lines): $claims; final: $(uk_status); model versions: $versions; objects under models/: ${objects:-none}; the version: $serve; statuses seen: $states"
   kill "$WORKER" "$SERVER" "$S3PID" 2>/dev/null || true
 }
 
@@ -321,12 +340,8 @@ two_servers() {
   porta=$(free_port); portb=$(free_port); urla="http://127.0.0.1:$porta"; urlb="http://127.0.0.1:$portb"
   # Both servers started at once, on one fresh database (both run the migrations).
   local server_a server_b start_b="together with A"
-  env AUTOLEARN_ADDR="127.0.0.1:$porta" AUTOLEARN_DATA_DIR="$WORK/$name-a" AUTOLEARN_ADMIN_PASSWORD=fault-pw \
-    AUTOLEARN_LOG=warn AUTOLEARN_MIN_TASK_MINUTES=0 AUTOLEARN_WORKERS=0 "${common[@]}" "$BIN" serve >>"$WORK/$name-a.log" 2>&1 &
-  server_a=$!; PIDS+=("$server_a")
-  env AUTOLEARN_ADDR="127.0.0.1:$portb" AUTOLEARN_DATA_DIR="$WORK/$name-b" AUTOLEARN_ADMIN_PASSWORD=fault-pw \
-    AUTOLEARN_LOG=warn AUTOLEARN_MIN_TASK_MINUTES=0 AUTOLEARN_WORKERS=0 "${common[@]}" "$BIN" serve >>"$WORK/$name-b.log" 2>&1 &
-  server_b=$!; PIDS+=("$server_b")
+  launch_server "$name-a" "$porta" AUTOLEARN_WORKERS=0 "${common[@]}"; server_a=$SERVER
+  launch_server "$name-b" "$portb" AUTOLEARN_WORKERS=0 "${common[@]}"; server_b=$SERVER
   wait_for "$urla/readyz" 60
   if ! wait_for "$urlb/readyz" 30; then
     start_b="failed when started together with A (see $name-b.log), started again after A"
@@ -339,8 +354,8 @@ two_servers() {
   image=$(curl -fsS -H "Authorization: Bearer $token" "$urlb/api/datasets/$ds/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
   local workers=()
   for w in 1 2; do
-    env AUTOLEARN_DATA_DIR="$WORK/$name-w$w" AUTOLEARN_LOG=info "${common[@]}" "$BIN" worker >>"$WORK/$name-w$w.log" 2>&1 &
-    workers+=($!); PIDS+=($!)
+    start_worker "$name-w$w" AUTOLEARN_DATA_DIR="$WORK/$name-w$w" AUTOLEARN_LOG=info "${common[@]}"
+    workers+=("$WORKER")
   done
   for n in 1 2 3 4; do   # through A and B in turn
     if [ $((n % 2)) = 1 ]; then t=$urla; else t=$urlb; fi

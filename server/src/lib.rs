@@ -286,6 +286,16 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This machine's name, which the names of its training workers and CF builders in the
+/// database start with (so an operator sees where a task or build runs).
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}
+
 fn load_secret(config: &Config) -> anyhow::Result<Secret> {
     if let Some(s) = &config.secret {
         return Ok(s.clone());

@@ -3,7 +3,7 @@
 //! any server's builder claims it (`running`, leased and renewed with its progress) and
 //! finishes it together with the tables it writes. A lease that runs out re-queues the job
 //! (or fails it after [`MAX_ATTEMPTS`]); a receiving row whose server died fails, since its
-//! log was never stored.
+//! log may not have been stored whole.
 
 use shared::recall::{CfJob, CfStats};
 use sqlx::Row;
@@ -38,8 +38,12 @@ pub struct ClaimedCfJob {
 }
 
 const OPEN: &str = "state IN ('receiving', 'queued', 'running')";
+/// The stage of a build while its log arrives.
+pub const RECEIVING_THE_LOG: &str = "receiving the log";
 /// The stage of a queued build.
 pub const WAITING_FOR_A_BUILDER: &str = "waiting for a builder";
+/// The stage of a build just claimed.
+pub const LOADING_THE_LOG: &str = "loading the log";
 /// PostgreSQL advisory lock key taken while a build is opened.
 const OPEN_LOCK: i64 = 0x0a17_cf00;
 
@@ -90,7 +94,7 @@ impl Db {
         let inserted = sqlx::query(&format!(
             "INSERT INTO cf_jobs (id, instance_id, state, stage, progress, top_n, log_key, owner, \
              lease_until, created_at, updated_at) \
-             SELECT $1, $2, 'receiving', 'receiving the log', 0, $3, $4, $5, $6, $7, $7 \
+             SELECT $1, $2, 'receiving', $9, 0, $3, $4, $5, $6, $7, $7 \
              WHERE (SELECT COUNT(*) FROM cf_jobs WHERE {OPEN}) < $8"
         ))
         .bind(id)
@@ -101,6 +105,7 @@ impl Db {
         .bind(unix_now() + lease_secs)
         .bind(now_rfc3339())
         .bind(max_open)
+        .bind(RECEIVING_THE_LOG)
         .execute(&mut *tx)
         .await;
         let refused = match inserted {
@@ -238,7 +243,7 @@ impl Db {
         };
         let row = sqlx::query(&format!(
             "UPDATE cf_jobs SET state = 'running', owner = $1, lease_until = $2, \
-             attempts = attempts + 1, stage = 'loading the log', progress = 0, updated_at = $3 \
+             attempts = attempts + 1, stage = $4, progress = 0, updated_at = $3 \
              WHERE state = 'queued' AND id = \
              (SELECT id FROM cf_jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1{lock}) \
              RETURNING id, instance_id, top_n, log_key, attempts"
@@ -246,6 +251,7 @@ impl Db {
         .bind(owner)
         .bind(unix_now() + lease_secs)
         .bind(now_rfc3339())
+        .bind(LOADING_THE_LOG)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {

@@ -12,7 +12,7 @@ use shared::recall::CfStats;
 use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::AppState;
-use crate::db::cf_jobs::ClaimedCfJob;
+use crate::db::cf_jobs::{ClaimedCfJob, LOADING_THE_LOG, RECEIVING_THE_LOG};
 use crate::recall::cf;
 
 /// Builds open (receiving, queued or running) at once across the deployment.
@@ -37,21 +37,13 @@ impl Default for CfJobs {
         Self {
             server: format!(
                 "{}-{}-{:08x}",
-                hostname(),
+                crate::host_name(),
                 std::process::id(),
                 rand::random::<u32>()
             ),
             wake: Notify::new(),
         }
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "server".to_owned())
 }
 
 impl CfJobs {
@@ -112,8 +104,8 @@ pub struct Progress {
 }
 
 const STAGES: [&str; 4] = [
-    "receiving the log",
-    "loading the log",
+    RECEIVING_THE_LOG,
+    LOADING_THE_LOG,
     "computing item similarities",
     "writing user_item and item_item",
 ];
@@ -126,8 +118,8 @@ impl Progress {
         self.done.clone()
     }
 
-    /// The stage and the build's progress: 0 to 0.1 receiving and loading, 0.1 to 0.9 the
-    /// similarities, 0.9 writing.
+    /// The stage and the build's progress: 0 while receiving and loading, 0.1 to 0.9 over
+    /// the similarities, 0.9 writing.
     fn read(&self) -> (&'static str, f64) {
         let stage = usize::from(self.stage.load(Ordering::Relaxed)).min(STAGES.len() - 1);
         let total = self.total.load(Ordering::Relaxed);
@@ -207,8 +199,7 @@ async fn build(s: &AppState, job: ClaimedCfJob) {
     let _heartbeat = Heartbeat::start(s, &job.id, &job.owner, progress.clone());
     let owner = &job.owner;
     let ended = match build_tables(s, &job, &progress).await {
-        Ok(stats) => {
-            let (user_item, item_item, stats) = stats;
+        Ok((user_item, item_item, stats)) => {
             s.db.succeed_cf_job(&job.id, owner, &stats, &user_item, &item_item)
                 .await
         }

@@ -26,10 +26,7 @@ const IDLE_POLL: Duration = Duration::from_millis(700);
 
 /// A name for a worker that says where it runs: `host:pid:n`.
 pub fn worker_name(n: usize) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}:{}:{n}", std::process::id())
+    format!("{}:{}:{n}", crate::host_name(), std::process::id())
 }
 
 /// Runs one worker until `shutdown` turns true; a task in progress is stopped (and keeps
