@@ -1,7 +1,8 @@
 //! The model runtime of the browser: the same `shared` model code and pre-processing the
 //! server runs, on burn's WebGPU backend when the browser offers an adapter, otherwise on
-//! burn's CPU backend (flex) compiled to wasm. Its answers have the shape of the predict
-//! API's `body` and `meta` (SPEC §7), computed from bit-identical weights.
+//! the CPU executor the server's predict API runs (`shared::exec`, compiled to wasm SIMD;
+//! OCR models on burn's CPU backend). Its answers have the shape of the predict API's
+//! `body` and `meta` (SPEC §7), computed from bit-identical weights.
 //!
 //! JavaScript sees one class, `Classifier`: `await Classifier.load(webArtifact, "auto")`,
 //! then `await c.classifyImage(bytes)` (an encoded JPG/PNG/BMP, decoded exactly as the
@@ -17,6 +18,8 @@ use std::rc::Rc;
 use burn::prelude::*;
 use shared::InstanceType;
 use shared::detect;
+use shared::exec::detector::DetectorNet;
+use shared::exec::{NativeNet, Scratch};
 use shared::model::ocr::{OcrModel, OcrReader};
 use shared::model::{Detector, DetectorConfig, FusedEfficientNetLite, artifact};
 use shared::predict::{
@@ -30,10 +33,14 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// The network of an artifact, by kind.
+/// The network of an artifact, by kind and where it runs.
 enum Net {
+    /// burn, on WebGPU.
     Classifier(Box<FusedEfficientNetLite>),
     Detector(Box<Detector>),
+    /// The CPU executor (the server's kernels, wasm SIMD here): a browser without WebGPU.
+    CpuClassifier(Box<NativeNet>),
+    CpuDetector(Box<DetectorNet>),
     /// Reads whole pictures, not `side`-square inputs.
     Ocr(Box<OcrReader>),
 }
@@ -45,6 +52,8 @@ struct Inner {
     side: u32,
     /// A detector's served confidence threshold (from its evaluation).
     conf_threshold: f32,
+    /// The CPU executor's activation buffers, kept from image to image.
+    scratch: RefCell<Scratch>,
 }
 
 #[wasm_bindgen]
@@ -109,20 +118,32 @@ struct Answer {
 impl Inner {
     async fn classify(&self, x: Vec<f32>, meta: ImageMeta) -> Result<String, JsError> {
         let side = self.side as usize;
-        let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, side, side]), &self.device);
-        // Read back asynchronously (WebGPU cannot block); suppression runs in plain Rust.
-        let data = match &self.model {
-            Net::Classifier(m) => m.forward(x).into_data_async().await,
-            Net::Detector(m) => m.forward(x).into_data_async().await,
+        let out: Vec<f32> = match &self.model {
+            Net::CpuClassifier(m) => m.forward(&x, 1, side, &mut self.scratch.borrow_mut()),
+            Net::CpuDetector(m) => m
+                .forward(&x, 1, side, &mut self.scratch.borrow_mut())
+                .concat(),
+            Net::Classifier(_) | Net::Detector(_) => {
+                let x =
+                    Tensor::<4>::from_data(TensorData::new(x, [1, 3, side, side]), &self.device);
+                // Read back asynchronously (WebGPU cannot block); suppression runs in plain
+                // Rust.
+                let data = match &self.model {
+                    Net::Classifier(m) => m.forward(x).into_data_async().await,
+                    Net::Detector(m) => m.forward(x).into_data_async().await,
+                    _ => unreachable!("matched above"),
+                };
+                data.map_err(|e| js_err(format!("{e:?}")))?
+                    .try_into_vec_as::<f32>()
+                    .map_err(|e| js_err(format!("{e:?}")))?
+            }
             Net::Ocr(_) => return Err(js_err("an OCR model reads whole pictures")),
         };
-        let out: Vec<f32> = data
-            .map_err(|e| js_err(format!("{e:?}")))?
-            .try_into_vec_as::<f32>()
-            .map_err(|e| js_err(format!("{e:?}")))?;
         let body = match &self.model {
-            Net::Classifier(_) => classification_body(&self.labels, &softmax(&out)),
-            Net::Detector(_) => {
+            Net::Classifier(_) | Net::CpuClassifier(_) => {
+                classification_body(&self.labels, &softmax(&out))
+            }
+            Net::Detector(_) | Net::CpuDetector(_) => {
                 let points = detect::points(side);
                 let dets =
                     detect::decode(&out, self.labels.len(), &points, side, self.conf_threshold);
@@ -158,6 +179,7 @@ impl Classifier {
         let (meta, weights) = artifact::decode_web(&web_artifact).map_err(js_err)?;
         drop(web_artifact);
         let (device, name) = pick_device(&backend).await?;
+        let on_cpu = name == "cpu";
         let model = match meta.instance_type {
             InstanceType::Ocr => {
                 let model = artifact::load_into(OcrModel::new(&device), weights).map_err(js_err)?;
@@ -168,14 +190,22 @@ impl Classifier {
             InstanceType::ObjectDetection => {
                 let config = DetectorConfig::for_preset(meta.preset);
                 let shape = Detector::init(config, meta.labels.len(), &device);
-                Net::Detector(Box::new(
-                    artifact::load_into(shape, weights).map_err(js_err)?.valid(),
-                ))
+                let model = artifact::load_into(shape, weights).map_err(js_err)?.valid();
+                if on_cpu {
+                    Net::CpuDetector(Box::new(DetectorNet::new(model)))
+                } else {
+                    Net::Detector(Box::new(model))
+                }
             }
             _ => {
                 let m =
                     artifact::load_weights(weights, meta.labels.len(), &device).map_err(js_err)?;
-                Net::Classifier(Box::new(FusedEfficientNetLite::new(&m.valid())))
+                let fused = FusedEfficientNetLite::new(&m.valid());
+                if on_cpu {
+                    Net::CpuClassifier(Box::new(NativeNet::new(&fused)))
+                } else {
+                    Net::Classifier(Box::new(fused))
+                }
             }
         };
         let inner = Inner {
@@ -184,6 +214,7 @@ impl Classifier {
             device,
             labels: meta.labels,
             side: meta.image_size,
+            scratch: RefCell::new(Scratch::default()),
         };
         if let Net::Ocr(reader) = &inner.model {
             // A blank page: the detector's shaders compile now.
@@ -218,8 +249,8 @@ impl Classifier {
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match self.inner.model {
-            Net::Classifier(_) => "image_classification".into(),
-            Net::Detector(_) => "object_detection".into(),
+            Net::Classifier(_) | Net::CpuClassifier(_) => "image_classification".into(),
+            Net::Detector(_) | Net::CpuDetector(_) => "object_detection".into(),
             Net::Ocr(_) => "ocr".into(),
         }
     }

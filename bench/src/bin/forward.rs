@@ -1,7 +1,7 @@
 //! Time of one forward pass of the served classifier (EfficientNet-Lite0 with BatchNorm
 //! folded, 224 px) two ways in one run: burn's flex backend (what serving used before, and
 //! what training evaluates with) and the serving executor
-//! (`autolearn_server::serve::native`), at batch 1 and 8, plus the largest difference
+//! (`shared::exec`), at batch 1 and 8, plus the largest difference
 //! between their logits.
 //!
 //! Weights: the ImageNet-pretrained network (1000 classes) when its converted file is in
@@ -14,26 +14,16 @@
 //!
 //! Usage: forward [SECONDS_PER_CASE] [IMAGE]   (default 3 seconds)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use autolearn_server::serve::native::{NativeNet, Scratch};
+use bench::time;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use shared::exec::{NativeNet, Scratch};
 use shared::model::{EfficientNetLite, FusedEfficientNetLite};
 
 const SIDE: usize = 224;
-
-/// Runs `f` for about `budget` after one warm-up call; returns milliseconds per call.
-fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
-    f();
-    let start = Instant::now();
-    let mut calls = 0u32;
-    while calls == 0 || start.elapsed() < budget {
-        f();
-        calls += 1;
-    }
-    start.elapsed().as_secs_f64() * 1000.0 / f64::from(calls)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use autolearn_server::assist::{fit_and_rank, head};
-use autolearn_server::serve::native::{NativeNet, Scratch};
 use autolearn_server::train::weights;
 use burn::prelude::Device;
 use shared::api::{Annotation, Image};
+use shared::exec::{NativeNet, Scratch};
 use shared::model::FusedEfficientNetLite;
 use shared::predict::input;
 

@@ -20,7 +20,7 @@ use shared::model::FusedEfficientNetLite;
 use shared::predict::input;
 
 use crate::AppState;
-use crate::serve::native::{NativeNet, Scratch};
+use shared::exec::{NativeNet, Scratch};
 
 /// Labelled images each label needs before suggestions are shown (docs/benchmarks.md has
 /// the accuracy measured against this).

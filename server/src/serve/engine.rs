@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use shared::preprocess::softmax;
 
-use super::native::{NativeNet, Scratch};
+use shared::exec::{NativeNet, Scratch};
 use tokio::sync::oneshot;
 
 /// Images admitted per replica (being decoded, queued or in a forward pass) before new ones

@@ -7,7 +7,6 @@
 
 pub mod detection;
 pub mod engine;
-pub mod native;
 pub mod ocr;
 pub mod plan;
 
@@ -272,7 +271,7 @@ pub async fn load_version(s: &AppState, model_id: i64, replicas: i64) -> anyhow:
         };
         let runner = match kind {
             InstanceType::ObjectDetection => {
-                let net = detection::DetectorNet::load(&meta, weights, &device)?;
+                let net = detection::load(&meta, weights, &device)?;
                 image(Engine::start(Square { net, side }, replicas))
             }
             InstanceType::Ocr => Runner::Ocr(Arc::new(Engine::start(
@@ -281,8 +280,9 @@ pub async fn load_version(s: &AppState, model_id: i64, replicas: i64) -> anyhow:
             ))),
             _ => {
                 let model = artifact::load_weights(weights, meta.labels.len(), &device)?.valid();
-                let net =
-                    native::NativeNet::new(&shared::model::FusedEfficientNetLite::new(&model));
+                let net = shared::exec::NativeNet::new(&shared::model::FusedEfficientNetLite::new(
+                    &model,
+                ));
                 image(Engine::start(Square { net, side }, replicas))
             }
         };

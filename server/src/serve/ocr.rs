@@ -9,11 +9,11 @@ use image::RgbImage;
 use shared::model::ocr::{Line, OcrModel, OcrReader};
 use shared::train::ModelMeta;
 
-use super::detection::nchw;
 use super::engine::{Engine, Worker};
-use super::native::Scratch;
 use super::plan::{Plan, Shape, weights_of};
 use crate::artifact;
+use shared::exec::Scratch;
+use shared::exec::detector::nchw;
 
 /// An OCR service's engine: pages in, lines (pixels, reading order) out.
 pub type OcrEngine = Engine<RgbImage, Vec<Line>>;
@@ -120,9 +120,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::serve::native::tests::largest_difference;
     use crate::train::ocr::pretrained;
     use crate::train::weights::{cannot_run, test_weights_dir};
+    use shared::exec::testing::largest_difference;
     use shared::ocr::input;
 
     /// The served detector and recogniser backbone (plans on the executor) compute burn's

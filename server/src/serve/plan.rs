@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use anyhow::{Context, bail, ensure};
 use rayon::prelude::*;
 
-use super::native::{Pointwise, vectorised};
+use shared::exec::{Pointwise, vectorised};
 
 /// A tensor's shape: images, rows, columns, channels (channels innermost).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -834,7 +834,7 @@ pub fn weights_of<M: burn::store::ModuleSnapshot>(module: &M) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::native::tests::{largest_difference, values};
+    use shared::exec::testing::{largest_difference, values};
 
     /// A plain NCHW convolution, term by term (weights `[cout][cin/groups][kh][kw]`).
     #[allow(clippy::too_many_arguments)]

@@ -29,8 +29,8 @@ use shared::train::ClassificationMetrics;
 
 use super::data::{self, Data, Sample};
 use super::metrics::{self, Prediction};
-use crate::serve::native::{NativeNet, Scratch};
 use crate::train::run::{Plan, Run, Signal};
+use shared::exec::{NativeNet, Scratch};
 
 pub struct Outcome {
     pub model: EfficientNetLite,
@@ -72,7 +72,7 @@ fn eval_batches(samples: &[Sample]) -> impl Iterator<Item = (usize, usize, Vec<f
     })
 }
 
-/// [`predict`] through the predict API's own executor (`serve::native`, on the CPU), for the
+/// [`predict`] through the predict API's own executor (`shared::exec`, on the CPU), for the
 /// metrics a model version keeps: they describe exactly what its service will answer.
 pub fn predict_served(model: &EfficientNetLite, samples: &[Sample]) -> Vec<Vec<f32>> {
     let net = NativeNet::new(&FusedEfficientNetLite::new(model));

@@ -25,11 +25,11 @@ use shared::model::losses::{DetectionTargets, fcos_loss};
 use shared::train::{DetectionMetrics, EvalBox, EvalImage};
 
 use super::data::{self, Data};
-use crate::serve::detection::{DetectorNet, Tap};
 use crate::serve::engine::Network;
-use crate::serve::native::Scratch;
 use crate::train::classification::data::push_plain;
 use crate::train::run::{Plan, Run, Signal};
+use shared::exec::Scratch;
+use shared::exec::detector::{DetectorNet, Tap};
 
 pub struct Outcome {
     pub model: Detector,
@@ -136,7 +136,7 @@ fn relative(b: &Rect, side: f32, label: &str, conf: f64) -> EvalBox {
 /// exactly what a service of the version answers.
 pub fn evaluate(model: &Detector, data: &Data, device: &Device) -> DetectionMetrics {
     let classes = data.labels.len();
-    let net = DetectorNet::new(model.clone(), device);
+    let net = DetectorNet::new(model.clone());
     let mut scratch = Scratch::default();
     let (mut cls, mut loc, mut ctr, mut n) = (0.0, 0.0, 0.0, 0.0);
     let mut evals = Vec::with_capacity(data.val.len());
@@ -323,7 +323,7 @@ pub fn train(
     // image (view `v` is image `v / 2`, mirrored when odd), from the serving executor
     // (BatchNorm folded; several times faster than burn's CPU backend, on any device):
     // cached when the task's memory budget has room for them, else recomputed per batch.
-    let frozen = DetectorNet::new(model.valid(), device);
+    let frozen = DetectorNet::new(model.valid());
     let mut scratch = Scratch::default();
     let views = data.train.len() * 2;
     let (first, _) = view_taps(&frozen, data, &[0], plan.image_size, &mut scratch);
@@ -465,7 +465,7 @@ pub fn train(
         ));
         // The frozen bottom runs on the serving executor (BatchNorm folded: the same as
         // burn's eval mode, which fine-tuning keeps for the whole backbone).
-        let bottom = DetectorNet::new(best.clone(), device);
+        let bottom = DetectorNet::new(best.clone());
         let mut scratch = Scratch::default();
         let mut tuned = best.clone().train().for_finetuning(first);
         let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();

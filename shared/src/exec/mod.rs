@@ -1,9 +1,11 @@
-//! The serving executor of [`FusedEfficientNetLite`]: the same folded weights, laid out once
-//! for channels-last (NHWC) inference on the CPU. burn's flex backend runs the network in
-//! NCHW one operation at a time (separate passes for padding, bias and activation, fresh
-//! tensors for each); this executor computes the same outputs (tested against it below)
-//! several times faster, which is what the predict API's throughput needs. Training and the
-//! browser keep using burn.
+//! The CPU executor of [`FusedEfficientNetLite`] and of the detector ([`detector`]): the
+//! same folded weights, laid out once for channels-last (NHWC) inference. burn's flex
+//! backend runs the network in NCHW one operation at a time (separate passes for padding,
+//! bias and activation, fresh tensors for each); this executor computes the same outputs
+//! (tested against it below) several times faster. The server's predict API and
+//! evaluation run it, and so does the browser when it has no WebGPU (compiled to wasm32,
+//! on the page's one thread: rayon falls back to the calling thread there). Training and
+//! WebGPU keep using burn.
 //!
 //! - Every 1×1 convolution (nine tenths of the multiply-adds) is a matrix product over
 //!   pixels, computed by [`Pointwise::rows`] in register tiles of a few pixels × 32 output
@@ -20,8 +22,9 @@
 //!   pixels there splits its columns over the threads, so each reads only its share of the
 //!   weights.
 //! - All of it is compiled for AVX-512 or AVX2 with FMA when the CPU has them
-//!   ([`vectorised`]), with plain `f32` code elsewhere; a unit test holds every variant this
-//!   CPU runs to the plain one.
+//!   ([`vectorised`]), for wasm SIMD (128-bit) in the browser build, with plain `f32` code
+//!   elsewhere; a unit test holds every variant this CPU runs to the plain one (the wasm one
+//!   is held to the server's answers by the browser tests).
 //!
 //! All convolutions use TF "SAME" padding, as the model does (`PaddingConfig2d::Same`).
 
@@ -30,19 +33,21 @@
 // the safe function around it asserts (sizes) or checks (the CPU's features).
 #![allow(unsafe_code)]
 
+pub mod detector;
+
 use std::cell::RefCell;
 
+use crate::model::FusedEfficientNetLite;
+use crate::model::fused::FusedBlock;
 use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use rayon::prelude::*;
-use shared::model::FusedEfficientNetLite;
-use shared::model::fused::FusedBlock;
 
 /// A 1×1 convolution (or any product with a bias, such as a k×k convolution over im2col
 /// rows) as a `cin × cout` row-major matrix.
-pub(super) struct Pointwise {
+pub struct Pointwise {
     cin: usize,
     cout: usize,
     w: Vec<f32>,
@@ -50,7 +55,7 @@ pub(super) struct Pointwise {
 }
 
 /// A depthwise `k×k` convolution: weights `[k·k][c]`, so one tap is a contiguous row.
-pub(super) struct Depthwise {
+pub struct Depthwise {
     c: usize,
     k: usize,
     stride: usize,
@@ -90,9 +95,9 @@ pub struct Scratch {
     c: Vec<f32>,
     d: Vec<f32>,
     /// Buffers of the layers a network runs after the trunk (the detector's neck and head).
-    pub(super) extra: [Vec<f32>; 5],
+    pub extra: [Vec<f32>; 5],
     /// Activation buffers of a plan ([`super::plan`]), reused from request to request.
-    pub(super) pool: Vec<Vec<f32>>,
+    pub pool: Vec<Vec<f32>>,
 }
 
 thread_local! {
@@ -129,8 +134,14 @@ fn bias(conv: &Conv2d, channels: usize) -> Vec<f32> {
 /// a multiply-add. At most 12 (the tile sizes `Pointwise::panels` instantiates).
 const MR_AVX512: usize = 8;
 /// Pixels per tile of the one-vector-wide panels on AVX-512.
+#[cfg(target_arch = "x86_64")]
 const MR_AVX512_NARROW: usize = 12;
 const MR_OTHER: usize = 6;
+/// Pixels per register tile with wasm SIMD: 4 × 2 registers of sums, 2 of weights, one
+/// broadcast input and one product (no fused multiply-add) stay within the 15 vector
+/// registers an x86 browser leaves to compiled wasm.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const MR_WASM: usize = 4;
 /// At most this many pixels, a wide product splits its columns over the threads rather than
 /// its pixels.
 const COLUMN_SPLIT_ROWS: usize = 512;
@@ -138,7 +149,7 @@ const COLUMN_SPLIT_ROWS: usize = 512;
 const NR: usize = 32;
 
 impl Pointwise {
-    pub(super) fn new(conv: &Conv2d) -> Self {
+    pub fn new(conv: &Conv2d) -> Self {
         let [cout, cin, kh, kw] = conv.weight.dims();
         assert_eq!((kh, kw), (1, 1), "a pointwise convolution");
         Self::from_oihw(&floats(conv.weight.val()), cout, cin, 1, bias(conv, cout))
@@ -146,7 +157,7 @@ impl Pointwise {
 
     /// A dense `k×k` convolution as a product over im2col rows ordered (kh, kw, channel)
     /// ([`im2col`]'s layout).
-    pub(super) fn kxk(conv: &Conv2d) -> Self {
+    pub fn kxk(conv: &Conv2d) -> Self {
         let [cout, cin, k, k2] = conv.weight.dims();
         assert!(k == k2 && conv.groups == 1, "a dense square convolution");
         Self::from_oihw(
@@ -160,7 +171,7 @@ impl Pointwise {
 
     /// The product of a dense convolution's weights laid out `[cout][cin][taps]` (burn's and
     /// ONNX's order), over rows ordered (tap, channel).
-    pub(super) fn from_oihw(w: &[f32], cout: usize, cin: usize, taps: usize, b: Vec<f32>) -> Self {
+    pub fn from_oihw(w: &[f32], cout: usize, cin: usize, taps: usize, b: Vec<f32>) -> Self {
         assert_eq!(w.len(), cout * cin * taps, "weights of {cout}×{cin}×{taps}");
         assert_eq!(b.len(), cout, "one bias per output channel");
         let mut t = vec![0.0; taps * cin * cout];
@@ -182,7 +193,7 @@ impl Pointwise {
     /// The same product with its output columns padded with zeros to a multiple of `lanes`,
     /// for outputs narrower than a vector register (a detector's 3 class or 5 box columns),
     /// which would otherwise run one column at a time.
-    pub(super) fn padded(mut self, lanes: usize) -> Self {
+    pub fn padded(mut self, lanes: usize) -> Self {
         let cout = self.cout.next_multiple_of(lanes);
         let mut w = vec![0.0; self.cin * cout];
         for (dst, src) in w.chunks_exact_mut(cout).zip(self.w.chunks_exact(self.cout)) {
@@ -194,16 +205,16 @@ impl Pointwise {
         self
     }
 
-    pub(super) fn cin(&self) -> usize {
+    pub fn cin(&self) -> usize {
         self.cin
     }
 
-    pub(super) fn cout(&self) -> usize {
+    pub fn cout(&self) -> usize {
         self.cout
     }
 
     /// `out = act(x · W + b (+ residual))` over `rows` pixels, split over the threads.
-    pub(super) fn run(
+    pub fn run(
         &self,
         x: &[f32],
         rows: usize,
@@ -295,6 +306,13 @@ impl Pointwise {
                 j = self.panels::<__m256, MR_OTHER, 2>(j, to, x, relu6, res, out);
                 j = self.panels::<__m256, { 2 * MR_OTHER }, 1>(j, to, x, relu6, res, out);
                 self.panels::<f32, MR_OTHER, 1>(j, to, x, relu6, res, out);
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Isa::Simd128 => {
+                use std::arch::wasm32::v128;
+                j = self.panels::<v128, MR_WASM, 2>(j, to, x, relu6, res, out);
+                j = self.panels::<v128, MR_WASM, 1>(j, to, x, relu6, res, out);
+                self.panels::<f32, MR_WASM, 1>(j, to, x, relu6, res, out);
             }
             _ => {
                 j = self.panels::<f32, MR_OTHER, 8>(j, to, x, relu6, res, out);
@@ -521,6 +539,41 @@ x86_lanes!(
     _mm256_setzero_ps
 );
 
+/// [`Lanes`] for wasm SIMD. It has no fused multiply-add (outside the relaxed-SIMD
+/// proposal), so `fma` rounds twice; `pmin`/`pmax` are the single-instruction min and max
+/// (NaN handling aside, which ReLU6 of finite sums does not meet).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Lanes for std::arch::wasm32::v128 {
+    const N: usize = 4;
+    // SAFETY (all methods): the caller's contract; wasm loads and stores need no alignment.
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { std::arch::wasm32::v128_load(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { std::arch::wasm32::v128_store(p.cast(), self) }
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        std::arch::wasm32::f32x4_splat(v)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        use std::arch::wasm32::{f32x4_add, f32x4_mul};
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        std::arch::wasm32::f32x4_add(a, b)
+    }
+    #[inline(always)]
+    unsafe fn relu6(self) -> Self {
+        use std::arch::wasm32::{f32x4_pmax, f32x4_pmin, f32x4_splat};
+        f32x4_pmin(f32x4_pmax(self, f32x4_splat(0.0)), f32x4_splat(6.0))
+    }
+}
+
 impl Depthwise {
     fn new(conv: &Conv2d) -> Self {
         let [c, one, k, k2] = conv.weight.dims();
@@ -546,7 +599,7 @@ impl Depthwise {
     }
 
     /// The same convolution without an activation.
-    pub(super) fn linear(conv: &Conv2d) -> Self {
+    pub fn linear(conv: &Conv2d) -> Self {
         Self {
             relu6: false,
             ..Self::new(conv)
@@ -555,7 +608,7 @@ impl Depthwise {
 
     /// The convolution (ReLU6 of it, unless [`Depthwise::linear`]) of `n` images of `h×w`
     /// pixels; returns the output size.
-    pub(super) fn run(
+    pub fn run(
         &self,
         x: &[f32],
         n: usize,
@@ -650,6 +703,14 @@ impl Depthwise {
                     let g = self.groups::<__m256, 4>(0, &px, out);
                     let g = self.groups::<__m256, 2>(g, &px, out);
                     let g = self.groups::<__m256, 1>(g, &px, out);
+                    self.groups::<f32, 1>(g, &px, out);
+                }
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                Isa::Simd128 => {
+                    use std::arch::wasm32::v128;
+                    let g = self.groups::<v128, 4>(0, &px, out);
+                    let g = self.groups::<v128, 2>(g, &px, out);
+                    let g = self.groups::<v128, 1>(g, &px, out);
                     self.groups::<f32, 1>(g, &px, out);
                 }
                 _ => {
@@ -813,12 +874,7 @@ impl Block {
 /// The im2col rows of a stride-1 SAME `k×k` convolution over `n` NHWC images of `h×w×c`:
 /// one row per output pixel, ordered (kh, kw, channel), zeros where the window leaves the
 /// image ([`Pointwise::kxk`] multiplies them).
-pub(super) fn im2col(
-    x: &[f32],
-    (n, h, w, c): (usize, usize, usize, usize),
-    k: usize,
-    out: &mut Vec<f32>,
-) {
+pub fn im2col(x: &[f32], (n, h, w, c): (usize, usize, usize, usize), k: usize, out: &mut Vec<f32>) {
     let (_, pad) = same(h, k, 1);
     let (_, pad_l) = same(w, k, 1);
     let row = k * k * c;
@@ -859,7 +915,7 @@ fn same(n: usize, k: usize, stride: usize) -> (usize, usize) {
 
 /// The first `len` floats of a reused buffer, which only ever grows (shrinking and growing
 /// again would zero the tail on every layer). Every element is written before it is read.
-pub(super) fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
         v.resize(len, 0.0);
     }
@@ -869,8 +925,11 @@ pub(super) fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// The vector unit [`vectorised`] compiled its code for; kernels pick their registers and
 /// tile sizes from it (a constant once inlined). Ordered: each includes the ones before.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub(super) enum Isa {
+pub enum Isa {
     Baseline,
+    /// wasm SIMD, fixed at compile time (`+simd128`: every current browser has it).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
     Avx2,
     Avx512,
 }
@@ -889,14 +948,20 @@ fn best_isa() -> Isa {
             };
         }
     }
-    Isa::Baseline
+    BUILT_FOR
 }
+
+/// The vector unit every machine this build can run on has.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const BUILT_FOR: Isa = Isa::Simd128;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+const BUILT_FOR: Isa = Isa::Baseline;
 
 /// Runs `f` compiled for the widest vector unit this CPU has, telling it which. `f` and
 /// what it calls must be `#[inline(always)]`: the target features reach only code inlined
 /// into the dispatching function.
 #[inline(always)]
-pub(super) fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
+pub fn vectorised<R>(f: impl FnOnce(Isa) -> R) -> R {
     // SAFETY: `best_isa` is what this CPU has.
     unsafe { dispatch(best_isa(), f) }
 }
@@ -926,6 +991,9 @@ unsafe fn dispatch<R>(isa: Isa, f: impl FnOnce(Isa) -> R) -> R {
         // SAFETY: the CPU has AVX2 and FMA (the caller's contract).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { with_avx2(f) },
+        // The whole module is compiled with simd128 (the build's target feature).
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => f(Isa::Simd128),
         _ => f(Isa::Baseline),
     }
 }
@@ -1084,11 +1152,12 @@ impl NativeNet {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
+    use super::testing::{largest_difference, values};
     use super::*;
+    use crate::model::EfficientNetLite;
     use burn::module::Param;
     use burn::tensor::Distribution;
-    use shared::model::EfficientNetLite;
 
     /// A Lite0 with non-trivial BatchNorm statistics everywhere, folded.
     fn model(classes: usize, device: &Device) -> FusedEfficientNetLite {
@@ -1141,26 +1210,6 @@ pub(super) mod tests {
             let worst = largest_difference(&want, &got);
             assert!(worst < 1e-5, "k {k}: largest difference {worst}");
         }
-    }
-
-    /// Deterministic values in [-2, 2) (a small LCG; the kernels' results, not the values,
-    /// are under test).
-    pub(in crate::serve) fn values(len: usize, seed: u32) -> Vec<f32> {
-        let mut x = seed;
-        (0..len)
-            .map(|_| {
-                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (x >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
-            })
-            .collect()
-    }
-
-    pub(in crate::serve) fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -1245,5 +1294,30 @@ pub(super) mod tests {
                 "{threads} threads, side {side}: largest difference {worst} (scale {scale})"
             );
         }
+    }
+}
+
+/// Helpers of the executor's tests, here and in the server's (which test kernels built on
+/// these).
+#[doc(hidden)]
+pub mod testing {
+    /// Deterministic values in [-2, 2) (a small LCG; the kernels' results, not the values,
+    /// are under test).
+    pub fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    pub fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 }
