@@ -109,6 +109,16 @@ async fn pick_device(want: &str) -> Result<(Device, &'static str), JsError> {
     }
 }
 
+/// A WebGPU result's floats, read back asynchronously (WebGPU cannot block; suppression
+/// runs in plain Rust).
+async fn read_back<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, JsError> {
+    t.into_data_async()
+        .await
+        .map_err(|e| js_err(format!("{e:?}")))?
+        .try_into_vec_as::<f32>()
+        .map_err(|e| js_err(format!("{e:?}")))
+}
+
 #[derive(serde::Serialize)]
 struct Answer {
     body: Vec<Prediction>,
@@ -116,6 +126,12 @@ struct Answer {
 }
 
 impl Inner {
+    /// A prepared image as burn's `[1, 3, side, side]` input on the model's device.
+    fn input(&self, x: Vec<f32>) -> Tensor<4> {
+        let side = self.side as usize;
+        Tensor::from_data(TensorData::new(x, [1, 3, side, side]), &self.device)
+    }
+
     async fn classify(&self, x: Vec<f32>, meta: ImageMeta) -> Result<String, JsError> {
         let side = self.side as usize;
         let out: Vec<f32> = match &self.model {
@@ -123,20 +139,8 @@ impl Inner {
             Net::CpuDetector(m) => m
                 .forward(&x, 1, side, &mut self.scratch.borrow_mut())
                 .concat(),
-            Net::Classifier(_) | Net::Detector(_) => {
-                let x =
-                    Tensor::<4>::from_data(TensorData::new(x, [1, 3, side, side]), &self.device);
-                // Read back asynchronously (WebGPU cannot block); suppression runs in plain
-                // Rust.
-                let data = match &self.model {
-                    Net::Classifier(m) => m.forward(x).into_data_async().await,
-                    Net::Detector(m) => m.forward(x).into_data_async().await,
-                    _ => unreachable!("matched above"),
-                };
-                data.map_err(|e| js_err(format!("{e:?}")))?
-                    .try_into_vec_as::<f32>()
-                    .map_err(|e| js_err(format!("{e:?}")))?
-            }
+            Net::Classifier(m) => read_back(m.forward(self.input(x))).await?,
+            Net::Detector(m) => read_back(m.forward(self.input(x))).await?,
             Net::Ocr(_) => return Err(js_err("an OCR model reads whole pictures")),
         };
         let body = match &self.model {

@@ -16,7 +16,8 @@ use crate::model::fused::fuse_trunk;
 
 /// Regression logits are clamped before `exp`, as `Detector::forward` does.
 const MAX_LOG_DISTANCE: f32 = 10.0;
-/// The head's narrow outputs are computed this many columns at a time (one AVX2 register).
+/// The head's narrow outputs are computed this many columns at a time (one AVX2 register,
+/// two wasm ones).
 const OUTPUT_LANES: usize = 8;
 
 pub struct DetectorNet {
@@ -292,6 +293,28 @@ struct LevelScratch<'a> {
     logits: &'a mut Vec<f32>,
 }
 
+/// `n` images of `h×w×c` (NHWC, the executor's layout) as burn's NCHW.
+pub fn nchw(x: &[f32], n: usize, (h, w, c): (usize, usize, usize)) -> Vec<f32> {
+    let mut out = vec![0.0; n * c * h * w];
+    for (src, dst) in x
+        .chunks_exact(h * w * c)
+        .zip(out.chunks_exact_mut(c * h * w))
+    {
+        for (p, px) in src.chunks_exact(c).enumerate() {
+            for (ch, v) in px.iter().enumerate() {
+                dst[ch * h * w + p] = *v;
+            }
+        }
+    }
+    out
+}
+
+/// One pyramid tap of a batch: NCHW floats and `[c, h, w]`.
+pub struct Tap {
+    pub values: Vec<f32>,
+    pub dims: [usize; 3],
+}
+
 impl DetectorNet {
     pub fn new(model: Detector) -> Self {
         let (stem, blocks) = fuse_trunk(&model.conv_stem, &model.bn0, &model.blocks[..taps_end()]);
@@ -320,31 +343,7 @@ impl DetectorNet {
             });
         taps
     }
-}
 
-/// `n` images of `h×w×c` (NHWC, the executor's layout) as burn's NCHW.
-pub fn nchw(x: &[f32], n: usize, (h, w, c): (usize, usize, usize)) -> Vec<f32> {
-    let mut out = vec![0.0; n * c * h * w];
-    for (src, dst) in x
-        .chunks_exact(h * w * c)
-        .zip(out.chunks_exact_mut(c * h * w))
-    {
-        for (p, px) in src.chunks_exact(c).enumerate() {
-            for (ch, v) in px.iter().enumerate() {
-                dst[ch * h * w + p] = *v;
-            }
-        }
-    }
-    out
-}
-
-/// One pyramid tap of a batch: NCHW floats and `[c, h, w]`.
-pub struct Tap {
-    pub values: Vec<f32>,
-    pub dims: [usize; 3],
-}
-
-impl DetectorNet {
     /// The backbone's pyramid taps of `n` normalised `3×side×side` images laid end to end,
     /// computed by the serving executor, in burn's layout (the trainer's frozen phase feeds
     /// them to burn's neck and head).
@@ -357,9 +356,7 @@ impl DetectorNet {
             })
             .collect()
     }
-}
 
-impl DetectorNet {
     /// The activation after backbone block `end` of `n` normalised `3×side×side` images and
     /// the pyramid taps reached by then, in burn's layout: what `Detector::bottom_with_taps`
     /// computes, for fine-tuning's frozen bottom.
@@ -389,9 +386,7 @@ impl DetectorNet {
             });
         (last.expect("the trunk reports its last block"), taps)
     }
-}
 
-impl DetectorNet {
     /// The head output (`[classes + 5][points]`, as `Detector::forward`) of each of `n`
     /// normalised `3×side×side` images laid end to end.
     pub fn forward(

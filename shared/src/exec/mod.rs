@@ -55,7 +55,7 @@ pub struct Pointwise {
 }
 
 /// A depthwise `k×k` convolution: weights `[k·k][c]`, so one tap is a contiguous row.
-pub struct Depthwise {
+pub(crate) struct Depthwise {
     c: usize,
     k: usize,
     stride: usize,
@@ -95,8 +95,9 @@ pub struct Scratch {
     c: Vec<f32>,
     d: Vec<f32>,
     /// Buffers of the layers a network runs after the trunk (the detector's neck and head).
-    pub extra: [Vec<f32>; 5],
-    /// Activation buffers of a plan ([`super::plan`]), reused from request to request.
+    pub(crate) extra: [Vec<f32>; 5],
+    /// Activation buffers of the server's OCR plans (`serve::plan`), reused from request to
+    /// request.
     pub pool: Vec<Vec<f32>>,
 }
 
@@ -149,7 +150,7 @@ const COLUMN_SPLIT_ROWS: usize = 512;
 const NR: usize = 32;
 
 impl Pointwise {
-    pub fn new(conv: &Conv2d) -> Self {
+    pub(crate) fn new(conv: &Conv2d) -> Self {
         let [cout, cin, kh, kw] = conv.weight.dims();
         assert_eq!((kh, kw), (1, 1), "a pointwise convolution");
         Self::from_oihw(&floats(conv.weight.val()), cout, cin, 1, bias(conv, cout))
@@ -157,7 +158,7 @@ impl Pointwise {
 
     /// A dense `k×k` convolution as a product over im2col rows ordered (kh, kw, channel)
     /// ([`im2col`]'s layout).
-    pub fn kxk(conv: &Conv2d) -> Self {
+    pub(crate) fn kxk(conv: &Conv2d) -> Self {
         let [cout, cin, k, k2] = conv.weight.dims();
         assert!(k == k2 && conv.groups == 1, "a dense square convolution");
         Self::from_oihw(
@@ -193,7 +194,7 @@ impl Pointwise {
     /// The same product with its output columns padded with zeros to a multiple of `lanes`,
     /// for outputs narrower than a vector register (a detector's 3 class or 5 box columns),
     /// which would otherwise run one column at a time.
-    pub fn padded(mut self, lanes: usize) -> Self {
+    pub(crate) fn padded(mut self, lanes: usize) -> Self {
         let cout = self.cout.next_multiple_of(lanes);
         let mut w = vec![0.0; self.cin * cout];
         for (dst, src) in w.chunks_exact_mut(cout).zip(self.w.chunks_exact(self.cout)) {
@@ -599,7 +600,7 @@ impl Depthwise {
     }
 
     /// The same convolution without an activation.
-    pub fn linear(conv: &Conv2d) -> Self {
+    pub(crate) fn linear(conv: &Conv2d) -> Self {
         Self {
             relu6: false,
             ..Self::new(conv)
@@ -608,7 +609,7 @@ impl Depthwise {
 
     /// The convolution (ReLU6 of it, unless [`Depthwise::linear`]) of `n` images of `h×w`
     /// pixels; returns the output size.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         x: &[f32],
         n: usize,
@@ -874,7 +875,12 @@ impl Block {
 /// The im2col rows of a stride-1 SAME `k×k` convolution over `n` NHWC images of `h×w×c`:
 /// one row per output pixel, ordered (kh, kw, channel), zeros where the window leaves the
 /// image ([`Pointwise::kxk`] multiplies them).
-pub fn im2col(x: &[f32], (n, h, w, c): (usize, usize, usize, usize), k: usize, out: &mut Vec<f32>) {
+pub(crate) fn im2col(
+    x: &[f32],
+    (n, h, w, c): (usize, usize, usize, usize),
+    k: usize,
+    out: &mut Vec<f32>,
+) {
     let (_, pad) = same(h, k, 1);
     let (_, pad_l) = same(w, k, 1);
     let row = k * k * c;
@@ -915,7 +921,7 @@ fn same(n: usize, k: usize, stride: usize) -> (usize, usize) {
 
 /// The first `len` floats of a reused buffer, which only ever grows (shrinking and growing
 /// again would zero the tail on every layer). Every element is written before it is read.
-pub fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(crate) fn buf(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
         v.resize(len, 0.0);
     }
