@@ -15,7 +15,7 @@ use crate::model::detector::{Head, Pyramid, TowerLayer, tap_blocks, taps_end};
 use crate::model::fused::fuse_trunk;
 
 /// Regression logits are clamped before `exp`, as `Detector::forward` does.
-const MAX_LOG_DISTANCE: f32 = 10.0;
+pub(super) const MAX_LOG_DISTANCE: f32 = 10.0;
 /// The head's narrow outputs are computed this many columns at a time (one AVX2 register,
 /// two wasm ones).
 const OUTPUT_LANES: usize = 8;
@@ -104,26 +104,28 @@ impl Neck {
 
 /// `x += nearest(up)`: burn's nearest resize (source index ⌊o·in/out⌋) of `up` (`uh×uw`) to
 /// `x`'s `h×w`, per image and channel.
-fn add_nearest(
+pub(super) fn add_nearest(
     x: &mut [f32],
     (n, h, w, c): (usize, usize, usize, usize),
     up: &[f32],
     (uh, uw): (usize, usize),
 ) {
-    let index = |o: usize, i: usize, out: usize| {
-        (((o as f64) * (i as f64 / out as f64)).floor() as usize).min(i - 1)
-    };
     for img in 0..n {
         for y in 0..h {
-            let sy = index(y, uh, h);
+            let sy = nearest(y, uh, h);
             for xx in 0..w {
-                let sx = index(xx, uw, w);
+                let sx = nearest(xx, uw, w);
                 let dst = &mut x[((img * h + y) * w + xx) * c..][..c];
                 let src = &up[((img * uh + sy) * uw + sx) * c..][..c];
                 dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
             }
         }
     }
+}
+
+/// The source index of output index `o` of burn's nearest resize from `i` to `out` samples.
+pub(super) fn nearest(o: usize, i: usize, out: usize) -> usize {
+    (((o as f64) * (i as f64 / out as f64)).floor() as usize).min(i - 1)
 }
 
 impl Norm {
@@ -325,8 +327,10 @@ impl DetectorNet {
         }
     }
 
-    /// The backbone's pyramid taps of `n` images (NHWC) and their sides.
-    fn taps_nhwc(
+    /// The backbone's pyramid taps of `n` normalised `3×side×side` images laid end to end
+    /// (NHWC, the executor's layout) and their `(h, w, c)`: the frozen backbone's part of
+    /// detection training.
+    pub fn taps(
         &self,
         input: &[f32],
         n: usize,
@@ -342,19 +346,6 @@ impl DetectorNet {
                 }
             });
         taps
-    }
-
-    /// The backbone's pyramid taps of `n` normalised `3×side×side` images laid end to end,
-    /// computed by the serving executor, in burn's layout (the trainer's frozen phase feeds
-    /// them to burn's neck and head).
-    pub fn taps(&self, input: &[f32], n: usize, side: usize, scratch: &mut Scratch) -> Vec<Tap> {
-        self.taps_nhwc(input, n, side, scratch)
-            .into_iter()
-            .map(|(x, (h, w, c))| Tap {
-                values: nchw(&x, n, (h, w, c)),
-                dims: [c, h, w],
-            })
-            .collect()
     }
 
     /// The activation after backbone block `end` of `n` normalised `3×side×side` images and
@@ -397,7 +388,7 @@ impl DetectorNet {
         scratch: &mut Scratch,
     ) -> Vec<Vec<f32>> {
         let taps: Vec<(Vec<f32>, (usize, usize))> = self
-            .taps_nhwc(input, n, side, scratch)
+            .taps(input, n, side, scratch)
             .into_iter()
             .map(|(x, (h, w, _))| (x, (h, w)))
             .collect();

@@ -34,6 +34,7 @@
 #![allow(unsafe_code)]
 
 pub mod detector;
+pub mod head_training;
 
 use std::cell::RefCell;
 

@@ -3,7 +3,8 @@
 //!
 //! 1. **Neck and head** on the frozen ImageNet backbone: the backbone's three pyramid taps
 //!    are computed once per training image and its mirror image, then the feature pyramid
-//!    and the FCOS head train on them for many cheap epochs.
+//!    and the FCOS head train on them for many cheap epochs (on the CPU on the executor's
+//!    kernels, `HeadTrainer`; on a GPU through burn).
 //! 2. **Fine-tuning**: the preset's last backbone stages, the neck and the head train on
 //!    augmented images (scale/crop jitter, mirror, colour; boxes move with the pixels).
 //!
@@ -21,7 +22,7 @@ use rand::seq::SliceRandom;
 use shared::detect::{self, Evaluated, Point, Rect};
 use shared::model::Detector;
 use shared::model::detector::taps_end;
-use shared::model::losses::{DetectionTargets, fcos_loss};
+use shared::model::losses::{DetectionTargets, TargetValues, fcos_loss, fcos_loss_grad};
 use shared::train::{DetectionMetrics, EvalBox, EvalImage};
 
 use super::data::{self, Data};
@@ -29,7 +30,8 @@ use crate::serve::engine::Network;
 use crate::train::classification::data::push_plain;
 use crate::train::run::{Plan, Run, Signal};
 use shared::exec::Scratch;
-use shared::exec::detector::{DetectorNet, Tap};
+use shared::exec::detector::{DetectorNet, Tap, nchw};
+use shared::exec::head_training::HeadTrainer;
 
 pub struct Outcome {
     pub model: Detector,
@@ -43,10 +45,41 @@ const HEAD_LR: f64 = 1e-3;
 const HEAD_MAX_EPOCHS: u32 = 60;
 const HEAD_PATIENCE: u32 = 6;
 const TUNE_LR: f64 = 2e-4;
+/// AdamW's decoupled weight decay, both phases.
+const WEIGHT_DECAY: f32 = 1e-4;
 const EVAL_BATCH: usize = 8;
 
-/// The FCOS targets of a batch of images' boxes, on `device`, and each point's class
-/// (`[image][point]` flattened; `None` for background) kept on the CPU for the train accuracy.
+/// The FCOS targets of a batch of images' boxes as plain floats, and each point's class
+/// (`[image][point]` flattened; `None` for background) for the train accuracy.
+pub fn target_values(
+    boxes: &[Vec<(Rect, usize)>],
+    classes: usize,
+    points: &[Point],
+    side: usize,
+) -> (TargetValues, Vec<Option<usize>>) {
+    let (n, p) = (boxes.len(), points.len());
+    let mut t = TargetValues::background(n, classes, p);
+    let mut truth = Vec::with_capacity(n * p);
+    for (i, b) in boxes.iter().enumerate() {
+        let a = detect::assign(points, side, b);
+        truth.extend_from_slice(&a.class);
+        for j in 0..p {
+            if let Some(c) = a.class[j] {
+                t.positives += 1;
+                t.classes[(i * classes + c) * p + j] = 1.0;
+                for (k, d) in a.ltrb[j].iter().enumerate() {
+                    t.ltrb[(i * 4 + k) * p + j] = *d;
+                }
+                t.centerness[i * p + j] = a.centerness[j];
+                t.positive[i * p + j] = 1.0;
+            }
+        }
+    }
+    t.centerness_sum = t.centerness.iter().sum();
+    (t, truth)
+}
+
+/// [`target_values`] as tensors on `device`.
 pub fn batch_targets(
     boxes: &[Vec<(Rect, usize)>],
     classes: usize,
@@ -54,39 +87,8 @@ pub fn batch_targets(
     side: usize,
     device: &Device,
 ) -> (DetectionTargets, Vec<Option<usize>>) {
-    let (n, p) = (boxes.len(), points.len());
-    let mut cls = vec![0.0f32; n * classes * p];
-    let mut ltrb = vec![0.0f32; n * 4 * p];
-    let mut ctr = vec![0.0f32; n * p];
-    let mut pos = vec![0.0f32; n * p];
-    let mut truth = Vec::with_capacity(n * p);
-    let mut positives = 0;
-    for (i, b) in boxes.iter().enumerate() {
-        let t = detect::assign(points, side, b);
-        truth.extend_from_slice(&t.class);
-        for j in 0..p {
-            if let Some(c) = t.class[j] {
-                positives += 1;
-                cls[(i * classes + c) * p + j] = 1.0;
-                for (k, d) in t.ltrb[j].iter().enumerate() {
-                    ltrb[(i * 4 + k) * p + j] = *d;
-                }
-                ctr[i * p + j] = t.centerness[j];
-                pos[i * p + j] = 1.0;
-            }
-        }
-    }
-    let centerness_sum = ctr.iter().sum();
-    let t3 = |v: Vec<f32>, c: usize| Tensor::<3>::from_data(TensorData::new(v, [n, c, p]), device);
-    let targets = DetectionTargets {
-        classes: t3(cls, classes),
-        ltrb: t3(ltrb, 4),
-        centerness: t3(ctr, 1),
-        positive: t3(pos, 1),
-        positives,
-        centerness_sum,
-    };
-    (targets, truth)
+    let (t, truth) = target_values(boxes, classes, points, side);
+    (t.tensors(device), truth)
 }
 
 /// Each image's head output `[classes + 5, points]`, flattened.
@@ -225,17 +227,26 @@ impl Epoch {
         out: Tensor<3>,
         (targets, truth): &(DetectionTargets, Vec<Option<usize>>),
     ) -> Detector {
-        let n = out.dims()[0];
         let loss = fcos_loss(out.clone(), targets).total();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let net = optim.step(lr, net, grads);
+        self.record(
+            run,
+            f64::from(loss.into_scalar::<f32>()),
+            &per_image(out.inner()),
+            truth,
+        );
+        net
+    }
+
+    /// Counts a step taken: its loss and the outputs of its images.
+    fn record(&mut self, run: &mut Run<'_>, loss: f64, outs: &[Vec<f32>], truth: &[Option<usize>]) {
         run.step += 1;
-        self.loss_sum += f64::from(loss.into_scalar::<f32>()) * n as f64;
-        let (r, p) = positive_accuracy(&per_image(out.inner()), truth, self.classes);
+        self.loss_sum += loss * outs.len() as f64;
+        let (r, p) = positive_accuracy(outs, truth, self.classes);
         self.right += r;
         self.positives += p;
-        self.images += n;
-        net
+        self.images += outs.len();
     }
 
     /// Evaluates `current` on the validation images and reports the epoch.
@@ -263,14 +274,15 @@ impl Epoch {
 }
 
 /// The frozen backbone's taps of training views `views` (view `v` is image `v / 2`,
-/// mirrored when `v` is odd) at the model input size, with each view's boxes.
+/// mirrored when `v` is odd) at the model input size (NHWC, with their `(h, w, c)`), with
+/// each view's boxes.
 fn view_taps(
     frozen: &DetectorNet,
     data: &Data,
     views: &[usize],
     size: u32,
     scratch: &mut Scratch,
-) -> (Vec<Tap>, Vec<Vec<(Rect, usize)>>) {
+) -> (Vec<LevelTaps>, Vec<ViewBoxes>) {
     let side = size as usize;
     let mut buf = Vec::with_capacity(views.len() * 3 * side * side);
     let boxes = views
@@ -294,7 +306,12 @@ fn view_taps(
     (frozen.taps(&buf, views.len(), side, scratch), boxes)
 }
 
-/// One view of a training image with its backbone taps (`[c, h, w]` each, flattened).
+/// One pyramid level's taps of a batch (NHWC) and their `(h, w, c)`.
+type LevelTaps = (Vec<f32>, (usize, usize, usize));
+/// One view's boxes and their classes.
+type ViewBoxes = Vec<(Rect, usize)>;
+
+/// One view of a training image with its backbone taps (NHWC).
 struct Cached {
     taps: Vec<Vec<f32>>,
     boxes: Vec<(Rect, usize)>,
@@ -327,8 +344,8 @@ pub fn train(
     let mut scratch = Scratch::default();
     let views = data.train.len() * 2;
     let (first, _) = view_taps(&frozen, data, &[0], plan.image_size, &mut scratch);
-    let tap_dims: Vec<[usize; 3]> = first.iter().map(|t| t.dims).collect();
-    let cache_bytes = views * first.iter().map(|t| t.values.len()).sum::<usize>() * 4;
+    let tap_dims: Vec<(usize, usize, usize)> = first.iter().map(|t| t.1).collect();
+    let cache_bytes = views * first.iter().map(|t| t.0.len()).sum::<usize>() * 4;
     let mut cached: Option<Vec<Cached>> = None;
     if data.store.reserve(cache_bytes as u64) {
         let t0 = Instant::now();
@@ -341,9 +358,9 @@ pub fn train(
             let (taps, boxes) = view_taps(&frozen, data, chunk, plan.image_size, &mut scratch);
             let per_level: Vec<Vec<Vec<f32>>> = taps
                 .into_iter()
-                .map(|t| {
-                    let k = t.values.len() / chunk.len();
-                    t.values.chunks(k).map(<[f32]>::to_vec).collect()
+                .map(|(values, _)| {
+                    let k = values.len() / chunk.len();
+                    values.chunks(k).map(<[f32]>::to_vec).collect()
                 })
                 .collect();
             for (j, boxes) in boxes.into_iter().enumerate() {
@@ -375,8 +392,11 @@ pub fn train(
         ));
     }
 
+    // On the CPU the neck and head train on the executor's kernels (several times faster
+    // than burn's autodiff there, see `HeadTrainer`); on a GPU through burn.
+    let mut native = (*device == Device::flex()).then(|| HeadTrainer::new(&model));
     let mut net = model.clone().train();
-    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let mut optim = AdamWConfig::new().with_weight_decay(WEIGHT_DECAY).init();
     let mut best: Option<(Detector, f64)> = None;
     let mut since_best = 0;
     let mut order: Vec<usize> = (0..views).collect();
@@ -401,20 +421,16 @@ pub fn train(
                 last = true;
                 break;
             }
-            let tensor = |values: Vec<f32>, [c, h, w]: [usize; 3]| {
-                Tensor::<4>::from_data(TensorData::new(values, [batch.len(), c, h, w]), &ad)
-            };
-            let (taps, boxes): (Vec<Tensor<4>>, Vec<Vec<(Rect, usize)>>) = match &cached {
+            let n = batch.len();
+            // Each level's taps of the batch (NHWC), and the views' boxes.
+            let (taps, boxes): (Vec<Vec<f32>>, Vec<ViewBoxes>) = match &cached {
                 Some(cached) => (
-                    tap_dims
-                        .iter()
-                        .enumerate()
-                        .map(|(l, &[c, h, w])| {
-                            let mut v = Vec::with_capacity(batch.len() * c * h * w);
-                            for &i in batch {
-                                v.extend_from_slice(&cached[i].taps[l]);
-                            }
-                            tensor(v, [c, h, w])
+                    (0..tap_dims.len())
+                        .map(|l| {
+                            batch
+                                .iter()
+                                .flat_map(|&i| cached[i].taps[l].iter().copied())
+                                .collect()
                         })
                         .collect(),
                     batch.iter().map(|&i| cached[i].boxes.clone()).collect(),
@@ -422,17 +438,50 @@ pub fn train(
                 None => {
                     let (taps, boxes) =
                         view_taps(&frozen, data, batch, plan.image_size, &mut scratch);
-                    (
-                        taps.into_iter().map(|t| tensor(t.values, t.dims)).collect(),
-                        boxes,
-                    )
+                    (taps.into_iter().map(|(values, _)| values).collect(), boxes)
                 }
             };
-            let targets = batch_targets(&boxes, classes, &pts, side, &ad);
-            let out = net.detect(taps);
-            net = stats.learn(&mut run, net, &mut optim, HEAD_LR, out, &targets);
+            let (values, truth) = target_values(&boxes, classes, &pts, side);
+            match &mut native {
+                Some(trainer) => {
+                    let levels: Vec<(&[f32], (usize, usize))> = taps
+                        .iter()
+                        .zip(&tap_dims)
+                        .map(|(v, &(h, w, _))| (v.as_slice(), (h, w)))
+                        .collect();
+                    let mut taken = None;
+                    trainer.gradients(&levels, n, |out| {
+                        let (loss, grad) = fcos_loss_grad(out, &values);
+                        taken = Some((loss, out.to_vec()));
+                        grad
+                    });
+                    trainer.adamw(HEAD_LR, WEIGHT_DECAY);
+                    let (loss, out) = taken.expect("the step computed its loss");
+                    let outs: Vec<Vec<f32>> =
+                        out.chunks(out.len() / n).map(<[f32]>::to_vec).collect();
+                    stats.record(&mut run, loss, &outs, &truth);
+                }
+                None => {
+                    let taps = taps
+                        .iter()
+                        .zip(&tap_dims)
+                        .map(|(v, &(h, w, c))| {
+                            Tensor::<4>::from_data(
+                                TensorData::new(nchw(v, n, (h, w, c)), [n, c, h, w]),
+                                &ad,
+                            )
+                        })
+                        .collect();
+                    let out = net.detect(taps);
+                    let targets = (values.tensors(&ad), truth);
+                    net = stats.learn(&mut run, net, &mut optim, HEAD_LR, out, &targets);
+                }
+            }
         }
-        let current = net.valid();
+        let current = match &native {
+            Some(trainer) => trainer.write_to(model.clone()),
+            None => net.valid(),
+        };
         let val = stats.end(&mut run, "head", epoch, &current, data);
         if best.as_ref().is_none_or(|(_, b)| val.map > *b + 1e-4) {
             best = Some((current, val.map));
@@ -447,7 +496,7 @@ pub fn train(
             break;
         }
     }
-    drop((cached, frozen, scratch));
+    drop((cached, frozen, scratch, native));
     let Some((mut best, mut best_map)) = best else {
         return Ok(None);
     };
@@ -468,7 +517,7 @@ pub fn train(
         let bottom = DetectorNet::new(best.clone());
         let mut scratch = Scratch::default();
         let mut tuned = best.clone().train().for_finetuning(first);
-        let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+        let mut optim = AdamWConfig::new().with_weight_decay(WEIGHT_DECAY).init();
         let mut since_best = 0;
         let mut order: Vec<usize> = (0..data.train.len()).collect();
         let max_epochs = plan.max_epochs.unwrap_or(u32::MAX);
