@@ -943,6 +943,13 @@ fn at_b_rows(isa: Isa, a: &[f32], b: &[f32], k: usize, n: usize, out: &mut [f32]
                 let j = at_b_panels::<__m256, MR_OTHER, 1>(j, a, b, k, n, out);
                 at_b_panels::<f32, MR_OTHER, 1>(j, a, b, k, n, out);
             }
+                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Isa::Simd128 => {
+                use std::arch::wasm32::v128;
+                let j = at_b_panels::<v128, { super::MR_WASM }, 2>(0, a, b, k, n, out);
+                let j = at_b_panels::<v128, { super::MR_WASM }, 1>(j, a, b, k, n, out);
+                at_b_panels::<f32, { super::MR_WASM }, 1>(j, a, b, k, n, out);
+            }
             _ => {
                 let j = at_b_panels::<f32, MR_OTHER, 8>(0, a, b, k, n, out);
                 at_b_panels::<f32, MR_OTHER, 1>(j, a, b, k, n, out);
