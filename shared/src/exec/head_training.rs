@@ -14,7 +14,7 @@
 //! - GroupNorm with its ReLU, nearest upsampling, the level scales and `exp` of the
 //!   distances are written out below.
 //!
-//! Only the loss stays in burn (its autodiff on the small head output, see the trainer).
+//! The loss gradient on the head output is written out too (`losses::fcos_loss_grad`).
 //! The optimiser is AdamW as burn's (`AdamWConfig`: β 0.9 / 0.999, ε 1e-5, decoupled weight
 //! decay) on the flat weights. A test holds the gradients and one optimiser step to burn's.
 
@@ -943,7 +943,7 @@ fn at_b_rows(isa: Isa, a: &[f32], b: &[f32], k: usize, n: usize, out: &mut [f32]
                 let j = at_b_panels::<__m256, MR_OTHER, 1>(j, a, b, k, n, out);
                 at_b_panels::<f32, MR_OTHER, 1>(j, a, b, k, n, out);
             }
-                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Isa::Simd128 => {
                 use std::arch::wasm32::v128;
                 let j = at_b_panels::<v128, { super::MR_WASM }, 2>(0, a, b, k, n, out);
